@@ -1,0 +1,114 @@
+"""cascade-lab forecasting: pure volatility-forecasting library (numpy/polars in, typed out).
+
+Never imports Prefect or DuckDB. Main entry points:
+
+* :func:`log_returns`, :func:`resample_bars`, :func:`realized_variance`, :func:`realized_targets`
+* models in :mod:`forecasting.models` and the :data:`MODELS` registry
+* :func:`walk_forward` — honest out-of-sample forecasts
+* :func:`score_forecasts` — QLIKE, MSE, Mincer–Zarnowitz, Diebold–Mariano, VaR backtests
+* :func:`liquidation_threshold_path` — sigma path → dynamic liquidation threshold
+* :func:`plot_forecast_window` — forecast vs realized volatility around a crash
+"""
+
+from forecasting.errors import (
+    ForecastingError,
+    ForecastingWarning,
+    HorizonNotFittedError,
+    InvalidBarsError,
+    ModelConvergenceWarning,
+    NotEnoughHistoryError,
+    NotFittedError,
+    UnknownModelError,
+)
+from forecasting.features import align_features, recent_drawdown
+from forecasting.margin import (
+    AAVE_V3_WETH,
+    MAKER_ETH_B,
+    MarginPolicy,
+    liquidation_threshold_path,
+    solvency_threshold,
+)
+from forecasting.models import (
+    EGARCH,
+    EWMA,
+    GARCH,
+    GJRGARCH,
+    HAR,
+    MODELS,
+    HGBVol,
+    RFVol,
+    VolatilityModel,
+    make_model,
+)
+from forecasting.plots import plot_forecast_window
+from forecasting.returns import (
+    check_bars,
+    infer_bar_seconds,
+    log_returns,
+    realized_targets,
+    realized_variance,
+    regularize_bars,
+    resample_bars,
+)
+from forecasting.scores import (
+    CoverageTest,
+    DieboldMariano,
+    MincerZarnowitz,
+    christoffersen,
+    diebold_mariano,
+    kupiec_pof,
+    mincer_zarnowitz,
+    mse,
+    qlike,
+    score_forecasts,
+    var_hits,
+)
+from forecasting.walkforward import walk_forward
+
+__all__ = [
+    "AAVE_V3_WETH",
+    "EGARCH",
+    "EWMA",
+    "GARCH",
+    "GJRGARCH",
+    "HAR",
+    "MAKER_ETH_B",
+    "MODELS",
+    "CoverageTest",
+    "DieboldMariano",
+    "ForecastingError",
+    "ForecastingWarning",
+    "HGBVol",
+    "HorizonNotFittedError",
+    "InvalidBarsError",
+    "MarginPolicy",
+    "MincerZarnowitz",
+    "ModelConvergenceWarning",
+    "NotEnoughHistoryError",
+    "NotFittedError",
+    "RFVol",
+    "UnknownModelError",
+    "VolatilityModel",
+    "align_features",
+    "check_bars",
+    "christoffersen",
+    "diebold_mariano",
+    "infer_bar_seconds",
+    "kupiec_pof",
+    "liquidation_threshold_path",
+    "log_returns",
+    "make_model",
+    "mincer_zarnowitz",
+    "mse",
+    "plot_forecast_window",
+    "qlike",
+    "realized_targets",
+    "realized_variance",
+    "recent_drawdown",
+    "regularize_bars",
+    "resample_bars",
+    "score_forecasts",
+    "solvency_threshold",
+    "var_hits",
+    "walk_forward",
+]

@@ -1,0 +1,206 @@
+"""The DuckDB warehouse: connections, the versioned schema, and atomic per-source loads."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from pipelines.adapters.base import AdapterOutput, SourceEntry
+from pipelines.errors import CascadeError
+from pipelines.registry import DATA_DIR, load_events
+
+SCHEMA_VERSION = 1
+SCHEMA_DIR = DATA_DIR / "schema"
+
+
+def default_db_path() -> Path:
+    """``CASCADE_DB`` when set, else ``./cascade.duckdb``."""
+    return Path(os.environ.get("CASCADE_DB", "cascade.duckdb"))
+
+
+def connect(
+    db_path: Path | str | None = None, *, read_only: bool = False
+) -> duckdb.DuckDBPyConnection:
+    """Open the warehouse; a writable connection applies the schema first.
+
+    Parameters
+    ----------
+    db_path : path, optional
+        Database file; defaults to :func:`default_db_path`.
+    read_only : bool
+        Open read-only (for ``cascade sql`` and reports). The file must exist.
+    """
+    path = Path(db_path) if db_path is not None else default_db_path()
+    if read_only and not path.exists():
+        raise CascadeError(f"database {str(path)!r} does not exist; run `cascade ingest` first")
+    try:
+        con = duckdb.connect(str(path), read_only=read_only)
+    except duckdb.IOException as exc:
+        raise CascadeError(
+            f"cannot open {str(path)!r}: {exc}. DuckDB allows one writer process at a time; "
+            "wait for the other cascade command to finish or use `cascade export`"
+        ) from exc
+    con.execute("SET TimeZone = 'UTC'")
+    if not read_only:
+        apply_schema(con)
+    return con
+
+
+def apply_schema(con: duckdb.DuckDBPyConnection) -> None:
+    """Create every table and view of ``data/schema/*.sql`` and record the schema version.
+
+    Raises
+    ------
+    CascadeError
+        When the database was written by a newer schema version than this code knows.
+    """
+    con.execute(
+        "CREATE TABLE IF NOT EXISTS schema_version "
+        "(version INTEGER NOT NULL, applied_at TIMESTAMPTZ NOT NULL)"
+    )
+    stored = con.execute("SELECT max(version) FROM schema_version").fetchone()[0]
+    if stored is not None and stored > SCHEMA_VERSION:
+        raise CascadeError(
+            f"database schema version {stored} is newer than this cascade-lab ({SCHEMA_VERSION}); "
+            "upgrade cascade-lab or use a fresh --db"
+        )
+    con.begin()
+    try:
+        for sql_file in sorted(SCHEMA_DIR.glob("*.sql")):
+            con.execute(sql_file.read_text())
+        if stored != SCHEMA_VERSION:
+            con.execute(
+                "INSERT INTO schema_version VALUES (?, ?)", [SCHEMA_VERSION, datetime.now(UTC)]
+            )
+        _sync_events(con)
+        con.commit()
+    except Exception:
+        con.rollback()
+        raise
+
+
+def _sync_events(con: duckdb.DuckDBPyConnection) -> None:
+    rows = [
+        (e.event_id, e.window, e.name, e.start_ts, e.end_ts, e.description) for e in load_events()
+    ]
+    con.execute("DELETE FROM events")
+    con.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?)", rows)
+
+
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Run a block in one transaction: commit on success, roll back on any error."""
+    con.begin()
+    try:
+        yield con
+    except BaseException:
+        con.rollback()
+        raise
+    con.commit()
+
+
+def raw_table(public_name: str) -> str:
+    """Warehouse table behind a public table name (``prices`` → ``raw_prices``)."""
+    return f"raw_{public_name}"
+
+
+def insert_frame(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame) -> int:
+    """Insert ``frame`` into ``table`` by column name; returns the number of rows inserted."""
+    if frame.height == 0:
+        return 0
+    _cascade_frame = frame.to_arrow()  # noqa: F841 - read by DuckDB's replacement scan
+    con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _cascade_frame")
+    return frame.height
+
+
+def source_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Every raw table that carries a ``source`` column."""
+    rows = con.execute(
+        "SELECT table_name FROM information_schema.columns "
+        "WHERE column_name = 'source' AND table_name LIKE 'raw\\_%' ESCAPE '\\' "
+        "AND table_schema = 'main' ORDER BY table_name"
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def load_source(
+    con: duckdb.DuckDBPyConnection,
+    entry: SourceEntry,
+    output: AdapterOutput,
+    *,
+    sha256: str,
+    adapter_version: str,
+) -> int:
+    """Replace everything ``entry`` contributed with ``output``, atomically.
+
+    One transaction: delete the source's old rows from every raw table, insert the new frames,
+    register the source and write its ``ingest_log`` row. On any error the database is left
+    exactly as it was.
+
+    Returns
+    -------
+    int
+        Rows loaded.
+    """
+    known = set(source_tables(con))
+    for name in output.tables:
+        if raw_table(name) not in known:
+            raise CascadeError(f"adapter {entry.adapter!r} produced unknown table {name!r}")
+    rows_by_table: dict[str, int] = {}
+    with transaction(con):
+        # ingest_log is written in the same transaction as the rows, so it says exactly which
+        # tables hold this source's rows; deleting only there keeps loads O(new rows).
+        previous = con.execute(
+            "SELECT rows_by_table FROM ingest_log WHERE source = ?", [entry.name]
+        ).fetchone()
+        if previous is not None:
+            for name in sorted(json.loads(previous[0])):
+                con.execute(f"DELETE FROM {raw_table(name)} WHERE source = ?", [entry.name])
+        for name, frame in sorted(output.tables.items()):
+            with_source = frame.with_columns(pl.lit(entry.name).alias("source"))
+            rows_by_table[name] = insert_frame(con, raw_table(name), with_source)
+        con.execute(
+            "INSERT OR REPLACE INTO sources VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                entry.name,
+                entry.file,
+                entry.origin_repo,
+                entry.commit,
+                entry.url,
+                entry.sha256,
+                entry.adapter,
+                entry.priority,
+            ],
+        )
+        rules = [
+            {"rule": r.rule, "rows": r.rows, "detail": r.detail, "dropped": r.dropped}
+            for r in output.rules
+        ]
+        total = sum(rows_by_table.values())
+        con.execute(
+            "INSERT OR REPLACE INTO ingest_log VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                entry.name,
+                entry.file,
+                sha256,
+                total,
+                datetime.now(UTC),
+                json.dumps(rules),
+                json.dumps(rows_by_table),
+                adapter_version,
+            ],
+        )
+    return total
+
+
+def loaded_versions(con: duckdb.DuckDBPyConnection) -> dict[str, tuple[str, str]]:
+    """``source → (sha256, adapter_version)`` of every source already loaded."""
+    rows = con.execute("SELECT source, sha256, adapter_version FROM ingest_log").fetchall()
+    return {r[0]: (r[1], r[2]) for r in rows}

@@ -1,0 +1,62 @@
+"""Shared fixtures: the real data mirror, temporary warehouses, one Prefect test harness."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _mirror_dir() -> Path:
+    env = os.environ.get("CASCADE_DATA_MIRROR")
+    if env:
+        return Path(env)
+    return REPO_ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def mirror_dir() -> Path:
+    """The read-only mirror of the real data (``CASCADE_DATA_MIRROR`` or ``../shared/data``)."""
+    path = _mirror_dir()
+    if not (path / "MANIFEST.json").exists():
+        pytest.fail(f"real-data mirror not found at {path}; set CASCADE_DATA_MIRROR")
+    return path
+
+
+# Prefect must see these before it is first imported anywhere in the test session.
+_PREFECT_HOME = (
+    Path(os.environ.get("CASCADE_TEST_PREFECT_HOME", "/tmp")) / f"cascade-prefect-{os.getpid()}"
+)
+os.environ["PREFECT_HOME"] = str(_PREFECT_HOME)
+os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+os.environ["DO_NOT_TRACK"] = "1"
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+os.environ.pop("PREFECT_API_URL", None)
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    """One Prefect test harness for the whole session (temporary server, no heartbeat wait)."""
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=90):
+        with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+            yield
+
+
+@pytest.fixture(scope="session")
+def ingested_db(tmp_path_factory, mirror_dir, prefect_harness) -> Path:
+    """A warehouse built once per session by the real ``ingest`` flow from the real mirror.
+
+    Tests must treat it as read-only (copy it first to modify it).
+    """
+    from pipelines.ingest import ingest_flow
+
+    db = tmp_path_factory.mktemp("warehouse") / "cascade.duckdb"
+    os.environ.setdefault("CASCADE_DATA_MIRROR", str(mirror_dir))
+    ingest_flow(db_path=str(db))
+    return db
