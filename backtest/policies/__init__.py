@@ -1,0 +1,28 @@
+"""Liquidation policies: frozen configurations plus a name registry."""
+
+from backtest.policies.base import Env, Policy, Runtime
+from backtest.policies.batch import Batch
+from backtest.policies.circuit_breaker import CircuitBreaker
+from backtest.policies.combined import Combined
+from backtest.policies.dutch_auction import DutchAuction
+from backtest.policies.dynamic_ltv import DynamicLTV
+from backtest.policies.instant import Instant
+from backtest.policies.liquidity_buffer import LiquidityBuffer
+from backtest.policies.registry import POLICIES, make_policy
+from backtest.policies.staged import Staged
+
+__all__ = [
+    "POLICIES",
+    "Batch",
+    "CircuitBreaker",
+    "Combined",
+    "DutchAuction",
+    "DynamicLTV",
+    "Env",
+    "Instant",
+    "LiquidityBuffer",
+    "Policy",
+    "Runtime",
+    "Staged",
+    "make_policy",
+]

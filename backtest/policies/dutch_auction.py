@@ -1,0 +1,318 @@
+"""``dutch_auction``: Maker Liquidations 2.0 (``dog`` + ``clip`` + ``abaci``)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+import numpy as np
+
+from backtest.errors import PolicyConfigError
+from backtest.policies.base import Env, Policy, Runtime, check_fraction, check_positive
+
+__all__ = ["DutchAuction"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class DutchAuction(Policy):
+    """Maker LIQ 2.0 Dutch auctions; defaults are ETH-B's 2021 parameters.
+
+    **Bark** (``dog.bark``). An unhealthy position is moved into an auction if the throughput
+    caps allow: ``room = min(hole_usd, global_hole_usd) − dirt`` (``dirt`` = sum of ``tab`` of
+    active auctions). Positions are barked in priority order (lowest health first); the first one
+    that does not fit is barked partially (proportional collateral and debt) unless its remainder
+    would be below ``dust_usd`` (then it is barked whole) or the part that fits is below
+    ``dust_usd`` (then it waits). ``tab = debt·(1 + chop)``, ``lot`` = collateral,
+    ``top = buf × p`` (oracle = market price of the round). The keeper earns
+    ``tip_usd + chip·tab``, paid by the protocol.
+
+    **Price** (``abaci``): ``stairstep``: ``top · cut^floor(elapsed / step_seconds)``;
+    ``linear``: ``top · (1 − elapsed / tau_seconds)`` (0 after ``tau``). ``elapsed`` = whole
+    steps since the (re)start × the path's step duration.
+
+    **Reset** (``clip.redo``): at the first round of a step, an auction with
+    ``elapsed > tail_seconds`` or ``price / top < cusp`` restarts at ``buf ×`` the current
+    price; the keeper again earns ``tip + chip·tab`` when ``tab`` and ``lot × price`` are at
+    least ``chost = dust·(1 + chop)``.
+
+    **Take** (``clip.take``). Takers buy when the auction price ``P <= p·(1 − taker_margin)``:
+    an auction's whole lot, or only what covers its ``tab`` (``tab / P`` units; the rest of the
+    lot goes back to the borrower). Takers sell what they buy at the round's market price, so
+    takes move the market. Auctions are taken oldest first; with a finite
+    ``taker_capacity_usd`` (USD of ``owe`` per step) the last one is taken partially. Proceeds
+    repay the auction's debt first; the rest is the penalty (protocol revenue). An auction whose
+    lot runs out before its debt is covered leaves the shortfall as bad debt. Every take frees
+    ``dirt`` (the whole ``tab`` when the auction ends).
+
+    Parameters
+    ----------
+    buf : float, optional
+        Starting price multiplier over the oracle price (ETH-B 2021: 1.20).
+    curve : {"stairstep", "linear"}, optional
+        Price curve (ETH-B: stair-step exponential).
+    cut : float, optional
+        Stair-step multiplier per ``step_seconds`` (ETH-B: 0.99).
+    step_seconds : float, optional
+        Stair-step length in seconds (ETH-B: 60; ETH-A/WBTC-A: 90).
+    tau_seconds : float, optional
+        Linear curve: seconds to reach 0 (assumption: 5,400 = ``tail``).
+    tail_seconds : float, optional
+        Auction age that forces a reset (REFERENCES: 90 min; note the ETH-B parameter history
+        in the data mirror records 8,400 s from May 2021).
+    cusp : float, optional
+        Price drop (``price / top``) that forces a reset (ETH-B: 0.40).
+    tip_usd : float, optional
+        Flat keeper reward per bark/redo (ETH-B: 300 DAI).
+    chip : float, optional
+        Keeper reward as a fraction of ``tab`` (ETH-B: 0.1 %).
+    chop : float, optional
+        Liquidation penalty (ETH-B: 13 %).
+    hole_usd : float, optional
+        Per-collateral cap on ``dirt`` (ETH-B 2021: 15 M).
+    global_hole_usd : float, optional
+        Global cap ``Hole`` (2021: 100 M); with one book it caps the same ``dirt``.
+    dust_usd : float, optional
+        Minimum vault debt (ETH-B Apr–Jul 2021: 15,000 DAI, from the data mirror's parameter
+        history).
+    taker_margin : float, optional
+        Discount to market takers require (gas, DEX slippage); assumption 1 %.
+    taker_capacity_usd : float, optional
+        USD takers pay per step across auctions (default unlimited).
+    """
+
+    name: ClassVar[str] = "dutch_auction"
+    buf: float = 1.20
+    curve: Literal["stairstep", "linear"] = "stairstep"
+    cut: float = 0.99
+    step_seconds: float = 60.0
+    tau_seconds: float = 5_400.0
+    tail_seconds: float = 5_400.0
+    cusp: float = 0.40
+    tip_usd: float = 300.0
+    chip: float = 0.001
+    chop: float = 0.13
+    hole_usd: float = 15e6
+    global_hole_usd: float = 100e6
+    dust_usd: float = 15_000.0
+    taker_margin: float = 0.01
+    taker_capacity_usd: float = math.inf
+
+    def __post_init__(self) -> None:
+        if self.curve not in ("stairstep", "linear"):
+            raise PolicyConfigError(
+                f"dutch_auction.curve={self.curve!r}; give 'stairstep' or 'linear'"
+            )
+        check_positive("dutch_auction", "buf", self.buf)
+        check_fraction("dutch_auction", "cut", self.cut, low=1e-12)
+        check_fraction("dutch_auction", "cusp", self.cusp)
+        check_fraction("dutch_auction", "chip", self.chip)
+        check_fraction("dutch_auction", "chop", self.chop)
+        check_fraction("dutch_auction", "taker_margin", self.taker_margin, high=0.999)
+        for name in ("step_seconds", "tau_seconds", "tail_seconds", "hole_usd", "global_hole_usd"):
+            check_positive("dutch_auction", name, getattr(self, name))
+        for name in ("tip_usd", "dust_usd", "taker_capacity_usd"):
+            check_positive("dutch_auction", name, getattr(self, name), allow_zero=True)
+
+    def start(self, env: Env) -> Runtime:
+        """Create the run state."""
+        return _AuctionRuntime(self, env)
+
+
+class _Cohort:
+    """Auctions started in the same round: same ``top`` and start, hence same price path."""
+
+    __slots__ = ("pos", "lot", "tab", "due", "top", "start", "head", "n", "price")
+
+    def __init__(
+        self, pos: np.ndarray, lot: np.ndarray, tab: np.ndarray, due: np.ndarray, top: float, t: int
+    ) -> None:
+        self.pos = pos
+        self.lot = lot
+        self.tab = tab
+        self.due = due
+        self.top = top
+        self.start = t
+        self.head = 0  # members before head are finished
+        self.n = int(pos.size)
+        self.price = top  # auction price at the current step
+
+
+class _AuctionRuntime(Runtime):
+    def __init__(self, cfg: DutchAuction, env: Env) -> None:
+        self.cfg = cfg
+        self.ledger = env.ledger
+        self.pool = env.pool
+        self.dt = env.step_seconds
+        self.cap = min(cfg.hole_usd, cfg.global_hole_usd)
+        self.dirt = 0.0
+        self.cohorts: list[_Cohort] = []
+        self.cap_left = cfg.taker_capacity_usd
+        self.one_chop = 1.0 + cfg.chop
+        self.chost = cfg.dust_usd * self.one_chop
+
+    def needs_step(self, t: int) -> bool:
+        return bool(self.cohorts)
+
+    def _price(self, co: _Cohort, t: int) -> tuple[float, bool]:
+        cfg = self.cfg
+        elapsed = (t - co.start) * self.dt
+        if cfg.curve == "stairstep":
+            price = co.top * cfg.cut ** math.floor(elapsed / cfg.step_seconds)
+        else:
+            price = co.top * (1.0 - elapsed / cfg.tau_seconds) if elapsed < cfg.tau_seconds else 0.0
+        redo = elapsed > cfg.tail_seconds or price < cfg.cusp * co.top
+        return price, redo
+
+    def round(self, t: int, r: int, p: float) -> tuple[int, float]:
+        acted = 0
+        sold = 0.0
+        if self.cohorts:
+            if r == 0:  # prices move once per step; resets happen before any take
+                self.cap_left = self.cfg.taker_capacity_usd
+                for co in self.cohorts:
+                    price, redo = self._price(co, t)
+                    if redo:
+                        self._redo(co, t, p)
+                        price = co.top
+                    co.price = price
+            limit = p * (1.0 - self.cfg.taker_margin)
+            for co in self.cohorts:
+                if self.cap_left <= 0:
+                    break
+                if co.price > limit:
+                    continue
+                n_taken, usd = self._take(co, co.price, p)
+                acted += n_taken
+                sold += usd
+            if acted:
+                self.cohorts = [co for co in self.cohorts if co.head < co.n]
+        room = self.cap - self.dirt
+        if room > 1e-9 * self.cap:
+            idx = self.pool.pop(p, room / self.one_chop)
+            if idx.size:
+                acted += self._bark(idx, p, t, room)
+        return acted, sold
+
+    # ------------------------------------------------------------------ dog.bark
+    def _bark(self, idx: np.ndarray, p: float, t: int, room: float) -> int:
+        cfg = self.cfg
+        led = self.ledger
+        limit = room / self.one_chop
+        n = int(idx.size)
+        part: tuple[int, float, float] | None = None  # (position, collateral, debt)
+        cum = np.cumsum(led.d[led.sel(idx)])
+        if cum[-1] > limit:  # the last candidate does not fit whole
+            i_last = int(idx[-1])
+            d_last = float(led.d[i_last])
+            avail = limit - (float(cum[-2]) if n > 1 else 0.0)
+            if d_last - avail < cfg.dust_usd:
+                pass  # remainder would be dust: bark it whole (exceeds the hole)
+            else:
+                idx = idx[:-1]
+                n -= 1
+                if avail >= cfg.dust_usd:
+                    part = (i_last, float(led.c[i_last]) * (avail / d_last), avail)
+                else:
+                    self.pool.push(np.array([i_last], dtype=np.int64))
+        if n:
+            coll, debt = led.remove_whole(idx, p)
+        else:
+            coll = debt = np.empty(0)
+        if part is not None:
+            i_last, c_part, d_part = part
+            led.remove_part(i_last, c_part, d_part, p)
+            self.pool.push(np.array([i_last], dtype=np.int64))
+            idx = np.append(idx, i_last)
+            coll = np.append(coll, c_part)
+            debt = np.append(debt, d_part)
+            n += 1
+        if n == 0:
+            return 0
+        tab = debt * self.one_chop
+        tab_total = float(tab.sum())
+        self.dirt += tab_total
+        self.cohorts.append(_Cohort(idx, coll, tab, debt.copy(), cfg.buf * p, t))
+        coin = n * cfg.tip_usd + cfg.chip * tab_total
+        led.liquidator_profit_usd += coin
+        led.protocol_revenue_usd -= coin
+        return n
+
+    # ------------------------------------------------------------------ clip.redo
+    def _redo(self, co: _Cohort, t: int, p: float) -> None:
+        cfg = self.cfg
+        co.top = cfg.buf * p
+        co.start = t
+        if cfg.tip_usd > 0 or cfg.chip > 0:
+            h = co.head
+            tab = co.tab[h:]
+            ok = (tab >= self.chost) & (co.lot[h:] * p >= self.chost)
+            coin = int(ok.sum()) * cfg.tip_usd + cfg.chip * float(tab[ok].sum())
+            self.ledger.liquidator_profit_usd += coin
+            self.ledger.protocol_revenue_usd -= coin
+
+    # ------------------------------------------------------------------ clip.take
+    def _take(self, co: _Cohort, price: float, p: float) -> tuple[int, float]:
+        led = self.ledger
+        h = co.head
+        lot = co.lot[h:]
+        tab = co.tab[h:]
+        due = co.due[h:]
+        if price > 0:
+            covered = tab <= lot * price
+            units = np.where(covered, tab / price, lot)
+            owe = np.where(covered, tab, lot * price)
+        else:
+            covered = np.zeros(lot.size, dtype=bool)
+            units = lot.copy()
+            owe = np.zeros(lot.size)
+        n = int(lot.size)
+        nf = n
+        budget = 0.0
+        if not math.isinf(self.cap_left):
+            cum = np.cumsum(owe)
+            nf = int(np.searchsorted(cum, self.cap_left, side="right"))
+            if nf < n:
+                budget = self.cap_left - (float(cum[nf - 1]) if nf else 0.0)
+        sold = 0.0
+        if nf:
+            u, ow, du, cv, lt_ = units[:nf], owe[:nf], due[:nf], covered[:nf], lot[:nf]
+            rep = np.minimum(ow, du)
+            u_tot = float(u.sum())
+            ow_tot = float(ow.sum())
+            rep_tot = float(rep.sum())
+            bad_tot = float(np.where(cv, 0.0, du - rep).sum())
+            ret_tot = float(np.where(cv, lt_ - u, 0.0).sum())
+            self.dirt -= float(tab[:nf].sum())
+            usd = led.sell(u_tot, p)
+            led.repay(rep_tot)
+            led.write_off(bad_tot)
+            led.return_collateral(ret_tot)
+            led.liquidator_profit_usd += usd - ow_tot
+            led.protocol_revenue_usd += ow_tot - rep_tot
+            led.borrower_loss_usd += usd - rep_tot
+            self.cap_left -= ow_tot
+            sold += usd
+            co.head += nf
+        if budget > 0 and price > 0:
+            j = co.head
+            u1 = budget / price
+            rep1 = min(budget, float(co.due[j]))
+            co.lot[j] -= u1
+            co.tab[j] -= budget
+            co.due[j] -= rep1
+            self.dirt -= budget
+            usd = led.sell(u1, p)
+            led.repay(rep1)
+            led.liquidator_profit_usd += usd - budget
+            led.protocol_revenue_usd += budget - rep1
+            led.borrower_loss_usd += usd - rep1
+            self.cap_left = 0.0
+            sold += usd
+            nf += 1
+        return nf, sold
+
+    def finish(self, p_final: float) -> tuple[float, float]:
+        coll = sum(float(co.lot[co.head :].sum()) for co in self.cohorts)
+        debt = sum(float(co.due[co.head :].sum()) for co in self.cohorts)
+        return coll, debt
