@@ -1,0 +1,164 @@
+"""Benchmark of the forecasting library (a script, not a test).
+
+All models, BTC and ETH hourly, the 7 crash windows of ``data/events.json`` with 90 days of bars
+before each window start (bars = [start - 90 d, end)), 1 h horizon, refit every 24 h, expanding
+window, first origin after ``--min-train`` bars. Reports wall time per model, then measures the
+refit-at-every-bar baseline on a subset (one asset, one window, the last ``--subset-hours``
+origins) against refit-every-24 on the *same* subset and prints the speed-up ratio.
+
+Usage::
+
+    python bench/bench_forecast.py [--mirror ../shared/data] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import polars as pl
+
+import forecasting as fcst
+
+ROOT = Path(__file__).resolve().parents[1]
+FEATHER = "Roshan7869__algotrading/user_data/data/binance/{asset}_USDT-1h.feather"
+
+
+def _mirror(arg: str | None) -> Path:
+    if arg:
+        return Path(arg)
+    env = os.environ.get("CASCADE_DATA_MIRROR")
+    return Path(env) if env else ROOT.parent / "shared" / "data"
+
+
+def _ts(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mirror", default=None)
+    parser.add_argument("--assets", default="BTC,ETH")
+    parser.add_argument("--models", default=",".join(fcst.MODELS))
+    parser.add_argument("--min-train", type=int, default=720)
+    parser.add_argument("--subset-asset", default="BTC")
+    parser.add_argument("--subset-window", default="W7")
+    parser.add_argument("--subset-hours", type=int, default=96)
+    parser.add_argument("--json", default=None, help="also write the figures to this file")
+    args = parser.parse_args()
+
+    mirror = _mirror(args.mirror)
+    events = json.loads((ROOT / "data" / "events.json").read_text())
+    models = args.models.split(",")
+    assets = args.assets.split(",")
+    hourly = {
+        a: pl.read_ipc(mirror / FEATHER.format(asset=a)).rename({"date": "ts"}) for a in assets
+    }
+
+    times: dict[str, list[float]] = {m: [] for m in models}
+    n_bars: list[int] = []
+    n_origins = 0
+    forecasts: list[pl.DataFrame] = []
+    realized: list[pl.DataFrame] = []
+    wall0 = time.perf_counter()
+    for asset in assets:
+        for ev in events:
+            start, end = _ts(ev["start_ts"]), _ts(ev["end_ts"])
+            bars = hourly[asset].filter(
+                (pl.col("ts") >= start - timedelta(days=90)) & (pl.col("ts") < end)
+            )
+            n_bars.append(bars.height)
+            for m in models:
+                t0 = time.perf_counter()
+                fc = fcst.walk_forward(
+                    bars, m, horizon_bars=1, refit_every=24, min_train=args.min_train
+                )
+                times[m].append(time.perf_counter() - t0)
+                forecasts.append(fc.with_columns(series=pl.lit(f"{asset}-{ev['window']}")))
+            n_origins += fc.height
+            realized.append(
+                fcst.realized_targets(bars, 1).with_columns(
+                    series=pl.lit(f"{asset}-{ev['window']}")
+                )
+            )
+    wall = time.perf_counter() - wall0
+
+    runs = len(assets) * len(events)
+    print(
+        f"bars per run: {min(n_bars)}-{max(n_bars)} (median {statistics.median(n_bars):.0f}); "
+        f"{runs} runs (assets x windows); origins per model: {n_origins}"
+    )
+    print(f"{'model':8s} {'total s':>8s} {'per run s':>10s} {'max run s':>10s}")
+    per_model = {}
+    for m in models:
+        total = sum(times[m])
+        per_model[m] = {"total_s": total, "per_run_s": total / runs, "max_run_s": max(times[m])}
+        print(f"{m:8s} {total:8.2f} {total / runs:10.2f} {max(times[m]):10.2f}")
+    print(f"all models, all runs: {wall:.1f} s wall")
+
+    # out-of-sample QLIKE at 1 h, pooled over runs (ratio to GARCH)
+    fc_all = pl.concat(forecasts)
+    rz_all = pl.concat(realized)
+    qlikes = {}
+    for m in models:
+        per = []
+        for key in fc_all["series"].unique().sort():
+            sc = fcst.score_forecasts(
+                fc_all.filter(pl.col("series") == key, pl.col("model") == m).drop("series"),
+                rz_all.filter(pl.col("series") == key).drop("series"),
+                benchmark=None,
+                var_levels=(),
+            )
+            per.append(sc.filter(pl.col("metric") == "qlike")["value"].item())
+        qlikes[m] = statistics.mean(per)
+    print("mean QLIKE (1 h) over runs: " + ", ".join(f"{m} {q:.3f}" for m, q in qlikes.items()))
+
+    # refit every bar vs every 24 bars on the same subset
+    ev = next(e for e in events if e["window"] == args.subset_window)
+    end = _ts(ev["end_ts"])
+    bars = hourly[args.subset_asset].filter(
+        (pl.col("ts") >= _ts(ev["start_ts"]) - timedelta(days=90)) & (pl.col("ts") < end)
+    )
+    sub_start = bars["ts"][-args.subset_hours]
+    print(
+        f"\nrefit-every-bar baseline: {args.subset_asset} {args.subset_window}, last "
+        f"{args.subset_hours} origins (from {sub_start}), expanding window"
+    )
+    print(f"{'model':8s} {'every 24 s':>11s} {'every bar s':>12s} {'speed-up':>9s}")
+    speedups = {}
+    for m in models:
+        res = {}
+        for k in (24, 1):
+            t0 = time.perf_counter()
+            fcst.walk_forward(bars, m, horizon_bars=1, refit_every=k, start=sub_start)
+            res[k] = time.perf_counter() - t0
+        speedups[m] = {"every24_s": res[24], "every1_s": res[1], "ratio": res[1] / res[24]}
+        print(f"{m:8s} {res[24]:11.2f} {res[1]:12.2f} {res[1] / res[24]:8.1f}x")
+    slow = [m for m in models if m not in ("ewma",)]
+    t24 = sum(speedups[m]["every24_s"] for m in slow)
+    t1 = sum(speedups[m]["every1_s"] for m in slow)
+    print(f"estimated models (all but ewma) together: {t1 / t24:.1f}x")
+
+    if args.json:
+        Path(args.json).write_text(
+            json.dumps(
+                {
+                    "runs": runs,
+                    "bars_per_run": n_bars,
+                    "per_model": per_model,
+                    "wall_s": wall,
+                    "qlike_1h": qlikes,
+                    "refit_speedup": speedups,
+                },
+                indent=2,
+            )
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,112 @@
+"""Gradient boosting (``HistGradientBoostingRegressor``) on HAR and stress features."""
+
+from __future__ import annotations
+
+from typing import Self
+
+import numpy as np
+from numpy.typing import ArrayLike
+from sklearn.ensemble import HistGradientBoostingRegressor
+from threadpoolctl import threadpool_limits
+
+from forecasting.models.base import FloatArray
+from forecasting.models.har import _HarFeatureModel, har_targets
+
+__all__ = ["HGBVol"]
+
+
+class HGBVol(_HarFeatureModel):
+    """Histogram gradient boosting of future realized variance, one model per horizon.
+
+    Features: the log HAR regressors (last bar, day, week) plus any exogenous stress columns
+    (funding, open interest, liquidations, drawdown...) known at the origin. Target: the mean
+    per-bar realized variance over the next ``h`` bars, fitted with the **gamma deviance** loss,
+    whose minimiser is the conditional mean (so no retransformation bias) and which is QLIKE up
+    to constants. Forecast variance = ``h * prediction``. Training uses the origins whose target
+    lies inside the training sample. Deterministic: seeded, no early stopping, single-threaded
+    (which is also faster at this size). The defaults are deliberately small and regularized
+    (60 trees of 7 leaves, at least 100 origins per leaf): on hourly BTC/ETH crash windows they
+    beat larger ensembles out of sample (QLIKE) and fit in ~30 ms on 2,000 origins.
+
+    Parameters
+    ----------
+    horizons, lags, floor_frac
+        See :class:`~forecasting.models.har.HAR`.
+    max_iter, learning_rate, max_leaf_nodes, min_samples_leaf, l2_regularization, max_bins
+        Passed to :class:`sklearn.ensemble.HistGradientBoostingRegressor`.
+    random_state : int
+        Seed.
+    n_threads : int
+        OpenMP threads used while fitting.
+
+    Attributes
+    ----------
+    estimators_ : dict of int to HistGradientBoostingRegressor
+        Fitted regressor per horizon.
+    floor_ : float
+        Floor applied to realized variances.
+    fitted_horizons_ : tuple of int
+        Horizons fitted.
+    n_obs_ : int
+        Number of returns fitted.
+    """
+
+    name = "hgb"
+    uses_exog = True
+
+    def __init__(
+        self,
+        *,
+        horizons: tuple[int, ...] = (1, 24),
+        lags: tuple[int, ...] = (1, 24, 168),
+        floor_frac: float = 1e-2,
+        max_iter: int = 60,
+        learning_rate: float = 0.05,
+        max_leaf_nodes: int = 7,
+        min_samples_leaf: int = 100,
+        l2_regularization: float = 1.0,
+        max_bins: int = 64,
+        random_state: int = 0,
+        n_threads: int = 1,
+    ) -> None:
+        self.horizons = horizons
+        self.lags = lags
+        self.floor_frac = floor_frac
+        self.max_iter = max_iter
+        self.learning_rate = learning_rate
+        self.max_leaf_nodes = max_leaf_nodes
+        self.min_samples_leaf = min_samples_leaf
+        self.l2_regularization = l2_regularization
+        self.max_bins = max_bins
+        self.random_state = random_state
+        self.n_threads = n_threads
+
+    def fit(
+        self, returns: ArrayLike, exog: ArrayLike | None = None, *, rv: ArrayLike | None = None
+    ) -> Self:
+        """Fit one regressor per horizon; see :meth:`VolatilityModel.fit`."""
+        _, x, v = self._setup(returns, exog, rv)
+        n = v.shape[0]
+        self.estimators_: dict[int, HistGradientBoostingRegressor] = {}
+        with threadpool_limits(limits=int(self.n_threads), user_api="openmp"):
+            for h in sorted({int(h) for h in self.horizons}):
+                rows = self._train_rows(n, h)
+                target = np.maximum(har_targets(v, rows, h), self.floor_)
+                est = HistGradientBoostingRegressor(
+                    loss="gamma",
+                    max_iter=self.max_iter,
+                    learning_rate=self.learning_rate,
+                    max_leaf_nodes=self.max_leaf_nodes,
+                    min_samples_leaf=self.min_samples_leaf,
+                    l2_regularization=self.l2_regularization,
+                    max_bins=self.max_bins,
+                    early_stopping=False,
+                    random_state=self.random_state,
+                )
+                self.estimators_[h] = est.fit(self._design(v, x, rows), target)
+        self.fitted_horizons_ = tuple(sorted(self.estimators_))
+        return self
+
+    def _mean_variance(self, feats: FloatArray, h: int) -> FloatArray:
+        with threadpool_limits(limits=int(self.n_threads), user_api="openmp"):
+            return np.asarray(self.estimators_[h].predict(feats), dtype=np.float64)

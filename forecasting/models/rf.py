@@ -1,0 +1,112 @@
+"""Random forest on HAR and stress features (log target, out-of-bag smearing)."""
+
+from __future__ import annotations
+
+from typing import Self
+
+import numpy as np
+from numpy.typing import ArrayLike
+from sklearn.ensemble import RandomForestRegressor
+
+from forecasting.models.base import FloatArray
+from forecasting.models.har import _HarFeatureModel
+
+__all__ = ["RFVol"]
+
+
+class RFVol(_HarFeatureModel):
+    """Random forest of log future realized variance, one forest per horizon.
+
+    Features as :class:`~forecasting.models.hgb.HGBVol`. Target: ``log`` of the mean per-bar
+    realized variance over the next ``h`` bars (squared-error trees are fragile on raw, heavy-
+    tailed variance). The forecast variance is ``h * exp(prediction) * c`` with Duan's smearing
+    factor ``c = mean(exp(y - oob_prediction))`` computed from **out-of-bag** predictions, since
+    in-sample forest residuals are shrunk and would under-correct. Seeded (``random_state``).
+    Defaults (40 trees, depth 8, 30 origins per leaf, half the rows and features per tree) keep a
+    refit under ~0.1 s on 2,000 origins.
+
+    Parameters
+    ----------
+    horizons, lags, floor_frac
+        See :class:`~forecasting.models.har.HAR`.
+    n_estimators, min_samples_leaf, max_features, max_samples, max_depth
+        Passed to :class:`sklearn.ensemble.RandomForestRegressor` (bootstrap on).
+    random_state : int
+        Seed.
+    n_jobs : int
+        Parallel jobs for fitting and predicting.
+
+    Attributes
+    ----------
+    estimators_ : dict of int to RandomForestRegressor
+        Fitted forest per horizon.
+    bias_factor_ : dict of int to float
+        Out-of-bag smearing factor per horizon.
+    floor_ : float
+        Floor applied to realized variances.
+    fitted_horizons_ : tuple of int
+        Horizons fitted.
+    n_obs_ : int
+        Number of returns fitted.
+    """
+
+    name = "rf"
+    uses_exog = True
+
+    def __init__(
+        self,
+        *,
+        horizons: tuple[int, ...] = (1, 24),
+        lags: tuple[int, ...] = (1, 24, 168),
+        floor_frac: float = 1e-2,
+        n_estimators: int = 40,
+        min_samples_leaf: int = 30,
+        max_features: float = 0.5,
+        max_samples: float = 0.5,
+        max_depth: int | None = 8,
+        random_state: int = 0,
+        n_jobs: int = 1,
+    ) -> None:
+        self.horizons = horizons
+        self.lags = lags
+        self.floor_frac = floor_frac
+        self.n_estimators = n_estimators
+        self.min_samples_leaf = min_samples_leaf
+        self.max_features = max_features
+        self.max_samples = max_samples
+        self.max_depth = max_depth
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+
+    def fit(
+        self, returns: ArrayLike, exog: ArrayLike | None = None, *, rv: ArrayLike | None = None
+    ) -> Self:
+        """Fit one forest per horizon; see :meth:`VolatilityModel.fit`."""
+        _, x, v = self._setup(returns, exog, rv)
+        n = v.shape[0]
+        self.estimators_: dict[int, RandomForestRegressor] = {}
+        self.bias_factor_: dict[int, float] = {}
+        for h in sorted({int(h) for h in self.horizons}):
+            rows = self._train_rows(n, h)
+            target = self._log_target(v, rows, h)
+            est = RandomForestRegressor(
+                n_estimators=self.n_estimators,
+                min_samples_leaf=self.min_samples_leaf,
+                max_features=self.max_features,
+                max_samples=self.max_samples,
+                max_depth=self.max_depth,
+                bootstrap=True,
+                oob_score=True,
+                random_state=self.random_state,
+                n_jobs=self.n_jobs,
+            ).fit(self._design(v, x, rows), target)
+            oob = np.asarray(est.oob_prediction_, dtype=np.float64).ravel()
+            ok = np.isfinite(oob)
+            self.bias_factor_[h] = float(np.mean(np.exp(target[ok] - oob[ok]))) if ok.any() else 1.0
+            self.estimators_[h] = est
+        self.fitted_horizons_ = tuple(sorted(self.estimators_))
+        return self
+
+    def _mean_variance(self, feats: FloatArray, h: int) -> FloatArray:
+        pred = np.asarray(self.estimators_[h].predict(feats), dtype=np.float64)
+        return np.exp(pred) * self.bias_factor_[h]
