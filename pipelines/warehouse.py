@@ -115,7 +115,8 @@ def insert_frame(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame
     """Insert ``frame`` into ``table`` by column name; returns the number of rows inserted."""
     if frame.height == 0:
         return 0
-    _cascade_frame = frame.to_arrow()  # noqa: F841 - read by DuckDB's replacement scan
+    # Plain (non-view) Arrow strings scan about 4x faster into DuckDB than polars' default.
+    _cascade_frame = frame.to_arrow(compat_level=pl.CompatLevel.oldest())  # noqa: F841
     con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM _cascade_frame")
     return frame.height
 
@@ -123,9 +124,8 @@ def insert_frame(con: duckdb.DuckDBPyConnection, table: str, frame: pl.DataFrame
 def source_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
     """Every raw table that carries a ``source`` column."""
     rows = con.execute(
-        "SELECT table_name FROM information_schema.columns "
-        "WHERE column_name = 'source' AND table_name LIKE 'raw\\_%' ESCAPE '\\' "
-        "AND table_schema = 'main' ORDER BY table_name"
+        "SELECT table_name FROM duckdb_columns() WHERE column_name = 'source' "
+        "AND starts_with(table_name, 'raw_') AND schema_name = 'main' ORDER BY table_name"
     ).fetchall()
     return [r[0] for r in rows]
 

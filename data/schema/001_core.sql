@@ -16,9 +16,11 @@ CREATE TABLE IF NOT EXISTS ingest_log (
 CREATE TABLE IF NOT EXISTS raw_prices (
     asset VARCHAR NOT NULL, market VARCHAR NOT NULL, venue VARCHAR NOT NULL, bar_seconds INTEGER NOT NULL,
     ts TIMESTAMPTZ NOT NULL, open DOUBLE NOT NULL, high DOUBLE NOT NULL, low DOUBLE NOT NULL,
-    close DOUBLE NOT NULL, volume DOUBLE, source VARCHAR NOT NULL,
-    PRIMARY KEY (source, asset, market, venue, bar_seconds, ts)
+    close DOUBLE NOT NULL, volume DOUBLE, source VARCHAR NOT NULL
 );
+-- No index on raw_prices: each adapter already guarantees one bar per (series, ts) within its
+-- source (validate_ohlcv), an ART index would triple the load time, and the `prices` view
+-- resolves overlaps between sources. tests/test_ingest_flow.py checks both properties.
 
 CREATE TABLE IF NOT EXISTS raw_funding (
     asset VARCHAR NOT NULL, venue VARCHAR NOT NULL, ts TIMESTAMPTZ NOT NULL,
