@@ -16,7 +16,20 @@ from pipelines.adapters.base import AdapterOutput, SourceEntry
 from pipelines.errors import CascadeError
 from pipelines.registry import DATA_DIR, load_events
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# Results are derived data: a schema upgrade drops and recreates them (re-run forecast/backtest);
+# raw data is never dropped.
+_DERIVED_VIEWS = ("avoided_cascades", "policy_scoreboard", "forecast_vs_realized")
+_DERIVED_TABLES = (
+    "backtest_steps",
+    "backtest_metrics",
+    "backtest_runs",
+    "forecast_scores",
+    "margin_paths",
+    "realized_vol",
+    "forecasts",
+    "forecast_runs",
+)
 SCHEMA_DIR = DATA_DIR / "schema"
 
 
@@ -73,6 +86,11 @@ def apply_schema(con: duckdb.DuckDBPyConnection) -> None:
         )
     con.begin()
     try:
+        if stored is not None and stored < SCHEMA_VERSION:
+            for view in _DERIVED_VIEWS:
+                con.execute(f"DROP VIEW IF EXISTS {view}")
+            for table in _DERIVED_TABLES:
+                con.execute(f"DROP TABLE IF EXISTS {table}")
         for sql_file in sorted(SCHEMA_DIR.glob("*.sql")):
             con.execute(sql_file.read_text())
         if stored != SCHEMA_VERSION:

@@ -88,7 +88,7 @@ class DynamicLTV(Policy):
         check_fraction("dynamic_ltv", "penalty", self.penalty, high=0.999)
         check_positive("dynamic_ltv", "target_health", self.target_health - 1.0)
         if self.reference_threshold is not None:
-            check_fraction("dynamic_ltv", "reference_threshold", self.reference_threshold, 1e-9)
+            check_fraction("dynamic_ltv", "reference_threshold", self.reference_threshold, low=1e-9)
         if self.max_step_change is not None:
             check_positive("dynamic_ltv", "max_step_change", self.max_step_change)
 

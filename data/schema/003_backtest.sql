@@ -1,35 +1,47 @@
--- Backtest results. run_id = hash of the run's full config; one row per run in each table.
+-- Backtest results. run_id = hash of the run's full config (book, path, impact and policy
+-- parameters); scenario_id = hash of the book, path and impact parts only, so runs that differ
+-- only by policy share it; default_params = the policy ran with its defaults (no user
+-- overrides). Metric definitions: backtest.metrics.Metrics.
 
 CREATE TABLE IF NOT EXISTS backtest_runs (
-    run_id VARCHAR PRIMARY KEY, event_id VARCHAR, policy VARCHAR NOT NULL, forecast_model VARCHAR,
-    book VARCHAR NOT NULL, impact VARCHAR NOT NULL, asset VARCHAR, config JSON NOT NULL,
-    created_at TIMESTAMPTZ NOT NULL
+    run_id VARCHAR PRIMARY KEY, scenario_id VARCHAR NOT NULL, event_id VARCHAR,
+    policy VARCHAR NOT NULL, forecast_model VARCHAR NOT NULL, book VARCHAR NOT NULL,
+    impact VARCHAR NOT NULL, asset VARCHAR, n_positions BIGINT, n_steps INTEGER,
+    step_seconds DOUBLE, start_ts TIMESTAMPTZ, end_ts TIMESTAMPTZ,
+    default_params BOOLEAN NOT NULL, config JSON NOT NULL,
+    sim_seconds DOUBLE, created_at TIMESTAMPTZ NOT NULL
 );
 
 CREATE TABLE IF NOT EXISTS backtest_metrics (
     run_id VARCHAR PRIMARY KEY,
-    n_positions BIGINT, n_liquidations BIGINT, liquidated_usd DOUBLE, induced_usd DOUBLE,
+    n_liquidations BIGINT, n_positions_liquidated BIGINT, liquidated_usd DOUBLE,
+    seized_usd DOUBLE, sold_usd DOUBLE, induced_usd DOUBLE, n_induced BIGINT,
     amplification DOUBLE, max_cascade_depth INTEGER, cascade_episodes INTEGER,
     peak_price_deviation DOUBLE, bad_debt_usd DOUBLE, borrower_loss_usd DOUBLE,
-    liquidator_profit_usd DOUBLE, protocol_revenue_usd DOUBLE, time_to_clear_steps DOUBLE,
-    final_price DOUBLE,
-    cf_n_liquidations BIGINT, cf_liquidated_usd DOUBLE, cf_bad_debt_usd DOUBLE
+    liquidator_profit_usd DOUBLE, protocol_revenue_usd DOUBLE, time_to_clear_steps BIGINT,
+    cleared BOOLEAN, in_flight_collateral DOUBLE, in_flight_debt_usd DOUBLE, final_price DOUBLE,
+    cf_n_liquidations BIGINT, cf_liquidated_usd DOUBLE, cf_bad_debt_usd DOUBLE,
+    cf_sold_usd DOUBLE, cf_final_price DOUBLE
 );
 
+-- One row per step; cf_* = the zero-impact counterfactual of the same step.
 CREATE TABLE IF NOT EXISTS backtest_steps (
-    run_id VARCHAR NOT NULL, step INTEGER NOT NULL, ts TIMESTAMPTZ, p_exo DOUBLE, p_mkt DOUBLE,
-    impact DOUBLE, rounds INTEGER, cascade_depth INTEGER, n_liquidations BIGINT,
-    liquidated_usd DOUBLE, sold_usd DOUBLE, bad_debt_usd DOUBLE,
+    run_id VARCHAR NOT NULL, step INTEGER NOT NULL, ts TIMESTAMPTZ, p_exo DOUBLE,
+    p_open DOUBLE, p_mkt DOUBLE, impact DOUBLE, rounds INTEGER, cascade_depth INTEGER,
+    n_liquidations BIGINT, liquidated_usd DOUBLE, seized_usd DOUBLE, sold_usd DOUBLE,
+    repaid_usd DOUBLE, bad_debt_usd DOUBLE, borrower_loss_usd DOUBLE,
+    liquidator_profit_usd DOUBLE, protocol_revenue_usd DOUBLE,
+    cf_n_liquidations BIGINT, cf_liquidated_usd DOUBLE,
     PRIMARY KEY (run_id, step)
 );
 
 CREATE OR REPLACE VIEW policy_scoreboard AS
 SELECT r.event_id, r.policy, coalesce(r.forecast_model, '-') AS forecast_model, r.book, r.impact,
-       r.asset, m.* EXCLUDE (run_id), r.run_id
+       r.asset, m.* EXCLUDE (run_id), r.default_params, r.scenario_id, r.run_id
 FROM backtest_runs r JOIN backtest_metrics m USING (run_id);
 
--- Each run against the `instant` baseline on the same event, book, asset and impact model.
--- Positive avoided_* = the policy did better than the baseline.
+-- Each run against the default-parameter `instant` baseline of the same scenario (event, book,
+-- path and impact model with its parameters). Positive avoided_* = better than the baseline.
 CREATE OR REPLACE VIEW avoided_cascades AS
 SELECT s.event_id, s.policy, s.forecast_model, s.book, s.impact, s.asset,
        b.induced_usd - s.induced_usd AS avoided_induced_usd,
@@ -38,8 +50,7 @@ SELECT s.event_id, s.policy, s.forecast_model, s.book, s.impact, s.asset,
        b.peak_price_deviation - s.peak_price_deviation AS avoided_peak_deviation,
        b.borrower_loss_usd - s.borrower_loss_usd AS avoided_borrower_loss_usd,
        b.liquidated_usd - s.liquidated_usd AS avoided_liquidated_usd,
-       s.run_id, b.run_id AS baseline_run_id
+       s.scenario_id, s.run_id, b.run_id AS baseline_run_id
 FROM policy_scoreboard s
 JOIN policy_scoreboard b
-  ON b.policy = 'instant' AND b.event_id IS NOT DISTINCT FROM s.event_id AND b.book = s.book
- AND b.impact = s.impact AND b.asset IS NOT DISTINCT FROM s.asset;
+  ON b.policy = 'instant' AND b.default_params AND b.scenario_id = s.scenario_id;
