@@ -8,26 +8,38 @@ with nothing changed costs only the hash checks.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.futures import as_completed
+from prefect.states import State
 
 from pipelines import fetch as fetcher
 from pipelines.adapters.base import AdapterOutput, SourceEntry, get_adapter
+from pipelines.errors import DataValidationError, SourceIntegrityError, UnknownNameError
 from pipelines.ingest_plan import adapter_version, plan_ingest
 from pipelines.warehouse import connect, load_source
 
 
-@task(retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE, task_run_name="fetch {entry.name}")
-def fetch_source(entry: SourceEntry) -> Path:
-    """Fetch one source (mirror or origin) and verify its sha256."""
-    return fetcher.fetch(entry)
+def _retry_only_io_errors(task: object, task_run: object, state: State) -> bool:
+    """Retry a failed extract only when the failure may be transient (I/O, network).
+
+    Bad data and hash mismatches are final: retrying would only repeat the same error.
+    """
+    exc = state.result(raise_on_failure=False)
+    return not isinstance(exc, DataValidationError | SourceIntegrityError | UnknownNameError)
 
 
-@task(cache_policy=NO_CACHE, task_run_name="adapt {entry.name}")
-def adapt_source(entry: SourceEntry, path: Path) -> AdapterOutput:
-    """Parse and validate one source file with its registered adapter."""
+@task(
+    retries=2,
+    retry_delay_seconds=2,
+    retry_condition_fn=_retry_only_io_errors,
+    cache_policy=NO_CACHE,
+    task_run_name="extract {entry.name}",
+)
+def extract_source(entry: SourceEntry) -> AdapterOutput:
+    """Fetch one source (mirror or origin, sha256 verified) and parse + validate it."""
+    path = fetcher.fetch(entry)
     return get_adapter(entry.adapter)(path, entry)
 
 
@@ -54,7 +66,7 @@ def ingest_flow(
 ) -> IngestSummary:
     """Load every registered source that changed into the warehouse.
 
-    Fetch and parse run concurrently (threads); loads run one at a time on the single
+    Extraction (fetch + parse) runs concurrently in threads; loads run one at a time on the single
     writer connection, each in its own transaction, so a failure or a kill leaves every
     source either fully loaded or exactly as before.
     """
@@ -62,16 +74,15 @@ def ingest_flow(
     plan = plan_ingest(db_path, sources=sources, force=force, verify_unchanged=False)
     summary = IngestSummary(skipped=[e.name for e in plan.unchanged])
     logger.info("%d sources to load, %d unchanged", len(plan.todo), len(plan.unchanged))
-    futures = []
-    for entry in plan.todo:
-        path_future = fetch_source.submit(entry)
-        futures.append((entry, adapt_source.submit(entry, path_future)))
+    futures = {extract_source.submit(entry): entry for entry in plan.todo}
     con = connect(db_path)
     # One checkpoint at the end instead of one per few sources; the WAL keeps every committed
     # source safe in between (a kill replays it on the next open).
     con.execute("SET checkpoint_threshold = '2GB'")
     try:
-        for i, (entry, future) in enumerate(futures, start=1):
+        # Load in completion order: a slow file never holds up the ones already parsed.
+        for i, future in enumerate(as_completed(list(futures)), start=1):
+            entry = futures[future]
             try:
                 output = future.result()
                 rows = load_source(
