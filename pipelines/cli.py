@@ -217,4 +217,8 @@ def _load_plugins() -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    # Run the registered copy of this module, not ``__main__``, so plugin sub-commands
+    # (which import pipelines.cli) register where main() looks for them.
+    from pipelines.cli import main as _main
+
+    sys.exit(_main())
