@@ -83,7 +83,7 @@ def _backtest_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
     p.add_argument("--sweep", action="store_true", help="run a sweep with the Prefect flow")
     p.add_argument("--force", action="store_true", help="recompute a run already stored")
-    group = p.add_argument_group("policy parameters (library names; see docs/README_backtest.md)")
+    group = p.add_argument_group("policy parameters (library names; see README, Backtesting)")
     for dest, typ, help_text in _POLICY_FLAGS:
         group.add_argument("--" + dest.replace("_", "-"), dest=dest, type=typ, help=help_text)
     group.add_argument("--euler-discount", action="store_true", default=None, help="staged")
