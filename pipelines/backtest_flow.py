@@ -25,7 +25,7 @@ from pipelines.backtest_run import (
     RunOutput,
     build_run_config,
     execute_run,
-    existing_run_ids,
+    pending_runs,
     plan_sweep,
     run_output,
     write_result,
@@ -98,10 +98,12 @@ def backtest_flow(
             impacts=impacts,
             overrides=overrides,
         )
-        done = existing_run_ids(con, [c.run_id for c in configs])
-        todo = [c for c in configs if c.run_id not in done]
+        todo = pending_runs(con, configs)
         logger.info(
-            "%d runs in the sweep, %d cached, %d to run", len(configs), len(done), len(todo)
+            "%d runs in the sweep, %d cached, %d to run",
+            len(configs),
+            len(configs) - len(todo),
+            len(todo),
         )
         futures = [(cfg, run_backtest_task.submit(cfg)) for cfg in todo]
         for i, (cfg, future) in enumerate(futures, start=1):

@@ -60,6 +60,7 @@ __all__ = [
     "default_book",
     "execute_run",
     "existing_run_ids",
+    "pending_runs",
     "metrics_row",
     "plan_sweep",
     "read_metrics",
@@ -552,6 +553,12 @@ def existing_run_ids(con: duckdb.DuckDBPyConnection, run_ids: list[str]) -> set[
         "SELECT run_id FROM backtest_runs WHERE list_contains(?, run_id)", [run_ids]
     ).fetchall()
     return {r[0] for r in rows}
+
+
+def pending_runs(con: duckdb.DuckDBPyConnection, configs: list[Any]) -> list[Any]:
+    """The run configs of ``configs`` whose run id is not yet in ``backtest_runs``, in order."""
+    done = existing_run_ids(con, [c.run_id for c in configs])
+    return [c for c in configs if c.run_id not in done]
 
 
 def read_metrics(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, Any]:

@@ -200,7 +200,7 @@ def backtest_sweep(
     """
     from tqdm import tqdm
 
-    from pipelines.backtest_run import existing_run_ids, plan_sweep, write_result
+    from pipelines.backtest_run import pending_runs, plan_sweep, write_result
 
     logger = get_run_logger()
     con = connect(db_path)
@@ -212,10 +212,12 @@ def backtest_sweep(
             forecast_models=forecast_models,
             impacts=impacts,
         )
-        done = existing_run_ids(con, [c.run_id for c in configs])
-        todo = [c for c in configs if c.run_id not in done]
+        todo = pending_runs(con, configs)
         logger.info(
-            "%d runs in the sweep: %d stored, %d to compute", len(configs), len(done), len(todo)
+            "%d runs in the sweep: %d stored, %d to compute",
+            len(configs),
+            len(configs) - len(todo),
+            len(todo),
         )
         if todo:
             futures = _submit(todo)
