@@ -78,9 +78,9 @@ def time_command(args: list[str], repeat: int) -> tuple[float, dict]:
 
 def time_library(book_file: Path, prices_file: Path, policy: str, repeat: int) -> float:
     """Median in-process time of ``simulate`` on the same inputs (files read beforehand)."""
-    from pipelines.backtest_policy import build_policy
-    from pipelines.books import read_book_file
-    from pipelines.calibration import read_prices_file
+    from pipelines.backtests.books import read_book_file
+    from pipelines.backtests.calibration import read_prices_file
+    from pipelines.backtests.policy import build_policy
 
     loaded = read_book_file(book_file)
     path, _spec = read_prices_file(prices_file)

@@ -27,8 +27,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=1)
     args = parser.parse_args()
-    from pipelines.fetch import fetch
-    from pipelines.registry import load_registry
+    from pipelines.catalog.fetch import fetch
+    from pipelines.catalog.registry import load_registry
 
     start = time.perf_counter()
     for entry in load_registry():
@@ -39,7 +39,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             db = Path(tmp) / "bench.duckdb"
             env = dict(os.environ, PREFECT_HOME=str(Path(tmp) / "prefect"))
-            cmd = [sys.executable, "-m", "pipelines.cli", "ingest", "--db", str(db)]
+            cmd = [sys.executable, "-m", "pipelines.cli.main", "ingest", "--db", str(db)]
             full = timed(cmd, env)
             rerun = timed(cmd, env)
             results.append((full, rerun))

@@ -25,9 +25,9 @@ from pathlib import Path
 
 import duckdb
 
-# What the `cascade` console script runs (not `python -m pipelines.cli`: as __main__ the module
+# What the `cascade` console script runs (not `python -m pipelines.cli.main`: as __main__ the module
 # is a second copy, and the sub-commands registered by its plugins land in the first one).
-_CASCADE = "import sys; from pipelines.cli import main; sys.exit(main(sys.argv[1:]))"
+_CASCADE = "import sys; from pipelines.cli.main import main; sys.exit(main(sys.argv[1:]))"
 
 
 def cascade(args: list[str], env: dict[str, str]) -> tuple[float, str]:

@@ -54,7 +54,7 @@ def ingested_db(tmp_path_factory, mirror_dir, prefect_harness) -> Path:
 
     Tests must treat it as read-only (copy it first to modify it).
     """
-    from pipelines.ingest import ingest_flow
+    from pipelines.ingest.flow import ingest_flow
 
     db = tmp_path_factory.mktemp("warehouse") / "cascade.duckdb"
     os.environ.setdefault("CASCADE_DATA_MIRROR", str(mirror_dir))

@@ -9,9 +9,10 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from pipelines.adapters.base import AdapterOutput, SourceEntry, get_adapter
 from pipelines.errors import DataValidationError
-from pipelines.warehouse import connect, load_source
+from pipelines.ingest.adapters.base import AdapterOutput, SourceEntry, get_adapter
+from pipelines.ingest.load import load_source
+from pipelines.warehouse.connection import connect
 
 REGISTRY = Path(__file__).resolve().parents[1] / "data" / "registry" / "markets.json"
 RAW = json.loads(REGISTRY.read_text())

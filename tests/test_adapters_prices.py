@@ -13,9 +13,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from pipelines.adapters.base import AdapterOutput, SourceEntry, get_adapter
 from pipelines.errors import DataValidationError
-from pipelines.validate import validate_ohlcv
+from pipelines.ingest.adapters.base import AdapterOutput, SourceEntry, get_adapter
+from pipelines.ingest.validate import validate_ohlcv
 
 REPO = Path(__file__).resolve().parents[1]
 REGISTRY = REPO / "data" / "registry" / "prices.json"

@@ -14,15 +14,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from pipelines.backtest_margin import MissingMarginPathError, margin_threshold_path
-from pipelines.backtest_run import (
-    build_run_config,
-    execute_run,
-    metrics_row,
-    plan_sweep,
-    run_output,
-)
-from pipelines.books import (
+from pipelines.backtests.books import (
     aave_steth_book,
     fit_shape,
     maker_book,
@@ -30,10 +22,23 @@ from pipelines.books import (
     read_book_file,
     synthetic_shape,
 )
-from pipelines.calibration import ADV_REF_USD, calibrate_market, choose_bars, read_prices_file
-from pipelines.cli import main
+from pipelines.backtests.calibration import (
+    ADV_REF_USD,
+    calibrate_market,
+    choose_bars,
+    read_prices_file,
+)
+from pipelines.backtests.margin import MissingMarginPathError, margin_threshold_path
+from pipelines.backtests.run import (
+    build_run_config,
+    execute_run,
+    metrics_row,
+    plan_sweep,
+    run_output,
+)
+from pipelines.cli.main import main
 from pipelines.errors import CascadeError, DataValidationError
-from pipelines.warehouse import apply_schema, connect, insert_frame, transaction
+from pipelines.warehouse.connection import apply_schema, connect, insert_frame, transaction
 
 W4 = "2022-06-13-celsius-3ac"
 REAL_W4_VAULTS = {"28438", "24188", "28313", "27404", "27396", "28215", "26266"}
@@ -66,7 +71,7 @@ def ro(ingested_db: Path):
 def write_margin_paths(con, *, model: str = "ewma", asset: str = "ETH", run_id: str = "t-ewma"):
     """Margin paths for every event from the forecasting library (EWMA, 24 h, Aave v3 WETH)."""
     from forecasting import AAVE_V3_WETH, liquidation_threshold_path, walk_forward
-    from pipelines.registry import load_events
+    from pipelines.catalog.registry import load_events
 
     frames = []
     for ev in load_events():
@@ -349,8 +354,12 @@ def test_cli_user_files_without_warehouse_data(tmp_path: Path, capsys) -> None:
 
 @pytest.mark.slow
 def test_sweep_flow_fills_scoreboard(prefect_harness, db_copy: Path, tmp_path: Path) -> None:
-    from pipelines.backtest_flow import backtest_flow
-    from pipelines.scoreboard_plot import plot_scoreboard, scoreboard_frame, scoreboard_markdown
+    from pipelines.backtests.flow import backtest_flow
+    from pipelines.reporting.scoreboard_plot import (
+        plot_scoreboard,
+        scoreboard_frame,
+        scoreboard_markdown,
+    )
 
     con = connect(db_copy)
     try:
@@ -405,12 +414,12 @@ def test_flow_module_has_building_blocks() -> None:
     import subprocess
     import sys
 
-    import pipelines.backtest_flow as flow_module
+    import pipelines.backtests.flow as flow_module
 
     for name in ("build_run_config", "execute_run", "write_result", "run_backtest_task"):
         assert hasattr(flow_module, name)
     code = (
-        "import sys; import pipelines.cli, pipelines.cli_backtest, pipelines.backtest_run; "
+        "import sys; import pipelines.cli.main, pipelines.cli.backtest, pipelines.backtests.run; "
         "print(any(m.split('.')[0] == 'prefect' for m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

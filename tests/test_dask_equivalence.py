@@ -5,9 +5,9 @@ import shutil
 import duckdb
 import pytest
 
-from pipelines.cli import main
-from pipelines.dask_runner import build_task_runner
+from pipelines.cli.main import main
 from pipelines.errors import CascadeError
+from pipelines.orchestration.dask_runner import build_task_runner
 
 EVENTS = ["2021-05-19-china-ban-crash", "2025-10-10-tariff-crash"]  # a Maker and a synthetic book
 POLICIES = ["instant", "dutch_auction", "dynamic_ltv"]

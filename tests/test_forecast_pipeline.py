@@ -10,13 +10,13 @@ import duckdb
 import polars as pl
 import pytest
 
-from pipelines.cli import main
+from pipelines.cli.main import main
 from pipelines.errors import CascadeError
-from pipelines.forecast_compute import prepare_inputs
-from pipelines.forecast_data import load_hourly_bars
-from pipelines.forecast_plan import build_config, forecast_windows
-from pipelines.forecast_store import FORECAST_TABLES, ensure_forecast_tables
-from pipelines.warehouse import connect
+from pipelines.forecasts.compute import prepare_inputs
+from pipelines.forecasts.data import load_hourly_bars
+from pipelines.forecasts.plan import build_config, forecast_windows
+from pipelines.warehouse.connection import connect
+from pipelines.warehouse.forecast_store import FORECAST_TABLES, ensure_forecast_tables
 
 EVENT = "2022-06-13-celsius-3ac"  # W4: a 24 h crash window
 CRASH_START = datetime(2022, 6, 13, tzinfo=UTC)
@@ -41,7 +41,7 @@ def _rows(db, sql: str, params: list | None = None) -> pl.DataFrame:
 @pytest.fixture(scope="module")
 def small_run(ingested_db, prefect_harness, tmp_path_factory):
     """BTC, W4, ewma/garch/har/hgb, both horizons: one flow run shared by the tests below."""
-    from pipelines.forecast_flow import forecast_flow
+    from pipelines.forecasts.flow import forecast_flow
 
     db = _copy(ingested_db, tmp_path_factory.mktemp("forecast"))
     run_id = forecast_flow(db_path=str(db), **SMALL)
@@ -105,7 +105,7 @@ def test_flow_fills_every_table(small_run):
 
 
 def test_same_config_same_run_id_and_rerun_is_skipped(small_run):
-    from pipelines.forecast_flow import forecast_flow
+    from pipelines.forecasts.flow import forecast_flow
 
     db, run_id = small_run
     before = _rows(db, "SELECT created_at FROM forecast_runs WHERE run_id = ?", [run_id])
@@ -132,7 +132,7 @@ def test_changing_prices_after_t_leaves_earlier_forecasts_unchanged(small_run, t
 
     hgb is included: its drawdown and stress features go through the as-of alignment.
     """
-    from pipelines.forecast_flow import forecast_flow
+    from pipelines.forecasts.flow import forecast_flow
 
     db, run_id = small_run
     t = CRASH_START - timedelta(days=5, hours=7)
@@ -165,7 +165,7 @@ def test_changing_prices_after_t_leaves_earlier_forecasts_unchanged(small_run, t
 
 
 def test_hgb_on_a_short_range_uses_the_stress_features(ingested_db, prefect_harness, tmp_path):
-    from pipelines.forecast_flow import forecast_flow
+    from pipelines.forecasts.flow import forecast_flow
 
     db = _copy(ingested_db, tmp_path)
     run_id = forecast_flow(

@@ -11,9 +11,9 @@ import time
 import duckdb
 import pytest
 
-from pipelines.cli import main
-from pipelines.registry import load_registry
-from pipelines.warehouse import source_tables
+from pipelines.catalog.registry import load_registry
+from pipelines.cli.main import main
+from pipelines.warehouse.connection import source_tables
 
 
 def fingerprint(db_path) -> dict:
@@ -48,7 +48,7 @@ def test_every_registered_source_is_loaded(ingested_db):
 
 
 def test_btc_and_eth_hourly_or_finer_in_all_seven_windows(ingested_db):
-    from pipelines.data_report import best_resolution, coverage
+    from pipelines.warehouse.data_report import best_resolution, coverage
 
     con = duckdb.connect(str(ingested_db), read_only=True)
     try:
@@ -89,7 +89,7 @@ def test_prices_view_is_unique_on_its_key(ingested_db):
 
 
 def test_rerun_loads_nothing_and_keeps_identical_rows(ingested_db, tmp_path, prefect_harness):
-    from pipelines.ingest import ingest_flow
+    from pipelines.ingest.flow import ingest_flow
 
     db = tmp_path / "copy.duckdb"
     shutil.copy(ingested_db, db)
@@ -145,7 +145,7 @@ def test_sigkill_mid_ingest_then_rerun_equals_clean_run(ingested_db, tmp_path, m
         PREFECT_HOME=str(tmp_path / "prefect"),
     )
     env.pop("PREFECT_API_URL", None)
-    cmd = [sys.executable, "-m", "pipelines.cli", "ingest", "--db", str(db)]
+    cmd = [sys.executable, "-m", "pipelines.cli.main", "ingest", "--db", str(db)]
     proc = subprocess.Popen(
         cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )

@@ -4,7 +4,7 @@ import duckdb
 import polars as pl
 import pytest
 
-from pipelines.cli import main
+from pipelines.cli.main import main
 
 
 @pytest.fixture()

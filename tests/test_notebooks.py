@@ -14,7 +14,7 @@ EVENTS = ["2020-03-12-black-thursday", "2022-06-13-celsius-3ac"]
 @pytest.fixture(scope="module")
 def results(ingested_db, tmp_path_factory, prefect_harness):
     """A small real pipeline run (2 events, every policy, one forecast model) and its export."""
-    from pipelines.pipeline import cascade_pipeline
+    from pipelines.orchestration.pipeline import cascade_pipeline
 
     work = tmp_path_factory.mktemp("notebooks")
     db = work / "cascade.duckdb"

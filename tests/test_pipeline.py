@@ -10,10 +10,10 @@ import duckdb
 import polars as pl
 import pytest
 
-from pipelines.backtest_policy import DYNAMIC_POLICIES, POLICY_NAMES
-from pipelines.cli import main
-from pipelines.pipeline_plan import DEFAULT_FORECAST_MODELS, plan_pipeline
-from pipelines.registry import load_events
+from pipelines.backtests.policy import DYNAMIC_POLICIES, POLICY_NAMES
+from pipelines.catalog.registry import load_events
+from pipelines.cli.main import main
+from pipelines.orchestration.plan import DEFAULT_FORECAST_MODELS, plan_pipeline
 
 pytestmark = pytest.mark.slow
 
@@ -33,7 +33,7 @@ def sha256(path: Path) -> str:
 @pytest.fixture(scope="module")
 def first_run(ingested_db, tmp_path_factory, prefect_harness):
     """One full pipeline run (default sweep) on a copy of the session warehouse."""
-    from pipelines.pipeline import cascade_pipeline
+    from pipelines.orchestration.pipeline import cascade_pipeline
 
     work = tmp_path_factory.mktemp("pipeline")
     db = work / "cascade.duckdb"
@@ -133,7 +133,7 @@ def test_export_cli_reads_only(first_run, tmp_path, capsys):
 
 
 def test_rerun_with_nothing_changed_skips_every_stage(first_run):
-    from pipelines.pipeline import cascade_pipeline
+    from pipelines.orchestration.pipeline import cascade_pipeline
 
     db, work, summary, seconds = first_run
     report = work / "reports" / "index.html"

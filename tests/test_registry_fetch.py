@@ -5,11 +5,12 @@ import duckdb
 import polars as pl
 import pytest
 
-from pipelines.adapters.base import AdapterOutput
+from pipelines.catalog.fetch import fetch
+from pipelines.catalog.registry import get_event, get_source, load_events, load_registry
 from pipelines.errors import SourceIntegrityError, UnknownNameError
-from pipelines.fetch import fetch
-from pipelines.registry import get_event, get_source, load_events, load_registry
-from pipelines.warehouse import connect, load_source
+from pipelines.ingest.adapters.base import AdapterOutput
+from pipelines.ingest.load import load_source
+from pipelines.warehouse.connection import connect
 
 
 def test_registry_covers_every_mirror_file_exactly_once(mirror_dir):

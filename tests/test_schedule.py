@@ -13,8 +13,12 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipelines.prefect_server import free_port, running_prefect_server, stop_process_tree
-from pipelines.serve import (
+from pipelines.orchestration.prefect_server import (
+    free_port,
+    running_prefect_server,
+    stop_process_tree,
+)
+from pipelines.orchestration.serve import (
     DEFAULT_CRON,
     DEFAULT_FLOW_REF,
     SchedulingUnavailableError,
@@ -30,13 +34,13 @@ RUN_TIMEOUT = 120.0  # seconds from `serve` start to a Completed scheduled run
 SERVE_SCRIPT = textwrap.dedent(
     """
     import sys
-    from pipelines.serve import serve_pipeline
+    from pipelines.orchestration.serve import serve_pipeline
 
     serve_pipeline(
         cron=None,
         interval_seconds=5,
         db_path=sys.argv[1],
-        flow_ref="pipelines.ingest:ingest_flow",
+        flow_ref="pipelines.ingest.flow:ingest_flow",
         parameters={"sources": [sys.argv[2]]},
         name=sys.argv[3],
     )
@@ -106,11 +110,11 @@ def test_load_flow_resolves_the_pipeline_or_its_fallback():
     from prefect import Flow
 
     from pipelines.errors import CascadeError
-    from pipelines.serve import load_flow
+    from pipelines.orchestration.serve import load_flow
 
     assert isinstance(load_flow(DEFAULT_FLOW_REF), Flow)
-    assert load_flow("pipelines.ingest:ingest_flow").name == "ingest"
-    for bad in ("pipelines.ingest", "pipelines.ingest:plan_ingest"):
+    assert load_flow("pipelines.ingest.flow:ingest_flow").name == "ingest"
+    for bad in ("pipelines.ingest.flow", "pipelines.ingest.flow:plan_ingest"):
         with pytest.raises(CascadeError):
             load_flow(bad)
 
@@ -209,7 +213,7 @@ def test_served_interval_schedule_completes_a_run_on_a_real_server(tmp_path, mir
     assert run.auto_scheduled and run.idempotency_key.startswith("scheduled ")
     assert run.parameters["db_path"] == str(db.resolve())
     assert run.parameters["sources"] == [SOURCE]
-    assert deployment.entrypoint == "pipelines.ingest.ingest_flow"
+    assert deployment.entrypoint == "pipelines.ingest.flow.ingest_flow"
     con = duckdb.connect(str(db), read_only=True)
     try:
         loaded = con.sql("SELECT source, rows FROM ingest_log").fetchall()

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipelines.cli import main
-from pipelines.validate_maker import format_table, trigger_path, validate_day
-from pipelines.warehouse import connect
+from pipelines.backtests.validate_maker import format_table, trigger_path, validate_day
+from pipelines.cli.main import main
+from pipelines.warehouse.connection import connect
 
 REAL = {"2021-05-19": (4, 1.92e6), "2022-05-12": (7, 2.58e6), "2022-06-13": (7, 12.66e6)}
 

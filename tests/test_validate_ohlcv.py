@@ -1,4 +1,4 @@
-"""Strict OHLCV validation (pipelines.validate): users' files and frames from adapters."""
+"""Strict OHLCV validation (pipelines.ingest.validate): users' files and frames from adapters."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 from pipelines.errors import DataValidationError
-from pipelines.validate import read_user_ohlcv, validate_ohlcv
+from pipelines.ingest.validate import read_user_ohlcv, validate_ohlcv
 
 HEADER = "ts,open,high,low,close,volume"
 GOOD_ROWS = [

@@ -5,7 +5,7 @@ import polars as pl
 import pytest
 
 from pipelines.errors import DataValidationError
-from pipelines.validate_params import check_fraction, fraction_problem
+from pipelines.ingest.validate_params import check_fraction, fraction_problem
 
 
 def test_fractions_pass():

@@ -1,5 +1,5 @@
 -- cascade-lab warehouse schema. Version is the number in schema_version; bump SCHEMA_VERSION in
--- pipelines/warehouse.py together with any change here. Every raw_* table carries `source` (the
+-- pipelines/warehouse/connection.py together with any change here. Every raw_* table carries `source` (the
 -- registry name of the file it came from); the public views pick one row per key by source priority.
 
 CREATE TABLE IF NOT EXISTS sources (

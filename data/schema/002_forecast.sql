@@ -1,5 +1,5 @@
--- Forecasting results (Prefect flow `forecast`, pipelines/forecast_flow.py).
--- run_id = hash of the run's full config (pipelines.config.config_hash): assets, models, windows,
+-- Forecasting results (Prefect flow `forecast`, pipelines/forecasts/flow.py).
+-- run_id = hash of the run's full config (pipelines.catalog.hashing.config_hash): assets, models, windows,
 -- horizons, refit, margin preset, model parameters, code version and data version.
 -- event_id names the forecast *window*: a crash event id of data/events.json (the crash window
 -- plus the part of its `history_days` lead-in that follows the first `min_train` hours), or
@@ -52,7 +52,7 @@ CREATE TABLE IF NOT EXISTS margin_paths (
 );
 
 -- Databases created before these tables gained event_id/horizon_hours/scope: add the columns so the
--- view below binds; pipelines.forecast_store.ensure_forecast_tables rebuilds such (empty) tables
+-- view below binds; pipelines.warehouse.forecast_store.ensure_forecast_tables rebuilds such (empty) tables
 -- with their new primary keys before the first forecast run writes.
 ALTER TABLE forecast_runs ADD COLUMN IF NOT EXISTS notes JSON;
 ALTER TABLE forecast_runs ADD COLUMN IF NOT EXISTS seconds DOUBLE;

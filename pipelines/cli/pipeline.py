@@ -1,0 +1,210 @@
+"""Sub-commands ``run``, ``serve``, ``export`` and ``report`` (registered on import by cli.py)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pipelines.cli.registry import command, with_args
+from pipelines.errors import CascadeError
+
+if TYPE_CHECKING:
+    from pipelines.orchestration.pipeline import PipelineSummary
+
+# --- run ----------------------------------------------------------------------------------------
+
+
+def _run_args(p: argparse.ArgumentParser) -> None:
+    where = p.add_mutually_exclusive_group()
+    where.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="run the backtest sweep on a temporary local Dask cluster of N processes",
+    )
+    where.add_argument(
+        "--dask-address",
+        default=None,
+        metavar="tcp://HOST:PORT",
+        help="run the backtest sweep on an existing Dask cluster (`dask scheduler`)",
+    )
+    p.add_argument(
+        "--report-dir",
+        type=Path,
+        default=None,
+        help="report directory (default: reports/ next to --db)",
+    )
+    p.add_argument(
+        "--export", type=Path, default=None, metavar="DIR", help="also export Parquet to DIR"
+    )
+    p.add_argument("--event", action="append", dest="events", help="only this event (repeatable)")
+    p.add_argument(
+        "--policy", action="append", dest="policies", help="only this policy (repeatable)"
+    )
+    p.add_argument(
+        "--forecast-model",
+        action="append",
+        dest="forecast_models",
+        help="forecast model driving dynamic_ltv (repeatable; default garch, har, ewma)",
+    )
+    p.add_argument(
+        "--force-flow",
+        action="store_true",
+        help="run the Prefect flow even when nothing changed (it then skips every stage)",
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _print_scoreboard(db: Path) -> None:
+    from pipelines.reporting.report import scoreboard_text
+    from pipelines.warehouse.connection import connect
+
+    con = connect(db, read_only=True)
+    try:
+        print(scoreboard_text(con, legend=False))
+        print()
+        print(scoreboard_text(con, column="amplification"))
+    finally:
+        con.close()
+
+
+@command("run", "the whole pipeline: ingest → forecast → backtest sweep → report")
+@with_args(_run_args)
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run the ``cascade-pipeline`` flow (or nothing, when every stage is up to date)."""
+    from pipelines.orchestration.plan import (
+        DEFAULT_FORECAST_MODELS,
+        default_report_dir,
+        plan_pipeline,
+        resolve_db,
+    )
+
+    start = time.perf_counter()
+    if args.workers is not None and args.workers < 1:
+        raise CascadeError(f"--workers must be at least 1, got {args.workers}")
+    db = resolve_db(args.db)
+    models = args.forecast_models or list(DEFAULT_FORECAST_MODELS)
+    report_dir = (args.report_dir or default_report_dir(db)).resolve()
+    if not args.force_flow:
+        plan = plan_pipeline(
+            db,
+            events=args.events,
+            policies=args.policies,
+            forecast_models=models,
+            report_dir=report_dir,
+            export_dir=args.export,
+        )
+        if plan.up_to_date:
+            _print_scoreboard(db)
+            print(
+                f"\nnothing changed: {plan.runs_total} backtest runs stored, sources unchanged "
+                f"(sha256 verified), report current: {report_dir / 'index.html'} "
+                f"[{time.perf_counter() - start:.1f} s]"
+            )
+            return 0
+    summary = _run_flow(args, db, models, report_dir)
+    _print_scoreboard(db)
+    computed = f"{summary.runs_computed} computed now" if summary.runs_computed else "all stored"
+    stages = ", ".join(f"{k} {v:.1f} s" for k, v in summary.seconds.items())
+    print(
+        f"\n{len(summary.run_ids)} backtest runs ({computed}); report: {summary.report}"
+        f"{' (unchanged)' if not summary.report_written else ''}"
+        + (f"; export: {args.export}" if args.export else "")
+        + f"\n[{time.perf_counter() - start:.1f} s: {stages}]"
+    )
+    return 0
+
+
+def _run_flow(
+    args: argparse.Namespace, db: Path, models: list[str], report_dir: Path
+) -> PipelineSummary:
+    from pipelines.orchestration.pipeline import cascade_pipeline
+
+    params = dict(
+        db_path=str(db),
+        events=args.events,
+        policies=args.policies,
+        forecast_models=models,
+        workers=args.workers,
+        dask_address=args.dask_address,
+        report_dir=str(report_dir),
+        export_dir=str(args.export.resolve()) if args.export else None,
+        progress=not args.no_progress and sys.stderr.isatty(),
+    )
+    return cascade_pipeline(**params)
+
+
+# --- serve --------------------------------------------------------------------------------------
+
+
+def _serve_args(p: argparse.ArgumentParser) -> None:
+    from pipelines.orchestration.serve import add_serve_arguments
+
+    add_serve_arguments(p)
+
+
+@command("serve", "run the pipeline on a schedule (needs a real Prefect server)")
+@with_args(_serve_args)
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Serve the ``cascade-pipeline`` deployment until interrupted."""
+    from pipelines.orchestration.serve import run_serve
+
+    return run_serve(args)
+
+
+# --- export -------------------------------------------------------------------------------------
+
+
+def _export_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("out_dir", type=Path, metavar="DIR", help="output directory")
+    p.add_argument("--format", default="parquet", choices=["parquet", "csv"])
+    p.add_argument(
+        "--table", action="append", dest="tables", help="only this table/view (repeatable)"
+    )
+
+
+@command("export", "write every results table/view and core view as Parquet (read-only)")
+@with_args(_export_args)
+def cmd_export(args: argparse.Namespace) -> int:
+    """Export from a read-only connection; one file per table or view."""
+    from pipelines.warehouse.export import export_warehouse
+
+    start = time.perf_counter()
+    files = export_warehouse(args.db, args.out_dir, fmt=args.format, tables=args.tables)
+    size = sum(f.stat().st_size for f in files) / 1e6
+    print(
+        f"wrote {len(files)} {args.format} files ({size:,.1f} MB) to {args.out_dir} "
+        f"[{time.perf_counter() - start:.1f} s]; read them with e.g. "
+        f"CASCADE_EXPORT={args.out_dir} or polars.read_parquet"
+    )
+    return 0
+
+
+# --- report -------------------------------------------------------------------------------------
+
+
+def _report_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--out", type=Path, default=None, help="directory (default: reports/ next to --db)"
+    )
+    p.add_argument("--impact", default="sqrt", help="impact model of the runs shown")
+    p.add_argument("--force", action="store_true", help="redraw even when up to date")
+
+
+@command("report", "HTML report (index.html + PNGs) of the stored results")
+@with_args(_report_args)
+def cmd_report(args: argparse.Namespace) -> int:
+    """Draw the report from a read-only connection."""
+    from pipelines.reporting.report import build_report
+    from pipelines.warehouse.stamps import default_report_dir
+
+    start = time.perf_counter()
+    out = args.out or default_report_dir(args.db)
+    result = build_report(args.db, out, impact=args.impact, force=args.force)
+    state = "written" if result.written else "up to date"
+    print(f"report {state}: {result.index} [{time.perf_counter() - start:.1f} s]")
+    return 0

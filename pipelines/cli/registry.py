@@ -1,0 +1,44 @@
+"""Sub-command registry of the ``cascade`` command line (the ground floor of ``pipelines.cli``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+
+Handler = Callable[[argparse.Namespace], int]
+COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Handler, str]] = {}
+
+
+def command(name: str, help_text: str) -> Callable[[Handler], Handler]:
+    """Register a sub-command; the decorated function's ``configure`` attribute adds its flags."""
+
+    def decorate(func: Handler) -> Handler:
+        configure = getattr(func, "configure", lambda parser: None)
+        COMMANDS[name] = (configure, func, help_text)
+        return func
+
+    return decorate
+
+
+def with_args(configure: Callable[[argparse.ArgumentParser], None]) -> Callable[[Handler], Handler]:
+    """Attach an argument configurator to a handler (apply below ``@command``)."""
+
+    def decorate(func: Handler) -> Handler:
+        func.configure = configure  # type: ignore[attr-defined]
+        return func
+
+    return decorate
+
+
+def print_frame(frame, fmt: str = "table") -> None:  # noqa: ANN001 - polars frame
+    """Print a polars frame as a table, CSV or JSON."""
+    import polars as pl
+
+    if fmt == "csv":
+        sys.stdout.write(frame.write_csv())
+    elif fmt == "json":
+        sys.stdout.write(frame.write_json() + "\n")
+    else:
+        with pl.Config(tbl_rows=200, tbl_cols=-1, fmt_str_lengths=60, tbl_width_chars=220):
+            print(frame)

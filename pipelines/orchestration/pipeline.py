@@ -1,0 +1,359 @@
+"""Prefect flow ``cascade-pipeline``: ingest → forecast → backtest sweep → report (→ export).
+
+Every stage is cached by the hash of its inputs, so a re-run with nothing changed does almost
+nothing:
+
+* **ingest** — :func:`pipelines.ingest.plan.plan_ingest` (sha256 + adapter version per source)
+  decides; the ``ingest`` sub-flow runs only when a source changed;
+* **forecast** — the run id is the hash of the forecast config (which includes the data
+  version); the ``forecast`` sub-flow runs only when it is not in ``forecast_runs``;
+* **backtest sweep** — the sub-flow ``backtest-sweep`` computes only the runs whose id (hash of
+  book, path, impact and policy) is not in ``backtest_runs``. Its tasks run on threads, on a
+  temporary local Dask cluster (``workers``) or on an existing one (``dask_address``); they
+  only compute, and the flow writes every result on its single DuckDB connection;
+* **report** / **export** — redrawn only when the warehouse fingerprint (run ids, loaded
+  sources, drawing code) differs from the one in their ``manifest.json``.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.futures import as_completed
+
+from pipelines.orchestration.dask_runner import (
+    api_url_for_workers,
+    build_task_runner,
+    describe_runner,
+    quiet_distributed_logs,
+)
+from pipelines.orchestration.plan import (
+    DEFAULT_FORECAST_ASSETS,
+    DEFAULT_FORECAST_MODELS,
+    FORECAST_SETTINGS,
+    default_report_dir,
+    forecast_run_id,
+    resolve_db,
+)
+from pipelines.warehouse.connection import connect
+
+__all__ = ["PipelineSummary", "backtest_sweep", "cascade_pipeline"]
+
+
+@dataclass
+class PipelineSummary:
+    """What one pipeline run did.
+
+    Attributes
+    ----------
+    db_path : str
+        The warehouse.
+    sources_loaded : int
+        Sources (re)loaded by the ingest stage (0 = skipped).
+    forecast_run_id : str
+        The forecast run behind the dynamic-LTV policies.
+    forecast_computed : bool
+        False when the run was already stored.
+    run_ids : list of str
+        Every backtest run id of the sweep, in sweep order.
+    runs_computed : int
+        How many of them were computed now.
+    report : str or None
+        ``index.html`` of the report.
+    report_written : bool
+        False when the report was already up to date.
+    export_files : list of str
+        Files of the export (empty when not asked for).
+    seconds : dict
+        Wall time per stage.
+    """
+
+    db_path: str
+    sources_loaded: int = 0
+    forecast_run_id: str = ""
+    forecast_computed: bool = False
+    run_ids: list[str] = field(default_factory=list)
+    runs_computed: int = 0
+    report: str | None = None
+    report_written: bool = False
+    export_files: list[str] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+# --- stages -------------------------------------------------------------------------------------
+
+
+@task(retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
+def sources_to_load(db_path: str) -> int:
+    """Registry sources whose sha256 or adapter changed (files are re-hashed: I/O, retried)."""
+    from pipelines.ingest.plan import plan_ingest
+
+    return len(plan_ingest(db_path).todo)
+
+
+@task(cache_policy=NO_CACHE)
+def stored_forecast(
+    db_path: str, events: list[str] | None, assets: list[str], models: list[str]
+) -> tuple[str, bool]:
+    """The forecast stage's run id and whether ``forecast_runs`` already holds it."""
+    from pipelines.warehouse.forecast_store import run_exists
+
+    con = connect(db_path, read_only=True)
+    try:
+        run_id = forecast_run_id(con, events=events, assets=assets, models=models)
+        return run_id, run_exists(con, run_id)
+    finally:
+        con.close()
+
+
+@task(retries=1, retry_delay_seconds=2, cache_policy=NO_CACHE)
+def report_task(db_path: str, report_dir: str) -> tuple[str, bool]:
+    """Draw the report unless its manifest matches the warehouse; ``(index.html, written)``."""
+    from pipelines.reporting.report import build_report
+
+    result = build_report(db_path, report_dir)
+    return str(result.index), result.written
+
+
+@task(retries=1, retry_delay_seconds=2, cache_policy=NO_CACHE)
+def export_task(db_path: str, export_dir: str) -> list[str]:
+    """Export every public table/view as Parquet unless the export is already current."""
+    from pipelines.warehouse.export import export_warehouse
+
+    return [str(p) for p in export_warehouse(db_path, export_dir, force=False)]
+
+
+#: Batches per Dask worker: enough to balance uneven runs, few enough that Prefect's per-task
+#: cost (serializing the settings context, hashing the arguments: ~0.1-0.3 s per submit) stays
+#: small next to the runs themselves (~0.05 s each on the default sweep).
+BATCHES_PER_WORKER = 4
+
+
+@task(cache_policy=NO_CACHE, task_run_name="backtest batch of {n_runs} runs")
+def run_backtest_batch(configs: list, n_runs: int) -> list:
+    """Simulate several run configs in one task (for Dask); outputs in the order given."""
+    from pipelines.backtests.run import run_output
+
+    return [run_output(cfg) for cfg in configs]
+
+
+def _dask_workers() -> int | None:
+    """Workers of the flow's Dask cluster (starting it), or ``None`` on another runner."""
+    from prefect.context import get_run_context
+
+    runner = get_run_context().task_runner
+    if type(runner).__name__ != "DaskTaskRunner":  # no prefect_dask import for thread runs
+        return None
+    return max(1, len(runner.client.scheduler_info().get("workers", {})))
+
+
+def _submit(todo: list) -> dict:
+    """Submit the runs; returns ``future → configs it computes`` (one or a batch each)."""
+    from pipelines.backtests.flow import run_backtest_task
+
+    workers = _dask_workers()
+    if workers is None:
+        task_fn = run_backtest_task.with_options(retries=1, retry_delay_seconds=1)
+        return {task_fn.submit(cfg): [cfg] for cfg in todo}
+    n_batches = min(len(todo), workers * BATCHES_PER_WORKER)
+    batches = [todo[i::n_batches] for i in range(n_batches)]  # interleaved: similar costs
+    batch_fn = run_backtest_batch.with_options(retries=1, retry_delay_seconds=1)
+    return {batch_fn.submit(batch, len(batch)): batch for batch in batches}
+
+
+@flow(name="backtest-sweep", log_prints=True)
+def backtest_sweep(
+    db_path: str,
+    events: list[str] | None = None,
+    policies: list[str] | None = None,
+    forecast_models: list[str] | None = None,
+    impacts: list[str] | None = None,
+    progress: bool = False,
+) -> tuple[list[str], int]:
+    """Compute the sweep's missing backtest runs on the flow's task runner and write them.
+
+    The tasks receive complete, picklable run configs and return their outputs
+    (:func:`pipelines.backtests.run.run_output`): one run per task
+    (:func:`pipelines.backtests.flow.run_backtest_task`) on threads, interleaved batches of
+    runs (:func:`run_backtest_batch`, :data:`BATCHES_PER_WORKER` per worker) on Dask. This
+    flow holds the only DuckDB connection and writes each run, in one transaction, as its task
+    returns.
+
+    Parameters
+    ----------
+    db_path : str
+        Warehouse.
+    events, policies, forecast_models, impacts : list of str, optional
+        The sweep (see :func:`pipelines.backtests.run.plan_sweep`).
+    progress : bool
+        Show a tqdm progress bar on stderr.
+
+    Returns
+    -------
+    tuple
+        ``(run ids of the whole sweep in sweep order, number computed now)``.
+    """
+    from tqdm import tqdm
+
+    from pipelines.backtests.run import pending_runs, plan_sweep, write_result
+
+    logger = get_run_logger()
+    con = connect(db_path)
+    try:
+        configs = plan_sweep(
+            con,
+            events=events,
+            policies=policies,
+            forecast_models=forecast_models,
+            impacts=impacts,
+        )
+        todo = pending_runs(con, configs)
+        logger.info(
+            "%d runs in the sweep: %d stored, %d to compute",
+            len(configs),
+            len(configs) - len(todo),
+            len(todo),
+        )
+        if todo:
+            futures = _submit(todo)
+            logger.info("%d runs submitted as %d task(s)", len(todo), len(futures))
+            written, step = 0, max(1, len(todo) // 10)
+            bar = tqdm(total=len(todo), desc="backtest sweep", unit="run", disable=not progress)
+            with bar:
+                for future in as_completed(list(futures)):
+                    batch = futures[future]
+                    outputs = future.result()
+                    if not isinstance(outputs, list):  # run_backtest_task: one output
+                        outputs = [outputs]
+                    for cfg, output in zip(batch, outputs, strict=True):
+                        write_result(con, cfg.run_id, cfg, output)
+                        written += 1
+                        bar.update()
+                        if written % step == 0 or written == len(todo):
+                            logger.info(
+                                "[%d/%d] runs written (last: %s)", written, len(todo), cfg.label
+                            )
+    finally:
+        con.close()
+    return [c.run_id for c in configs], len(todo)
+
+
+# --- the pipeline -------------------------------------------------------------------------------
+
+
+@flow(name="cascade-pipeline", log_prints=True)
+def cascade_pipeline(
+    db_path: str | None = None,
+    events: list[str] | None = None,
+    policies: list[str] | None = None,
+    forecast_models: list[str] = list(DEFAULT_FORECAST_MODELS),  # noqa: B006 - never mutated
+    forecast_assets: list[str] = list(DEFAULT_FORECAST_ASSETS),  # noqa: B006
+    impacts: list[str] | None = None,
+    workers: int | None = None,
+    dask_address: str | None = None,
+    report_dir: str | None = None,
+    export_dir: str | None = None,
+    progress: bool = False,
+) -> PipelineSummary:
+    """Ingest the real data, forecast volatility, sweep the backtests, draw the report.
+
+    Parameters
+    ----------
+    db_path : str, optional
+        Warehouse (default ``$CASCADE_DB`` or ``./cascade.duckdb``).
+    events : list of str, optional
+        Crash events (ids or window labels); default all 7.
+    policies : list of str, optional
+        Default all 8 policies.
+    forecast_models : list of str
+        Forecast models driving the dynamic-LTV policies (default garch, har, ewma).
+    forecast_assets : list of str
+        Assets forecast (default ETH, the collateral of every default book).
+    impacts : list of str, optional
+        Impact models; default ``["sqrt"]`` (calibrated per event).
+    workers : int, optional
+        Run the sweep on a temporary local Dask cluster of this many processes.
+    dask_address : str, optional
+        Run the sweep on the Dask cluster at this address (``tcp://host:8786``).
+    report_dir : str, optional
+        Report directory (default ``reports/`` next to the warehouse).
+    export_dir : str, optional
+        Also export every public table/view as Parquet here.
+    progress : bool
+        tqdm progress bar for the sweep (the CLI turns it on).
+
+    Returns
+    -------
+    PipelineSummary
+    """
+    logger = get_run_logger()
+    db = str(resolve_db(db_path))
+    summary = PipelineSummary(db_path=db)
+    clock = time.perf_counter()
+
+    def lap(stage: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        summary.seconds[stage] = round(now - clock, 2)
+        clock = now
+
+    # 1. ingest
+    todo = sources_to_load(db)
+    if todo:
+        from pipelines.ingest.flow import ingest_flow
+
+        logger.info("ingest: %d source(s) to load", todo)
+        summary.sources_loaded = len(ingest_flow(db_path=db).loaded)
+    else:
+        logger.info("ingest: every source unchanged (sha256 verified); skipped")
+    lap("ingest")
+
+    # 2. forecast
+    run_id, stored = stored_forecast(db, events, forecast_assets, forecast_models)
+    summary.forecast_run_id = run_id
+    if stored:
+        logger.info("forecast: run %s already stored; skipped", run_id)
+    else:
+        from pipelines.forecasts.flow import forecast_flow
+
+        summary.forecast_run_id = forecast_flow(
+            db_path=db, assets=forecast_assets, models=forecast_models, events=events,
+            **FORECAST_SETTINGS,
+        )  # fmt: skip
+        summary.forecast_computed = True
+    lap("forecast")
+
+    # 3. backtest sweep
+    logger.info("backtest sweep on %s", describe_runner(workers, dask_address))
+    dask = workers is not None or bool(dask_address)
+    if dask:
+        quiet_distributed_logs()
+    sweep = backtest_sweep.with_options(task_runner=build_task_runner(workers, dask_address))
+    with api_url_for_workers(dask_address) if dask else nullcontext():
+        summary.run_ids, summary.runs_computed = sweep(
+            db_path=db,
+            events=events,
+            policies=policies,
+            forecast_models=forecast_models,
+            impacts=impacts,
+            progress=progress,
+        )
+    lap("backtest")
+
+    # 4. report (and export)
+    out = report_dir or str(default_report_dir(db))
+    summary.report, summary.report_written = report_task(db, out)
+    logger.info(
+        "report %s: %s", "written" if summary.report_written else "up to date", summary.report
+    )
+    lap("report")
+    if export_dir:
+        summary.export_files = export_task(db, str(Path(export_dir).resolve()))
+        logger.info("export: %d files in %s", len(summary.export_files), export_dir)
+        lap("export")
+    return summary
