@@ -299,7 +299,7 @@ def test_determinism(ingested_db: Path) -> None:
     out = pickle.loads(pickle.dumps(run_output(clone)))
     assert json.dumps(out.metrics, sort_keys=True).encode() == dumps[0]
     assert steps[0].equals(steps[1])
-    assert cfg.book_name == "maker-ethb" and cfg.spec["path"]["step_seconds"] == 60.0
+    assert cfg.book_name == "maker-ethb" and cfg.spec.path["step_seconds"] == 60.0
 
 
 def test_cli_backtest_json(db_copy: Path, capsys) -> None:
@@ -382,7 +382,7 @@ def test_sweep_flow_fills_scoreboard(prefect_harness, db_copy: Path, tmp_path: P
         con.execute("DELETE FROM margin_paths WHERE model = 'partial'")
     finally:
         con.close()
-    run_ids = backtest_flow(db_path=str(db_copy), forecast_models=["ewma"])
+    run_ids, computed = backtest_flow(db_path=str(db_copy), forecast_models=["ewma"])
     assert len(run_ids) == len(set(run_ids)) == 7 * 8
     con = connect(db_copy, read_only=True)
     try:
@@ -403,7 +403,7 @@ def test_sweep_flow_fills_scoreboard(prefect_harness, db_copy: Path, tmp_path: P
     assert books[W4] == "maker-ethb" and books["2020-03-12-black-thursday"] == "synthetic"
     # a second sweep (default forecast models: the ones with margin paths) finds every run cached
     before = _counts(db_copy)
-    assert backtest_flow(db_path=str(db_copy)) == run_ids
+    assert backtest_flow(db_path=str(db_copy)) == (run_ids, 0)
     assert _counts(db_copy) == before
     png = plot_scoreboard(frame, tmp_path / "scoreboard.png")
     assert png.stat().st_size > 10_000
@@ -415,9 +415,12 @@ def test_flow_module_has_building_blocks() -> None:
     import sys
 
     import pipelines.backtests.flow as flow_module
+    import pipelines.backtests.run as run_module
 
-    for name in ("build_run_config", "execute_run", "write_result", "run_backtest_task"):
+    for name in ("backtest_flow", "run_backtest_task", "run_backtest_batch"):
         assert hasattr(flow_module, name)
+    for name in ("build_run_config", "resolve_run", "execute_run", "write_result", "plan_sweep"):
+        assert hasattr(run_module, name)
     code = (
         "import sys; import pipelines.cli.main, pipelines.cli.backtest, pipelines.backtests.run; "
         "print(any(m.split('.')[0] == 'prefect' for m in sys.modules))"

@@ -150,12 +150,14 @@ def test_changing_prices_after_t_leaves_earlier_forecasts_unchanged(small_run, t
         [t + timedelta(days=1), t + timedelta(days=2)],
     )
     con.close()
-    assert forecast_flow(db_path=str(altered), **SMALL) == run_id
+    # the run id hashes the rows the forecast reads: altered prices give a new run id
+    new_id = forecast_flow(db_path=str(altered), **SMALL)
+    assert new_id != run_id
 
     sql = (
         "SELECT model, origin_ts, horizon_hours, sigma FROM forecasts WHERE run_id = ? ORDER BY ALL"
     )
-    orig, new = _rows(db, sql, [run_id]), _rows(altered, sql, [run_id])
+    orig, new = _rows(db, sql, [run_id]), _rows(altered, sql, [new_id])
     before_t = pl.col("origin_ts") < t
     assert orig.filter(before_t).height > 1000
     assert new.filter(before_t).equals(orig.filter(before_t))

@@ -165,3 +165,36 @@ def test_cli_run_with_nothing_changed_needs_no_prefect(first_run, capsys):
     assert "avoided induced liquidation vs instant" in out
     for window in ("W1", "W7"):
         assert window in out
+
+
+def test_loading_an_unrelated_asset_recomputes_nothing(first_run, tmp_path):
+    """Run ids depend only on what a run reads: a new asset changes no forecast or backtest id."""
+    from pipelines.orchestration.pipeline import cascade_pipeline
+
+    db, work, summary, _seconds = first_run
+    (runs_before,) = query(db, "SELECT count(*) FROM backtest_runs")[0]
+    (board_before,) = query(db, "SELECT count(*) FROM policy_scoreboard")[0]
+    (forecasts_before,) = query(db, "SELECT count(*) FROM forecast_runs")[0]
+    bars = tmp_path / "zzz.csv"
+    rows = ["ts,open,high,low,close,volume"] + [
+        f"2024-01-01T{h:02d}:00:00Z,{100 + h},{101 + h},{99 + h},{100.5 + h},10" for h in range(24)
+    ]
+    bars.write_text("\n".join(rows) + "\n")
+    assert main(["ingest-prices", "--db", str(db), "--file", str(bars), "--asset", "ZZZ"]) == 0
+    again = cascade_pipeline(db_path=str(db), report_dir=str(work / "reports"))
+    assert again.forecast_run_id == summary.forecast_run_id
+    assert (again.forecast_computed, again.runs_computed) == (False, 0)
+    assert again.run_ids == summary.run_ids
+    assert query(db, "SELECT count(*) FROM backtest_runs")[0][0] == runs_before
+    assert query(db, "SELECT count(*) FROM forecast_runs")[0][0] == forecasts_before
+    assert query(db, "SELECT count(*) FROM policy_scoreboard")[0][0] == board_before
+
+
+def test_scoreboard_shows_one_current_run_per_question(first_run):
+    db, _work, _summary, _seconds = first_run
+    (dupes,) = query(
+        db,
+        "SELECT count(*) FROM (SELECT event_id, book, policy, forecast_model, impact "
+        "FROM policy_scoreboard GROUP BY ALL HAVING count(*) > 1)",
+    )[0]
+    assert dupes == 0

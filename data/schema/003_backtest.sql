@@ -35,13 +35,30 @@ CREATE TABLE IF NOT EXISTS backtest_steps (
     PRIMARY KEY (run_id, step)
 );
 
-CREATE OR REPLACE VIEW policy_scoreboard AS
+-- The current answer per question: one run per (event, book, policy, forecast model, impact).
+-- A sweep (or a single run) with the pipeline's default parameters marks its runs current; older
+-- and ad-hoc runs stay in the raw tables and in `backtest_results`.
+CREATE TABLE IF NOT EXISTS backtest_current (
+    event_id VARCHAR NOT NULL, book VARCHAR NOT NULL, policy VARCHAR NOT NULL,
+    forecast_model VARCHAR NOT NULL, impact VARCHAR NOT NULL,
+    run_id VARCHAR NOT NULL, marked_at TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (event_id, book, policy, forecast_model, impact)
+);
+
+-- Every stored run with its metrics (history included).
+CREATE OR REPLACE VIEW backtest_results AS
 SELECT r.event_id, r.policy, coalesce(r.forecast_model, '-') AS forecast_model, r.book, r.impact,
-       r.asset, m.* EXCLUDE (run_id), r.default_params, r.scenario_id, r.run_id
+       r.asset, m.* EXCLUDE (run_id), r.default_params, r.scenario_id, r.run_id, r.created_at
 FROM backtest_runs r JOIN backtest_metrics m USING (run_id);
 
--- Each run against the default-parameter `instant` baseline of the same scenario (event, book,
--- path and impact model with its parameters). Positive avoided_* = better than the baseline.
+-- Exactly one current run per (event, book, policy, forecast model, impact).
+CREATE OR REPLACE VIEW policy_scoreboard AS
+SELECT s.* EXCLUDE (created_at)
+FROM backtest_results s JOIN backtest_current c USING (run_id);
+
+-- Each current run against the current default-parameter `instant` baseline of the same scenario
+-- (event, book, path and impact model with its parameters). Positive avoided_* = better than the
+-- baseline.
 CREATE OR REPLACE VIEW avoided_cascades AS
 SELECT s.event_id, s.policy, s.forecast_model, s.book, s.impact, s.asset,
        b.induced_usd - s.induced_usd AS avoided_induced_usd,

@@ -6,17 +6,15 @@ any other sweep driver (e.g. Dask): :func:`build_run_config` reads the warehouse
 :func:`execute_run` is pure (picklable config in, :class:`backtest.Result` out) and
 :func:`write_result` writes one run in one transaction.
 
-The run id is :func:`pipelines.catalog.hashing.config_hash` of the full config: event, asset,
-the book's
-fingerprint (sha256 of its numeric columns), the path's fingerprint (sha256 of times and
-prices), the impact model's parameters, the policy's parameters (a dynamic-LTV threshold path
-enters as its length and sha256) and the margin run it came from.
+The run id is the hash of the run's :class:`~pipelines.backtests.spec.RunSpec`: event, asset,
+the book's fingerprint (sha256 of its numeric columns), the path's fingerprint (sha256 of times
+and prices), the impact model's parameters, the policy's parameters (a dynamic-LTV threshold
+path enters as its length and sha256), the margin run it came from and the hash of the code
+that computes it (:data:`~pipelines.backtests.spec.BACKTEST_CODE`).
 """
 
 from __future__ import annotations
 
-import json
-import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -48,13 +46,12 @@ from pipelines.backtests.calibration import (
 )
 from pipelines.backtests.margin import MarginPath, margin_threshold_path
 from pipelines.backtests.policy import DYNAMIC_POLICIES, build_policy, check_policy_name
-from pipelines.catalog.hashing import config_hash
+from pipelines.backtests.spec import NO_MODEL, BookName, ImpactName, RunRequest, RunSpec
 from pipelines.catalog.registry import CrashEvent, get_event
 from pipelines.errors import CascadeError
-from pipelines.warehouse.connection import insert_frame, transaction
+from pipelines.warehouse import backtest_store as store
 
 __all__ = [
-    "CONFIG_VERSION",
     "RunConfig",
     "RunOutput",
     "build_run_config",
@@ -69,10 +66,6 @@ __all__ = [
     "summarize",
     "write_result",
 ]
-
-#: Bumped when the meaning of a config changes (invalidates every cached run id).
-CONFIG_VERSION = 1
-_NO_MODEL = "-"
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
@@ -90,8 +83,8 @@ class RunConfig:
     path : backtest.PricePath
     impact : backtest.ImpactModel
     policy : backtest.Policy
-    spec : dict
-        The full JSON-ready config; ``run_id = config_hash(spec)`` (treat as read-only).
+    spec : RunSpec
+        The run's identity; ``run_id = spec.run_id``.
     default_params : bool
         True when the policy runs with the pipeline's defaults (no user overrides).
     notes : tuple of str
@@ -108,44 +101,28 @@ class RunConfig:
     path: PricePath
     impact: ImpactModel
     policy: Policy
-    spec: dict[str, Any]
+    spec: RunSpec
     default_params: bool = True
     notes: tuple[str, ...] = field(default=())
 
     @property
     def run_id(self) -> str:
-        """Hash of the full config."""
-        return config_hash(dict(self.spec))
+        """Hash of the run spec."""
+        return self.spec.run_id
 
     @property
     def scenario_id(self) -> str:
         """Hash of the event, book, path and impact parts (shared by every policy)."""
-        keys = ("version", "event_id", "asset", "book", "path", "impact")
-        return config_hash({k: self.spec[k] for k in keys})
+        return self.spec.scenario_id
 
     @property
     def label(self) -> str:
         """Short human label (task names, logs)."""
-        model = "" if self.forecast_model == _NO_MODEL else f"[{self.forecast_model}]"
+        model = "" if self.forecast_model == NO_MODEL else f"[{self.forecast_model}]"
         return (
             f"{self.event_id or 'file'} {self.policy_name}{model} {self.book_name} "
             f"{self.impact_name}"
         )
-
-
-def _plain(value: Any) -> Any:
-    """JSON-ready copy: datetimes as ISO text, numpy as Python, non-finite floats as text."""
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, np.generic):
-        return _plain(value.item())
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    return value
 
 
 def _utc(ts: np.datetime64) -> datetime:
@@ -203,45 +180,179 @@ def _calibration_spec(cal: MarketCalibration | None) -> dict[str, Any] | None:
     }
 
 
-def build_run_config(
+@dataclass(frozen=True)
+class _Scenario:
+    """The resolved event, asset, book name and price path of a request."""
+
+    event: CrashEvent | None
+    asset: str
+    book_name: str
+    file_book: LoadedBook | None
+    path: PricePath
+    path_spec: dict[str, Any]
+    first_price: float
+    book_at: datetime
+
+
+def _resolve_scenario(
+    con: duckdb.DuckDBPyConnection, request: RunRequest, cache: dict[Any, Any]
+) -> _Scenario:
+    """Event, book name (a file book fixes the asset), asset and price path."""
+    ev = get_event(request.event) if request.event is not None else None
+    if ev is None and request.prices is None:
+        from pipelines.catalog.registry import load_events
+
+        known = ", ".join(e.event_id for e in load_events())
+        raise CascadeError(f"give an event (known: {known}) or a prices file (--prices FILE)")
+    book_name = request.book or (
+        _cached(cache, ("default_book", ev.event_id), lambda: default_book(con, ev))
+        if ev
+        else BookName.SYNTHETIC.value
+    )
+    resolve_book_name(book_name)
+    file_book = None
+    if book_name not in tuple(BookName):
+        file_book = _cached(cache, ("file", book_name), lambda: read_book_file(book_name))
+    asset = (file_book.asset if file_book is not None else request.asset or "ETH").upper()
+    if book_name in (BookName.MAKER_ETHB, BookName.AAVE_STETH) and asset != "ETH":
+        raise CascadeError(f"book {book_name!r} holds ETH collateral; asset {asset!r} given")
+    if request.prices is not None:
+        prices = request.prices
+        path, path_spec = _cached(cache, ("prices", str(prices)), lambda: read_prices_file(prices))
+        p0 = float(path.price[0])
+        book_at = _utc(path.ts[0]) - timedelta(seconds=path.step_seconds)
+    else:
+        assert ev is not None
+        path, p0, path_spec = _cached(
+            cache, ("path", ev.event_id, asset), lambda: event_path(con, ev, asset)
+        )
+        book_at = ev.start_ts
+    return _Scenario(ev, asset, book_name, file_book, path, path_spec, p0, book_at)
+
+
+def _resolve_book(
+    con: duckdb.DuckDBPyConnection, sc: _Scenario, options: Mapping[str, Any], cache: dict
+) -> LoadedBook:
+    """The book at the scenario's start (built once per sweep)."""
+    if sc.file_book is not None:
+        return sc.file_book
+    opts_key = tuple(sorted(options.items()))
+    return _cached(
+        cache,
+        ("book", sc.book_name, sc.book_at, sc.first_price, sc.asset, opts_key),
+        lambda: _load_book(
+            con,
+            sc.book_name,
+            at=sc.book_at,
+            price=sc.first_price,
+            asset=sc.asset,
+            options=options,
+            cache=cache,
+        ),
+    )
+
+
+def _resolve_impact(
     con: duckdb.DuckDBPyConnection,
-    *,
-    event: str | None = None,
-    policy: str = "instant",
-    forecast_model: str | None = None,
-    book: str | None = None,
-    impact: str = "sqrt",
-    prices: str | Path | None = None,
-    asset: str | None = None,
-    overrides: Mapping[str, Mapping[str, Any]] | None = None,
-    cache: dict[Any, Any] | None = None,
+    sc: _Scenario,
+    impact: ImpactName,
+    options: Mapping[str, Any],
+    cache: dict[Any, Any],
+) -> tuple[ImpactModel, MarketCalibration | None]:
+    """The impact model, calibrated from pre-event market statistics where needed."""
+    cal = None
+    depth = options.get("depth_usd")
+    if impact == ImpactName.SQRT or (
+        impact in (ImpactName.LINEAR, ImpactName.CPMM) and depth is None
+    ):
+        end = sc.event.end_ts if sc.event is not None else _utc(sc.path.ts[-1])
+        key = ("cal", sc.asset, sc.book_at, options.get("adv_usd"), options.get("sigma_day"))
+        cal = _cached(
+            cache,
+            key,
+            lambda: calibrate_market(
+                con,
+                sc.asset,
+                sc.book_at,
+                end=end,
+                adv_usd=options.get("adv_usd"),
+                sigma_day=options.get("sigma_day"),
+            ),
+        )
+    model = make_impact(
+        impact.value,
+        cal,
+        step_seconds=sc.path.step_seconds,
+        half_life_steps=options.get("half_life_steps"),
+        depth_usd=depth,
+        y=options.get("y", 1.0),
+    )
+    return model, cal
+
+
+def _resolve_margin(
+    con: duckdb.DuckDBPyConnection, sc: _Scenario, request: RunRequest, cache: dict[Any, Any]
+) -> MarginPath | None:
+    """The threshold path of a dynamic-LTV policy (``None`` for the others)."""
+    if request.policy not in DYNAMIC_POLICIES:
+        return None
+    model = request.forecast_model
+    if not model:
+        raise CascadeError(
+            f"policy {request.policy!r} needs a forecast model (--forecast-model M); "
+            '`cascade sql "SELECT DISTINCT model, asset FROM margin_paths"` lists them'
+        )
+    path = sc.path
+    return _cached(
+        cache,
+        ("margin", model, sc.asset, str(path.ts[0]), str(path.ts[-1]), len(path)),
+        lambda: margin_threshold_path(
+            con,
+            model=model,
+            asset=sc.asset,
+            step_ts=path.ts,
+            event_id=sc.event.event_id if sc.event else None,
+        ),
+    )
+
+
+def _resolve_policy(
+    con: duckdb.DuckDBPyConnection,
+    sc: _Scenario,
+    loaded: LoadedBook,
+    request: RunRequest,
+    margin: MarginPath | None,
+    cache: dict[Any, Any],
+) -> Policy:
+    """The policy object with the book's real mechanism parameters where they exist."""
+    auction_defaults = None
+    if sc.book_name == BookName.MAKER_ETHB and "dutch_auction" in request.policy:
+        auction_defaults = _cached(
+            cache, ("maker", sc.book_at), lambda: maker_params(con, sc.book_at)
+        ).auction_kwargs()
+    book = loaded.book
+    return build_policy(
+        request.policy,
+        dict(request.policy_params),
+        step_seconds=sc.path.step_seconds,
+        total_debt=book.total_debt,
+        max_threshold=float(book.liquidation_threshold.max()) if len(book) else 1.0,
+        auction_defaults=auction_defaults,
+        margin=margin,
+    )
+
+
+def resolve_run(
+    con: duckdb.DuckDBPyConnection, request: RunRequest, cache: dict[Any, Any] | None = None
 ) -> RunConfig:
-    """Assemble one run from the warehouse (books, path, calibration, margin path).
+    """Resolve a :class:`RunRequest` against the warehouse into a runnable :class:`RunConfig`.
 
     Parameters
     ----------
     con : duckdb.DuckDBPyConnection
         Warehouse connection (read-only is enough).
-    event : str, optional
-        Event id or window label (``W4``); needed unless ``prices`` is given.
-    policy : str
-        Policy name.
-    forecast_model : str, optional
-        Forecast model whose margin path drives ``dynamic_ltv`` policies (ignored, recorded
-        as ``'-'``, for the others).
-    book : str, optional
-        ``maker-ethb``, ``aave-steth``, ``synthetic`` or a file; default :func:`default_book`
-        for an event, ``synthetic`` for a user's path.
-    impact : str
-        ``sqrt`` (default), ``linear``, ``cpmm`` or ``none``.
-    prices : path, optional
-        ``ts, price`` file replacing the event's path.
-    asset : str, optional
-        Asset of a synthetic book and of the event path (default ``ETH``; a file book's own
-        asset wins).
-    overrides : mapping, optional
-        ``{"policy": {...}, "impact": {"depth_usd", "half_life_steps", "adv_usd",
-        "sigma_day", "y"}, "book": {"total_debt_usd", "n", "seed"}}``.
+    request : RunRequest
+        What to run.
     cache : dict, optional
         Shared between calls of one sweep (books, paths and calibrations are built once).
 
@@ -255,143 +366,83 @@ def build_run_config(
         Unknown names, missing data (with the command that provides it), or bad parameters.
     """
     cache = {} if cache is None else cache
-    overrides = overrides or {}
-    policy_params = dict(overrides.get("policy") or {})
-    impact_opts = dict(overrides.get("impact") or {})
-    book_opts = dict(overrides.get("book") or {})
-    check_policy_name(policy)
-    ev = get_event(event) if event is not None else None
-    if ev is None and prices is None:
-        from pipelines.catalog.registry import load_events
-
-        known = ", ".join(e.event_id for e in load_events())
-        raise CascadeError(f"give an event (known: {known}) or a prices file (--prices FILE)")
-
-    # book file first: it fixes the asset
-    book_name = book or (
-        _cached(cache, ("default_book", ev.event_id), lambda: default_book(con, ev))
-        if ev
-        else "synthetic"
-    )
-    resolve_book_name(book_name)
-    file_book = None
-    if book_name not in ("maker-ethb", "aave-steth", "synthetic"):
-        file_book = _cached(cache, ("file", book_name), lambda: read_book_file(book_name))
-    if file_book is not None:
-        asset = file_book.asset
-    asset = (asset or "ETH").upper()
-    if book_name in ("maker-ethb", "aave-steth") and asset != "ETH":
-        raise CascadeError(f"book {book_name!r} holds ETH collateral; asset {asset!r} given")
-
-    # path
-    if prices is not None:
-        path, path_spec = _cached(cache, ("prices", str(prices)), lambda: read_prices_file(prices))
-        p0 = float(path.price[0])
-        first_ts = _utc(path.ts[0]) - timedelta(seconds=path.step_seconds)
-    else:
-        assert ev is not None
-        path, p0, path_spec = _cached(
-            cache, ("path", ev.event_id, asset), lambda: event_path(con, ev, asset)
-        )
-        first_ts = ev.start_ts
-    book_at = ev.start_ts if ev is not None else first_ts
-
-    # book
-    opts_key = tuple(sorted(book_opts.items()))
-    loaded = file_book or _cached(
-        cache,
-        ("book", book_name, book_at, p0, asset, opts_key),
-        lambda: _load_book(
-            con, book_name, at=book_at, price=p0, asset=asset, options=book_opts, cache=cache
-        ),
-    )
-
-    # impact
-    cal = None
-    depth = impact_opts.get("depth_usd")
-    if impact == "sqrt" or (impact in ("linear", "cpmm") and depth is None):
-        end = ev.end_ts if ev is not None else _utc(path.ts[-1])
-        cal_key = ("cal", asset, book_at, impact_opts.get("adv_usd"), impact_opts.get("sigma_day"))
-        cal = _cached(
-            cache,
-            cal_key,
-            lambda: calibrate_market(
-                con,
-                asset,
-                book_at,
-                end=end,
-                adv_usd=impact_opts.get("adv_usd"),
-                sigma_day=impact_opts.get("sigma_day"),
-            ),
-        )
-    impact_model = make_impact(
-        impact,
-        cal,
-        step_seconds=path.step_seconds,
-        half_life_steps=impact_opts.get("half_life_steps"),
-        depth_usd=depth,
-        y=impact_opts.get("y", 1.0),
-    )
-
-    # policy
-    margin: MarginPath | None = None
-    model = _NO_MODEL
-    if policy in DYNAMIC_POLICIES:
-        if not forecast_model:
-            raise CascadeError(
-                f"policy {policy!r} needs a forecast model (--forecast-model M); "
-                '`cascade sql "SELECT DISTINCT model, asset FROM margin_paths"` lists them'
-            )
-        model = forecast_model
-        margin = _cached(
-            cache,
-            ("margin", model, asset, str(path.ts[0]), str(path.ts[-1]), len(path)),
-            lambda: margin_threshold_path(
-                con, model=model, asset=asset, step_ts=path.ts, event_id=ev.event_id if ev else None
-            ),
-        )
-    auction_defaults = None
-    if book_name == "maker-ethb" and "dutch_auction" in policy:
-        auction_defaults = _cached(
-            cache, ("maker", book_at), lambda: maker_params(con, book_at)
-        ).auction_kwargs()
-    policy_obj = build_policy(
-        policy,
-        policy_params,
-        step_seconds=path.step_seconds,
-        total_debt=loaded.book.total_debt,
-        max_threshold=float(loaded.book.liquidation_threshold.max()) if len(loaded.book) else 1.0,
-        auction_defaults=auction_defaults,
-        margin=margin,
-    )
-    spec = {
-        "version": CONFIG_VERSION,
-        "event_id": ev.event_id if ev else None,
-        "asset": asset,
-        "book": dict(loaded.spec),
-        "path": path_spec,
-        "impact": impact_model.params(),
-        "calibration": _calibration_spec(cal),
-        "policy": policy_obj.params(),
-        "forecast_model": model,
-        "margin_run_id": margin.run_id if margin else None,
-    }
-    spec = _plain(spec)
-    return RunConfig(
-        event_id=ev.event_id if ev else None,
-        asset=asset,
-        book_name=loaded.name,
-        policy_name=policy,
+    check_policy_name(request.policy)
+    sc = _resolve_scenario(con, request, cache)
+    loaded = _resolve_book(con, sc, request.book_options, cache)
+    impact_model, cal = _resolve_impact(con, sc, request.impact, request.impact_options, cache)
+    margin = _resolve_margin(con, sc, request, cache)
+    policy_obj = _resolve_policy(con, sc, loaded, request, margin, cache)
+    model = request.forecast_model if margin is not None and request.forecast_model else NO_MODEL
+    spec = RunSpec(
+        event_id=sc.event.event_id if sc.event else None,
+        asset=sc.asset,
+        book=loaded.spec,
+        path=sc.path_spec,
+        impact=impact_model.params(),
+        calibration=_calibration_spec(cal),
+        policy=policy_obj.params(),
         forecast_model=model,
-        impact_name=impact,
+        margin_run_id=margin.run_id if margin else None,
+    )
+    return RunConfig(
+        event_id=spec.event_id,
+        asset=sc.asset,
+        book_name=loaded.name,
+        policy_name=request.policy,
+        forecast_model=model,
+        impact_name=request.impact.value,
         book=loaded.book,
-        path=path,
+        path=sc.path,
         impact=impact_model,
         policy=policy_obj,
         spec=spec,
-        default_params=not policy_params,
+        default_params=not request.policy_params,
         notes=loaded.notes,
     )
+
+
+def build_run_config(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    event: str | None = None,
+    policy: str = "instant",
+    forecast_model: str | None = None,
+    book: str | None = None,
+    impact: str = "sqrt",
+    prices: str | Path | None = None,
+    asset: str | None = None,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    cache: dict[Any, Any] | None = None,
+) -> RunConfig:
+    """Keyword form of :func:`resolve_run` (``overrides``: ``{"policy", "impact", "book"}``).
+
+    Parameters
+    ----------
+    con : duckdb.DuckDBPyConnection
+        Warehouse connection (read-only is enough).
+    event, policy, forecast_model, book, impact, prices, asset
+        Fields of :class:`RunRequest`.
+    overrides : mapping, optional
+        ``{"policy": {...}, "impact": {"depth_usd", "half_life_steps", "adv_usd",
+        "sigma_day", "y"}, "book": {"total_debt_usd", "n", "seed"}}``.
+    cache : dict, optional
+        Shared build cache.
+
+    Returns
+    -------
+    RunConfig
+    """
+    request = RunRequest.from_overrides(
+        overrides,
+        event=event,
+        policy=policy,
+        forecast_model=forecast_model,
+        book=book,
+        impact=impact,
+        prices=prices,
+        asset=asset,
+    )
+    return resolve_run(con, request, cache)
 
 
 def execute_run(config: RunConfig) -> Result:
@@ -491,7 +542,7 @@ def write_result(
     *,
     sim_seconds: float | None = None,
 ) -> None:
-    """Write one run (``backtest_runs``, ``backtest_metrics``, ``backtest_steps``) atomically.
+    """Write one run atomically (:func:`pipelines.warehouse.backtest_store.write_run`).
 
     Parameters
     ----------
@@ -508,10 +559,11 @@ def write_result(
 
     Notes
     -----
-    An existing run with the same id is replaced in the same transaction.
+    An existing run with the same id is replaced in the same transaction. A run with the
+    pipeline's default parameters becomes the current answer to its question (event, book,
+    policy, forecast model, impact) on the scoreboard.
     """
     out = result if isinstance(result, RunOutput) else summarize(result, sim_seconds=sim_seconds)
-    metrics = out.metrics
     run_row = {
         "run_id": run_id,
         "scenario_id": config.scenario_id,
@@ -527,53 +579,33 @@ def write_result(
         "start_ts": _utc(config.path.ts[0]),
         "end_ts": _utc(config.path.ts[-1]),
         "default_params": config.default_params,
-        "config": json.dumps(_plain(config.spec), sort_keys=True),
+        "config": config.spec.to_json(),
         "sim_seconds": sim_seconds if sim_seconds is not None else out.sim_seconds,
         "created_at": datetime.now(UTC),
     }
-    with transaction(con):
-        for table in ("backtest_steps", "backtest_metrics", "backtest_runs"):
-            con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])
-        cols = ", ".join(run_row)
-        marks = ", ".join("?" for _ in run_row)
-        con.execute(f"INSERT INTO backtest_runs ({cols}) VALUES ({marks})", list(run_row.values()))
-        cols = ", ".join(["run_id", *metrics])
-        marks = ", ".join("?" for _ in range(len(metrics) + 1))
-        con.execute(
-            f"INSERT INTO backtest_metrics ({cols}) VALUES ({marks})",
-            [run_id, *metrics.values()],
-        )
-        insert_frame(con, "backtest_steps", out.steps.with_columns(pl.lit(run_id).alias("run_id")))
-
-
-def existing_run_ids(con: duckdb.DuckDBPyConnection, run_ids: list[str]) -> set[str]:
-    """The subset of ``run_ids`` already in ``backtest_runs``."""
-    if not run_ids:
-        return set()
-    rows = con.execute(
-        "SELECT run_id FROM backtest_runs WHERE list_contains(?, run_id)", [run_ids]
-    ).fetchall()
-    return {r[0] for r in rows}
+    store.write_run(con, run_row, out.metrics, out.steps, current=config.default_params)
 
 
 def pending_runs(con: duckdb.DuckDBPyConnection, configs: list[Any]) -> list[Any]:
-    """The run configs of ``configs`` whose run id is not yet in ``backtest_runs``, in order."""
-    done = existing_run_ids(con, [c.run_id for c in configs])
+    """The run configs of ``configs`` whose run id is not yet in ``backtest_runs``, in order.
+
+    The stored ones with default parameters are (re)marked as the current answers to their
+    questions when ``con`` is writable, so a sweep that recomputes nothing still decides what the
+    scoreboard shows.
+    """
+    done = store.existing_run_ids(con, [c.run_id for c in configs])
+    cached_defaults = [c.run_id for c in configs if c.run_id in done and c.default_params]
+    if cached_defaults and not _read_only(con):
+        store.mark_current(con, cached_defaults)
     return [c for c in configs if c.run_id not in done]
 
 
-def read_metrics(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, Any]:
-    """Stored metrics of a run, with its labels (from ``policy_scoreboard``).
+def _read_only(con: duckdb.DuckDBPyConnection) -> bool:
+    return bool(con.execute("SELECT current_setting('access_mode') = 'read_only'").fetchall()[0][0])
 
-    Non-finite floats (an amplification with no counterfactual liquidation) become ``None``.
-    """
-    frame = con.sql("SELECT * FROM policy_scoreboard WHERE run_id = ?", params=[run_id]).pl()
-    if frame.height == 0:
-        raise CascadeError(f"run {run_id!r} is not in backtest_runs")
-    row = frame.row(0, named=True)
-    return {
-        k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()
-    }
+
+existing_run_ids = store.existing_run_ids
+read_metrics = store.read_metrics
 
 
 def plan_sweep(

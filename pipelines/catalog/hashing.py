@@ -42,3 +42,34 @@ def canonical_json(config: Any) -> str:
 def config_hash(config: Any) -> str:
     """16-hex-digit sha256 of :func:`canonical_json` — the run id."""
     return hashlib.sha256(canonical_json(config).encode()).hexdigest()[:16]
+
+
+#: The repository root (``pipelines/catalog/hashing.py`` → three levels up).
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def code_digest(*patterns: str, root: Path | None = None) -> str:
+    """16-hex-digit sha256 of the Python files matching ``patterns`` (paths and bytes).
+
+    The code version of a stage: any edit of a matched file changes it, so results computed by
+    older code are never mistaken for current ones.
+
+    Parameters
+    ----------
+    *patterns : str
+        Glob patterns relative to ``root`` (e.g. ``"backtest/**/*.py"``).
+    root : path, optional
+        Repository root (default: the one holding this package).
+
+    Returns
+    -------
+    str
+    """
+    base = Path(root) if root is not None else REPO_ROOT
+    files = sorted({p for pattern in patterns for p in base.glob(pattern) if p.is_file()})
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.relative_to(base).as_posix().encode())
+        digest.update(b"\0")
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]

@@ -150,8 +150,8 @@ _SUMMARY = (
 
 def _print_summary(row: dict[str, Any], cfg: Any, cached: bool) -> None:
     book = f"{cfg.book_name} ({len(cfg.book):,} positions, ${cfg.book.total_debt / 1e6:,.1f}M)"
-    path = f"{len(cfg.path):,} steps of {cfg.path.step_seconds:g} s ({cfg.spec['path']['source']})"
-    impact = ", ".join(f"{k}={v}" for k, v in cfg.spec["impact"].items())
+    path = f"{len(cfg.path):,} steps of {cfg.path.step_seconds:g} s ({cfg.spec.path['source']})"
+    impact = ", ".join(f"{k}={v}" for k, v in cfg.spec.impact.items())
     print(f"run {row['run_id']}{' (cached)' if cached else ''}")
     event = row["event_id"] or "-"
     print(f"  event   {event}   policy {row['policy']}  model {row['forecast_model']}")
@@ -233,7 +233,7 @@ def _sweep(args: argparse.Namespace) -> int:
     if todo:
         from pipelines.backtests.flow import backtest_flow
 
-        run_ids = backtest_flow(db_path=str(args.db), **sweep)
+        run_ids, _computed = backtest_flow(db_path=str(args.db), **sweep)
     else:
         print(
             f"all {len(run_ids)} runs of the sweep are stored (cache by run id); nothing to run",
@@ -246,7 +246,7 @@ def _sweep(args: argparse.Namespace) -> int:
             "round(liquidated_usd / 1e6, 3) AS liquidated_musd, "
             "round(induced_usd / 1e6, 3) AS induced_musd, round(amplification, 4) AS amp, "
             "max_cascade_depth, round(bad_debt_usd / 1e6, 3) AS bad_debt_musd, run_id "
-            "FROM policy_scoreboard WHERE list_contains(?, run_id) ORDER BY ALL",
+            "FROM backtest_results WHERE list_contains(?, run_id) ORDER BY ALL",
             params=[run_ids],
         ).pl()
     finally:

@@ -18,7 +18,7 @@ from pathlib import Path
 import duckdb
 
 import forecasting as fcst
-from pipelines.catalog.hashing import config_hash
+from pipelines.catalog.hashing import code_digest, config_hash
 from pipelines.catalog.registry import load_events
 from pipelines.errors import CascadeError, UnknownNameError
 
@@ -279,24 +279,35 @@ def resolve_horizons(horizons: Sequence[int | str] | None) -> tuple[int, ...]:
     return tuple(sorted(out))
 
 
+#: The code that shapes a forecast run's rows: the library and this stage.
+FORECAST_CODE = ("forecasting/**/*.py", "pipelines/forecasts/*.py")
+#: Tables a forecast reads, per asset (bars and the stress features).
+_FORECAST_INPUTS = ("prices", "funding", "open_interest", "cex_liquidations")
+
+
 def code_version() -> str:
     """sha256 prefix of the forecasting library and of the forecast pipeline modules."""
-    digest = hashlib.sha256()
-    files = sorted((_ROOT / "forecasting").rglob("*.py")) + sorted(
-        (_ROOT / "pipelines" / "forecasts").glob("*.py")
-    )
-    for path in files:
-        digest.update(path.relative_to(_ROOT).as_posix().encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]
+    return code_digest(*FORECAST_CODE)
 
 
-def data_version(con: duckdb.DuckDBPyConnection) -> str:
-    """sha256 prefix of what is loaded (``ingest_log``: source, file sha256, adapter version)."""
-    rows = con.execute(
-        "SELECT source, sha256, adapter_version FROM ingest_log ORDER BY source"
-    ).fetchall()
-    return hashlib.sha256(repr(rows).encode()).hexdigest()[:16]
+def data_version(con: duckdb.DuckDBPyConnection, assets: Sequence[str]) -> str:
+    """sha256 prefix of the rows a forecast of ``assets`` reads, and of nothing else.
+
+    Per asset and input table (``prices``, ``funding``, ``open_interest``,
+    ``cex_liquidations``): the row count and an order-free sum of row hashes. Loading another
+    asset (``cascade ingest-prices --asset ZZZ``) or any unrelated source leaves it unchanged,
+    so the forecast run id — and every backtest run driven by it — stays the same.
+    """
+    parts = []
+    for asset in sorted({a.upper() for a in assets}):
+        for table in _FORECAST_INPUTS:
+            row = con.execute(
+                f"SELECT count(*), coalesce(sum(hash(t)::HUGEINT), 0)::VARCHAR "
+                f"FROM (SELECT * FROM {table} WHERE asset = ?) t",
+                [asset],
+            ).fetchall()[0]
+            parts.append(f"{asset}:{table}:{row[0]}:{row[1]}")
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 
 def build_config(
@@ -346,8 +357,9 @@ def build_config(
     model_names = resolve_models(models)
     hs = resolve_horizons(horizons)
     windows = forecast_windows(events, start, end, history_days=history_days, min_train=min_train)
+    resolved_assets = resolve_assets(con, assets or ("BTC", "ETH", "SOL"))
     return ForecastConfig(
-        assets=resolve_assets(con, assets or ("BTC", "ETH", "SOL")),
+        assets=resolved_assets,
         models=model_names,
         windows=windows,
         horizons=hs,
@@ -358,7 +370,7 @@ def build_config(
         margin_policy=MARGIN_PRESETS[preset],
         model_params={m: _params(m, hs) for m in model_names},
         code_version=code_version(),
-        data_version=data_version(con),
+        data_version=data_version(con, resolved_assets),
     )
 
 

@@ -7,7 +7,8 @@ nothing:
   decides; the ``ingest`` sub-flow runs only when a source changed;
 * **forecast** — the run id is the hash of the forecast config (which includes the data
   version); the ``forecast`` sub-flow runs only when it is not in ``forecast_runs``;
-* **backtest sweep** — the sub-flow ``backtest-sweep`` computes only the runs whose id (hash of
+* **backtest sweep** — the sub-flow ``backtest`` (:func:`~pipelines.backtests.flow.backtest_flow`)
+  computes only the runs whose id (hash of
   book, path, impact and policy) is not in ``backtest_runs``. Its tasks run on threads, on a
   temporary local Dask cluster (``workers``) or on an existing one (``dask_address``); they
   only compute, and the flow writes every result on its single DuckDB connection;
@@ -24,7 +25,6 @@ from pathlib import Path
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
-from prefect.futures import as_completed
 
 from pipelines.orchestration.dask_runner import (
     api_url_for_workers,
@@ -42,7 +42,7 @@ from pipelines.orchestration.plan import (
 )
 from pipelines.warehouse.connection import connect
 
-__all__ = ["PipelineSummary", "backtest_sweep", "cascade_pipeline"]
+__all__ = ["PipelineSummary", "cascade_pipeline"]
 
 
 @dataclass
@@ -126,121 +126,6 @@ def export_task(db_path: str, export_dir: str) -> list[str]:
     from pipelines.warehouse.export import export_warehouse
 
     return [str(p) for p in export_warehouse(db_path, export_dir, force=False)]
-
-
-#: Batches per Dask worker: enough to balance uneven runs, few enough that Prefect's per-task
-#: cost (serializing the settings context, hashing the arguments: ~0.1-0.3 s per submit) stays
-#: small next to the runs themselves (~0.05 s each on the default sweep).
-BATCHES_PER_WORKER = 4
-
-
-@task(cache_policy=NO_CACHE, task_run_name="backtest batch of {n_runs} runs")
-def run_backtest_batch(configs: list, n_runs: int) -> list:
-    """Simulate several run configs in one task (for Dask); outputs in the order given."""
-    from pipelines.backtests.run import run_output
-
-    return [run_output(cfg) for cfg in configs]
-
-
-def _dask_workers() -> int | None:
-    """Workers of the flow's Dask cluster (starting it), or ``None`` on another runner."""
-    from prefect.context import get_run_context
-
-    runner = get_run_context().task_runner
-    if type(runner).__name__ != "DaskTaskRunner":  # no prefect_dask import for thread runs
-        return None
-    return max(1, len(runner.client.scheduler_info().get("workers", {})))
-
-
-def _submit(todo: list) -> dict:
-    """Submit the runs; returns ``future → configs it computes`` (one or a batch each)."""
-    from pipelines.backtests.flow import run_backtest_task
-
-    workers = _dask_workers()
-    if workers is None:
-        task_fn = run_backtest_task.with_options(retries=1, retry_delay_seconds=1)
-        return {task_fn.submit(cfg): [cfg] for cfg in todo}
-    n_batches = min(len(todo), workers * BATCHES_PER_WORKER)
-    batches = [todo[i::n_batches] for i in range(n_batches)]  # interleaved: similar costs
-    batch_fn = run_backtest_batch.with_options(retries=1, retry_delay_seconds=1)
-    return {batch_fn.submit(batch, len(batch)): batch for batch in batches}
-
-
-@flow(name="backtest-sweep", log_prints=True)
-def backtest_sweep(
-    db_path: str,
-    events: list[str] | None = None,
-    policies: list[str] | None = None,
-    forecast_models: list[str] | None = None,
-    impacts: list[str] | None = None,
-    progress: bool = False,
-) -> tuple[list[str], int]:
-    """Compute the sweep's missing backtest runs on the flow's task runner and write them.
-
-    The tasks receive complete, picklable run configs and return their outputs
-    (:func:`pipelines.backtests.run.run_output`): one run per task
-    (:func:`pipelines.backtests.flow.run_backtest_task`) on threads, interleaved batches of
-    runs (:func:`run_backtest_batch`, :data:`BATCHES_PER_WORKER` per worker) on Dask. This
-    flow holds the only DuckDB connection and writes each run, in one transaction, as its task
-    returns.
-
-    Parameters
-    ----------
-    db_path : str
-        Warehouse.
-    events, policies, forecast_models, impacts : list of str, optional
-        The sweep (see :func:`pipelines.backtests.run.plan_sweep`).
-    progress : bool
-        Show a tqdm progress bar on stderr.
-
-    Returns
-    -------
-    tuple
-        ``(run ids of the whole sweep in sweep order, number computed now)``.
-    """
-    from tqdm import tqdm
-
-    from pipelines.backtests.run import pending_runs, plan_sweep, write_result
-
-    logger = get_run_logger()
-    con = connect(db_path)
-    try:
-        configs = plan_sweep(
-            con,
-            events=events,
-            policies=policies,
-            forecast_models=forecast_models,
-            impacts=impacts,
-        )
-        todo = pending_runs(con, configs)
-        logger.info(
-            "%d runs in the sweep: %d stored, %d to compute",
-            len(configs),
-            len(configs) - len(todo),
-            len(todo),
-        )
-        if todo:
-            futures = _submit(todo)
-            logger.info("%d runs submitted as %d task(s)", len(todo), len(futures))
-            written, step = 0, max(1, len(todo) // 10)
-            bar = tqdm(total=len(todo), desc="backtest sweep", unit="run", disable=not progress)
-            with bar:
-                for future in as_completed(list(futures)):
-                    batch = futures[future]
-                    outputs = future.result()
-                    if not isinstance(outputs, list):  # run_backtest_task: one output
-                        outputs = [outputs]
-                    for cfg, output in zip(batch, outputs, strict=True):
-                        write_result(con, cfg.run_id, cfg, output)
-                        written += 1
-                        bar.update()
-                        if written % step == 0 or written == len(todo):
-                            logger.info(
-                                "[%d/%d] runs written (last: %s)", written, len(todo), cfg.label
-                            )
-    finally:
-        con.close()
-    return [c.run_id for c in configs], len(todo)
 
 
 # --- the pipeline -------------------------------------------------------------------------------
@@ -333,7 +218,9 @@ def cascade_pipeline(
     dask = workers is not None or bool(dask_address)
     if dask:
         quiet_distributed_logs()
-    sweep = backtest_sweep.with_options(task_runner=build_task_runner(workers, dask_address))
+    from pipelines.backtests.flow import backtest_flow
+
+    sweep = backtest_flow.with_options(task_runner=build_task_runner(workers, dask_address))
     with api_url_for_workers(dask_address) if dask else nullcontext():
         summary.run_ids, summary.runs_computed = sweep(
             db_path=db,

@@ -318,9 +318,25 @@ def _event_sections(
 # --- forecasts ----------------------------------------------------------------------------------
 
 
-def _latest_forecast_run(con: duckdb.DuckDBPyConnection) -> str | None:
+def _scoreboard_forecast_run(con: duckdb.DuckDBPyConnection) -> str | None:
+    """The forecast run behind the scoreboard's dynamic-LTV runs.
+
+    The margin run of the current dynamic-LTV runs (the most used one if several); without any,
+    the latest forecast run of the scoreboard's asset — never an ad-hoc run of another asset.
+    """
     rows = con.execute(
-        "SELECT run_id FROM forecast_runs ORDER BY created_at DESC, run_id LIMIT 1"
+        "SELECT json_extract_string(r.config, '$.margin_run_id') AS margin_run, count(*) AS n "
+        "FROM backtest_runs r JOIN backtest_current c USING (run_id) "
+        "WHERE margin_run IS NOT NULL GROUP BY margin_run ORDER BY n DESC, margin_run LIMIT 1"
+    ).fetchall()
+    if rows:
+        return rows[0][0]
+    rows = con.execute(
+        "SELECT f.run_id FROM forecast_runs f "
+        "WHERE EXISTS (SELECT 1 FROM forecasts x WHERE x.run_id = f.run_id AND x.asset IN "
+        "  (SELECT DISTINCT asset FROM policy_scoreboard)) "
+        "   OR NOT EXISTS (SELECT 1 FROM policy_scoreboard) "
+        "ORDER BY f.created_at DESC, f.run_id LIMIT 1"
     ).fetchall()
     return rows[0][0] if rows else None
 
@@ -461,5 +477,5 @@ def _body(
             *_event_sections(con, frame, img_dir),
         ]
     body.append("<h2>3. Forecast vs realized volatility</h2>")
-    body.append(_forecast_section(con, forecast_run_id or _latest_forecast_run(con), out))
+    body.append(_forecast_section(con, forecast_run_id or _scoreboard_forecast_run(con), out))
     return body

@@ -14,11 +14,17 @@ import polars as pl
 from pipelines.catalog.registry import DATA_DIR, load_events
 from pipelines.errors import CascadeError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # Results are derived data: a schema upgrade drops and recreates them (re-run forecast/backtest);
 # raw data is never dropped.
-_DERIVED_VIEWS = ("avoided_cascades", "policy_scoreboard", "forecast_vs_realized")
+_DERIVED_VIEWS = (
+    "avoided_cascades",
+    "policy_scoreboard",
+    "backtest_results",
+    "forecast_vs_realized",
+)
 _DERIVED_TABLES = (
+    "backtest_current",
     "backtest_steps",
     "backtest_metrics",
     "backtest_runs",

@@ -46,6 +46,8 @@ RESULT_NAMES = (
     "backtest_runs",
     "backtest_metrics",
     "backtest_steps",
+    "backtest_current",
+    "backtest_results",
     "policy_scoreboard",
     "avoided_cascades",
 )
