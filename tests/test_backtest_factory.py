@@ -232,3 +232,35 @@ def test_policy_classes_are_the_registered_ones():
         "Combined",
     }
     assert Batch.name == "batch" and Staged.name == "staged"
+
+
+# --- Result: read-only and picklable ------------------------------------------------------------
+
+
+def test_result_pickles_and_stays_read_only(contract_inputs):
+    book, path, impact = contract_inputs
+    result = simulate(book, path, impact, build_policy("staged", step_seconds=60.0))
+    for mapping in (result.policy, result.impact):
+        with pytest.raises(TypeError):
+            mapping["policy"] = "x"  # type: ignore[index]
+        with pytest.raises(TypeError):
+            del mapping["policy"]  # type: ignore[attr-defined]
+        with pytest.raises(AttributeError):
+            mapping._data = {}  # type: ignore[attr-defined]
+    with pytest.raises(AttributeError):
+        result.engine = "dense"  # type: ignore[misc]
+    # the stored copy does not follow later edits of the dict it was made from
+    source = {"a": 1}
+    frozen = backtest.FrozenParams(source)
+    source["a"] = 2
+    assert frozen["a"] == 1 and frozen == {"a": 1} and len(frozen) == 1
+    again = pickle.loads(pickle.dumps(result))
+    assert isinstance(again.policy, backtest.FrozenParams)
+    assert again.policy == result.policy and again.impact == result.impact
+    assert again.metrics == result.metrics and again.counterfactual == result.counterfactual
+    assert again.conservation == result.conservation
+    assert again.steps.equals(result.steps)
+    assert again.counterfactual_steps.equals(result.counterfactual_steps)
+    assert again.fingerprint == result.fingerprint
+    assert np.array_equal(again.position_induced_usd, result.position_induced_usd)
+    assert json.dumps(dict(again.policy)) == json.dumps(dict(result.policy))
