@@ -22,9 +22,8 @@ dense engine re-evaluates every position every step (reference and benchmark bas
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -39,12 +38,55 @@ from backtest.path import PricePath
 from backtest.policies.base import Env, Policy
 from backtest.pool import DensePool, FastPool
 
-__all__ = ["MAX_ROUNDS_PER_STEP", "Result", "simulate", "simulate_dense"]
+__all__ = ["MAX_ROUNDS_PER_STEP", "FrozenParams", "Result", "simulate", "simulate_dense"]
 
 #: Safety limit on the rounds of one step.
 MAX_ROUNDS_PER_STEP = 1_000_000
 
 _INT_FIELDS = ("rounds", "cascade_depth", "n_liquidations")
+
+
+class FrozenParams(Mapping[str, Any]):
+    """A read-only, picklable mapping (the parameters stored in a :class:`Result`).
+
+    Behaves like :class:`types.MappingProxyType` over a private copy of ``data`` (no item
+    assignment or deletion), but pickles, so results can cross process boundaries.
+
+    Parameters
+    ----------
+    data : mapping
+        The parameters (copied, shallowly).
+    """
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: Mapping[str, Any] = ()) -> None:  # type: ignore[assignment]
+        object.__setattr__(self, "_data", dict(data))
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("FrozenParams is read-only")
+
+    def __reduce__(self) -> tuple[type, tuple[dict[str, Any]]]:
+        return (FrozenParams, (dict(self._data),))
+
+    def __repr__(self) -> str:
+        return f"FrozenParams({self._data!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Mapping):
+            return dict(self._data) == dict(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
@@ -72,9 +114,9 @@ class Result:
         Liquidated debt per position, in the book's row order.
     position_induced_usd : numpy.ndarray
         ``max(0, liq_i − liq_i^cf)`` per position, in the book's row order.
-    policy : Mapping
+    policy : FrozenParams
         The policy's parameters (``policy.params()``, read-only).
-    impact : Mapping
+    impact : FrozenParams
         The impact model's parameters (read-only).
     engine : str
         ``"fast"`` or ``"dense"``.
@@ -340,8 +382,8 @@ def _simulate(
         conservation=_conservation(run),
         position_liquidated_usd=_unsort(prep, liq),
         position_induced_usd=_unsort(prep, induced),
-        policy=MappingProxyType(policy.params()),
-        impact=MappingProxyType(impact.params()),
+        policy=FrozenParams(policy.params()),
+        impact=FrozenParams(impact.params()),
         engine="dense" if dense else "fast",
         n_positions=len(book),
         n_steps=len(path),

@@ -40,6 +40,39 @@ class PolicyConfigError(BacktestError, ValueError):
     """A policy was configured with an impossible parameter."""
 
 
+class PolicyParameterError(PolicyConfigError):
+    """Parameters that no part of a policy accepts.
+
+    Parameters
+    ----------
+    policy : str
+        Policy name.
+    parameters : tuple of str
+        The parameters no part accepts.
+    accepted : tuple of str
+        The parameters the policy (with its base or parts) accepts.
+    """
+
+    def __init__(self, policy: str, parameters: tuple[str, ...], accepted: tuple[str, ...]) -> None:
+        self.policy = policy
+        self.parameters = tuple(parameters)
+        self.accepted = tuple(accepted)
+        names = ", ".join(repr(p) for p in self.parameters)
+        what = "parameter" if len(self.parameters) == 1 else "parameters"
+        verb = "does" if len(self.parameters) == 1 else "do"
+        super().__init__(
+            f"{what} {names} {verb} not apply to policy {policy!r}; "
+            f"its parameters: {', '.join(self.accepted)}"
+        )
+
+    def __reduce__(self) -> tuple[type, tuple[str, tuple[str, ...], tuple[str, ...]]]:
+        return (type(self), (self.policy, self.parameters, self.accepted))
+
+
+class MissingThresholdPathError(PolicyConfigError):
+    """A dynamic policy (``dynamic_ltv``…) was built without a threshold path."""
+
+
 class UnknownPolicyError(BacktestError, KeyError):
     """A policy name that the registry does not know; the message lists the known names."""
 
@@ -53,3 +86,7 @@ class ResultMismatchError(BacktestError, ValueError):
 
 class CascadeDidNotSettleError(BacktestError, RuntimeError):
     """A step's cascade rounds did not reach a fixed point within the round limit."""
+
+
+class ShapeFitError(BacktestError, ValueError):
+    """A book has too few positions to fit its health-factor law and debt-size tail."""

@@ -13,6 +13,19 @@ and ``current`` the impact before the round:
 * :class:`CpmmImpact`: ``I += 2 · ln(1 + q · exp(I/2) / R)``, the exact constant-product trade
   against the pool's current USD reserve ``R · exp(-I/2)`` (derivation in the class).
 * :class:`NoImpact`: ``I ≡ 0`` (the counterfactual).
+
+Calibration from market statistics (``from_market`` classmethods, :func:`impact_from_market`):
+
+* **Square-root law** from the asset's average daily volume ``ADV`` and daily volatility
+  ``σ_day`` with prefactor ``Y`` (default 1).
+* **Depth** for ``linear`` and ``cpmm``: with a measured order-book depth ``D₁`` (bid notional
+  within 1 % of the mid) the model is calibrated so that selling ``D₁`` at once moves the price
+  by 1 %. Without it the depth is derived from ADV with the one published calibration point,
+  "$35M of ETH ≈ 4.0 % on-chain slippage" (Maker, 2021), scaled by ADV: selling
+  ``35M × ADV / ADV_ref`` moves the price by 4 % (:data:`ADV_REF_USD`, :data:`REF_SALE_USD`,
+  :data:`REF_SLIPPAGE`); for ``linear`` this gives ``depth_usd ≈ 0.224 × ADV``.
+* **Half-life**: :data:`DEFAULT_HALF_LIFE_SECONDS` (30 minutes) in steps of the path
+  (:func:`half_life_steps_for`), unless given.
 """
 
 from __future__ import annotations
@@ -23,7 +36,93 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 from backtest.errors import ImpactConfigError
 
-__all__ = ["CpmmImpact", "ImpactModel", "LinearImpact", "NoImpact", "SqrtImpact"]
+__all__ = [
+    "ADV_REF_USD",
+    "DEFAULT_HALF_LIFE_SECONDS",
+    "IMPACT_NAMES",
+    "REF_SALE_USD",
+    "REF_SLIPPAGE",
+    "CpmmImpact",
+    "ImpactModel",
+    "LinearImpact",
+    "NoImpact",
+    "SqrtImpact",
+    "depth_point",
+    "half_life_steps_for",
+    "impact_from_market",
+]
+
+#: ETH ADV (Binance spot, USD/day) over the 30 days before 2021-05-19: the ADV the published
+#: slippage point :data:`REF_SALE_USD` / :data:`REF_SLIPPAGE` was observed at.
+ADV_REF_USD = 3.8286e9
+#: "$35M of ETH ≈ 4.0 % on-chain slippage" (Maker ETH-B discussion, 2021; REFERENCES.md).
+REF_SALE_USD = 35e6
+#: Slippage of :data:`REF_SALE_USD` at :data:`ADV_REF_USD`.
+REF_SLIPPAGE = 0.04
+#: Default impact half-life in seconds (converted to steps of the path).
+DEFAULT_HALF_LIFE_SECONDS = 1_800.0
+#: Names of the impact models (:func:`impact_from_market`).
+IMPACT_NAMES: tuple[str, ...] = ("sqrt", "linear", "cpmm", "none")
+
+
+def half_life_steps_for(
+    step_seconds: float, half_life_seconds: float = DEFAULT_HALF_LIFE_SECONDS
+) -> float:
+    """A half-life given in seconds, in steps of ``step_seconds`` (at least ``1e-6``).
+
+    Parameters
+    ----------
+    step_seconds : float
+        Bar size of the path.
+    half_life_seconds : float, optional
+        Half-life (30 minutes by default).
+
+    Returns
+    -------
+    float
+        ``max(half_life_seconds / step_seconds, 1e-6)``.
+    """
+    return max(half_life_seconds / max(step_seconds, 1e-9), 1e-6)
+
+
+def _resolve_half_life(half_life_steps: float | None, step_seconds: float | None) -> float:
+    if half_life_steps is not None:
+        return half_life_steps
+    if step_seconds is None:
+        raise ImpactConfigError(
+            "give half_life_steps, or step_seconds for the default half-life of "
+            f"{DEFAULT_HALF_LIFE_SECONDS:g} s"
+        )
+    return half_life_steps_for(step_seconds)
+
+
+def depth_point(
+    *, adv_usd: float | None = None, depth_1pct_usd: float | None = None
+) -> tuple[float, float]:
+    """The calibration point ``(sale_usd, price_drop)`` of the depth rule.
+
+    Parameters
+    ----------
+    adv_usd : float, optional
+        Average daily volume (USD), used when no order-book depth is known.
+    depth_1pct_usd : float, optional
+        Bid notional within 1 % of the mid; takes precedence.
+
+    Returns
+    -------
+    (float, float)
+        ``(depth_1pct_usd, 0.01)``, else ``(REF_SALE_USD × adv_usd / ADV_REF_USD, REF_SLIPPAGE)``.
+
+    Raises
+    ------
+    ImpactConfigError
+        When neither is given.
+    """
+    if depth_1pct_usd is not None:
+        return depth_1pct_usd, 0.01
+    if adv_usd is None:
+        raise ImpactConfigError("the depth rule needs depth_1pct_usd or adv_usd")
+    return REF_SALE_USD * adv_usd / ADV_REF_USD, REF_SLIPPAGE
 
 
 def _check_half_life(h: float) -> None:
@@ -121,6 +220,41 @@ class LinearImpact(_Base):
             raise ImpactConfigError(f"drop={drop!r} must be a fraction in (0, 1), e.g. 0.04")
         return cls(depth_usd=q_usd / -math.log1p(-drop), half_life_steps=half_life_steps)
 
+    @classmethod
+    def from_market(
+        cls,
+        *,
+        adv_usd: float | None = None,
+        depth_1pct_usd: float | None = None,
+        step_seconds: float | None = None,
+        half_life_steps: float | None = None,
+    ) -> LinearImpact:
+        """Calibrate from market statistics with the depth rule (module docstring).
+
+        Parameters
+        ----------
+        adv_usd : float, optional
+            Average daily volume (USD); used when ``depth_1pct_usd`` is not known.
+        depth_1pct_usd : float, optional
+            Bid notional within 1 % of the mid: selling it at once moves the price by 1 %.
+        step_seconds : float, optional
+            Bar size of the path, for the default half-life (30 minutes).
+        half_life_steps : float, optional
+            Half-life in steps (``math.inf``: permanent); overrides the default.
+
+        Returns
+        -------
+        LinearImpact
+
+        Raises
+        ------
+        ImpactConfigError
+            Neither depth nor ADV, or neither half-life nor step size.
+        """
+        q, drop = depth_point(adv_usd=adv_usd, depth_1pct_usd=depth_1pct_usd)
+        h = _resolve_half_life(half_life_steps, step_seconds)
+        return cls.from_slippage(q, drop, half_life_steps=h)
+
     def apply(self, i_start: float, sold_before: float, q: float, current: float) -> float:
         """``current + q / depth_usd``."""
         return current + q / self.depth_usd
@@ -162,6 +296,48 @@ class SqrtImpact(_Base):
         if not self.Y > 0:
             raise ImpactConfigError(f"Y={self.Y!r} must be > 0 (order 1)")
         _check_half_life(self.half_life_steps)
+
+    @classmethod
+    def from_market(
+        cls,
+        *,
+        adv_usd: float,
+        sigma_day: float,
+        step_seconds: float | None = None,
+        half_life_steps: float | None = None,
+        y: float = 1.0,
+    ) -> SqrtImpact:
+        """The square-root law with the asset's ADV and daily volatility.
+
+        Parameters
+        ----------
+        adv_usd : float
+            Average daily volume (USD).
+        sigma_day : float
+            Daily volatility (fraction).
+        step_seconds : float, optional
+            Bar size of the path, for the default half-life (30 minutes).
+        half_life_steps : float, optional
+            Half-life in steps (``math.inf``: permanent); overrides the default.
+        y : float, optional
+            Prefactor ``Y`` (default 1).
+
+        Returns
+        -------
+        SqrtImpact
+
+        Raises
+        ------
+        ImpactConfigError
+            Neither half-life nor step size, or an impossible value.
+
+        Examples
+        --------
+        >>> SqrtImpact.from_market(adv_usd=3e9, sigma_day=0.05, step_seconds=60.0).half_life_steps
+        30.0
+        """
+        h = _resolve_half_life(half_life_steps, step_seconds)
+        return cls(sigma_day=sigma_day, adv_usd=adv_usd, Y=y, half_life_steps=h)
 
     def apply(self, i_start: float, sold_before: float, q: float, current: float) -> float:
         """``i_start + Y · σ_day · sqrt((sold_before + q) / ADV)``."""
@@ -216,6 +392,41 @@ class CpmmImpact(_Base):
         r = q_usd / ((1.0 - drop) ** -0.5 - 1.0)
         return cls(pool_depth_usd=r, half_life_steps=half_life_steps)
 
+    @classmethod
+    def from_market(
+        cls,
+        *,
+        adv_usd: float | None = None,
+        depth_1pct_usd: float | None = None,
+        step_seconds: float | None = None,
+        half_life_steps: float | None = None,
+    ) -> CpmmImpact:
+        """Calibrate the pool reserve from market statistics with the depth rule.
+
+        Parameters
+        ----------
+        adv_usd : float, optional
+            Average daily volume (USD); used when ``depth_1pct_usd`` is not known.
+        depth_1pct_usd : float, optional
+            Bid notional within 1 % of the mid: selling it at once moves the price by 1 %.
+        step_seconds : float, optional
+            Bar size of the path, for the default half-life (30 minutes).
+        half_life_steps : float, optional
+            Half-life in steps (``math.inf``: permanent); overrides the default.
+
+        Returns
+        -------
+        CpmmImpact
+
+        Raises
+        ------
+        ImpactConfigError
+            Neither depth nor ADV, or neither half-life nor step size.
+        """
+        q, drop = depth_point(adv_usd=adv_usd, depth_1pct_usd=depth_1pct_usd)
+        h = _resolve_half_life(half_life_steps, step_seconds)
+        return cls.from_slippage(q, drop, half_life_steps=h)
+
     def apply(self, i_start: float, sold_before: float, q: float, current: float) -> float:
         """``current + 2 · ln(1 + q · exp(current / 2) / R)``."""
         return current + 2.0 * math.log1p(q * math.exp(0.5 * current) / self.pool_depth_usd)
@@ -236,3 +447,66 @@ class NoImpact(_Base):
     def apply(self, i_start: float, sold_before: float, q: float, current: float) -> float:
         """``current`` (always 0)."""
         return current
+
+
+def impact_from_market(
+    name: str,
+    *,
+    adv_usd: float | None = None,
+    sigma_day: float | None = None,
+    depth_1pct_usd: float | None = None,
+    depth_usd: float | None = None,
+    step_seconds: float | None = None,
+    half_life_steps: float | None = None,
+    y: float = 1.0,
+) -> ImpactModel:
+    """Build the impact model ``name`` from market statistics.
+
+    Parameters
+    ----------
+    name : {"sqrt", "linear", "cpmm", "none"}
+        Impact model (:data:`IMPACT_NAMES`).
+    adv_usd, sigma_day : float, optional
+        Average daily volume (USD) and daily volatility; ``sqrt`` needs both, ``linear`` and
+        ``cpmm`` use ADV when neither ``depth_usd`` nor ``depth_1pct_usd`` is given.
+    depth_1pct_usd : float, optional
+        Measured bid notional within 1 % of the mid (``linear``, ``cpmm``).
+    depth_usd : float, optional
+        Explicit ``depth_usd`` of the linear model or reserve of the cpmm pool; bypasses the
+        depth rule. Not accepted by ``sqrt``.
+    step_seconds : float, optional
+        Bar size of the path, for the default half-life (30 minutes).
+    half_life_steps : float, optional
+        Half-life in steps (``math.inf``: permanent impact).
+    y : float, optional
+        Prefactor of the square-root law.
+
+    Returns
+    -------
+    ImpactModel
+
+    Raises
+    ------
+    ImpactConfigError
+        Unknown name, missing statistics, or ``depth_usd`` given to ``sqrt``.
+    """
+    if name not in IMPACT_NAMES:
+        raise ImpactConfigError(f"unknown impact model {name!r}; known: {', '.join(IMPACT_NAMES)}")
+    if name == "none":
+        return NoImpact()
+    h = _resolve_half_life(half_life_steps, step_seconds)
+    if name == "sqrt":
+        if depth_usd is not None:
+            raise ImpactConfigError("depth_usd applies to linear and cpmm; for sqrt give adv_usd")
+        if adv_usd is None or sigma_day is None:
+            raise ImpactConfigError("the sqrt impact needs adv_usd and sigma_day")
+        return SqrtImpact.from_market(adv_usd=adv_usd, sigma_day=sigma_day, half_life_steps=h, y=y)
+    if name == "linear":
+        if depth_usd is not None:
+            return LinearImpact(depth_usd=depth_usd, half_life_steps=h)
+        return LinearImpact.from_market(
+            adv_usd=adv_usd, depth_1pct_usd=depth_1pct_usd, half_life_steps=h
+        )
+    if depth_usd is not None:
+        return CpmmImpact(pool_depth_usd=depth_usd, half_life_steps=h)
+    return CpmmImpact.from_market(adv_usd=adv_usd, depth_1pct_usd=depth_1pct_usd, half_life_steps=h)

@@ -6,6 +6,8 @@ Never imports Prefect or DuckDB. Main entry points:
 * models in :mod:`forecasting.models` and the :data:`MODELS` registry
 * :func:`walk_forward` — honest out-of-sample forecasts
 * :func:`score_forecasts` — QLIKE, MSE, Mincer–Zarnowitz, Diebold–Mariano, VaR backtests
+* :func:`score_window`, :func:`score_pooled` — scores per window and pooled across windows;
+  :func:`horizon_scale` — square-root-of-time scaling to a target horizon
 * :func:`liquidation_threshold_path` — sigma path → dynamic liquidation threshold
 * :func:`plot_forecast_window` — forecast vs realized volatility around a crash
 """
@@ -41,6 +43,14 @@ from forecasting.models import (
     make_model,
 )
 from forecasting.plots import plot_forecast_window
+from forecasting.pooling import (
+    Span,
+    horizon_scale,
+    nearest_horizon,
+    score_frame,
+    score_pooled,
+    score_window,
+)
 from forecasting.returns import (
     check_bars,
     infer_bar_seconds,
@@ -87,12 +97,14 @@ __all__ = [
     "NotEnoughHistoryError",
     "NotFittedError",
     "RFVol",
+    "Span",
     "UnknownModelError",
     "VolatilityModel",
     "align_features",
     "check_bars",
     "christoffersen",
     "diebold_mariano",
+    "horizon_scale",
     "infer_bar_seconds",
     "kupiec_pof",
     "liquidation_threshold_path",
@@ -100,6 +112,7 @@ __all__ = [
     "make_model",
     "mincer_zarnowitz",
     "mse",
+    "nearest_horizon",
     "plot_forecast_window",
     "qlike",
     "realized_targets",
@@ -108,6 +121,9 @@ __all__ = [
     "regularize_bars",
     "resample_bars",
     "score_forecasts",
+    "score_frame",
+    "score_pooled",
+    "score_window",
     "solvency_threshold",
     "var_hits",
     "walk_forward",

@@ -6,13 +6,30 @@ from backtest.policies.circuit_breaker import CircuitBreaker
 from backtest.policies.combined import Combined
 from backtest.policies.dutch_auction import DutchAuction
 from backtest.policies.dynamic_ltv import DynamicLTV
+from backtest.policies.factory import (
+    BUFFER_CAPACITY_SHARE,
+    BUFFER_UNWIND_SECONDS,
+    DYNAMIC_POLICIES,
+    POLICY_NAMES,
+    TIME_DEFAULTS_SECONDS,
+    build_policy,
+    check_policy_name,
+    policy_param_names,
+    scale_threshold_path,
+    steps_for_seconds,
+)
 from backtest.policies.instant import Instant
 from backtest.policies.liquidity_buffer import LiquidityBuffer
 from backtest.policies.registry import POLICIES, make_policy
 from backtest.policies.staged import Staged
 
 __all__ = [
+    "BUFFER_CAPACITY_SHARE",
+    "BUFFER_UNWIND_SECONDS",
+    "DYNAMIC_POLICIES",
     "POLICIES",
+    "POLICY_NAMES",
+    "TIME_DEFAULTS_SECONDS",
     "Batch",
     "CircuitBreaker",
     "Combined",
@@ -24,5 +41,10 @@ __all__ = [
     "Policy",
     "Runtime",
     "Staged",
+    "build_policy",
+    "check_policy_name",
     "make_policy",
+    "policy_param_names",
+    "scale_threshold_path",
+    "steps_for_seconds",
 ]

@@ -40,8 +40,6 @@ a file path
 
 from __future__ import annotations
 
-import hashlib
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -52,7 +50,17 @@ import duckdb
 import numpy as np
 import polars as pl
 
-from backtest import Book, BookValidationError, LognormalExcessHF, rescale_book, synthetic_book
+import backtest
+from backtest import (
+    Book,
+    BookValidationError,
+    LognormalExcessHF,
+    ShapeFitError,
+    SyntheticShape,
+    book_fingerprint,
+    rescale_book,
+    synthetic_book,
+)
 from pipelines.errors import CascadeError, DataValidationError, UnknownNameError
 
 __all__ = [
@@ -113,25 +121,6 @@ class LoadedBook:
     book: Book
     spec: Mapping[str, Any]
     notes: tuple[str, ...] = field(default=())
-
-
-def book_fingerprint(book: Book) -> str:
-    """sha256 of the numeric columns of a book (what the simulation depends on).
-
-    Parameters
-    ----------
-    book : backtest.Book
-        The book.
-
-    Returns
-    -------
-    str
-        Hex digest over ``n`` and the float64 bytes of collateral, debt, threshold and bonus.
-    """
-    h = hashlib.sha256(str(len(book)).encode())
-    for arr in (book.collateral, book.debt, book.liquidation_threshold, book.bonus):
-        h.update(np.ascontiguousarray(arr, dtype=np.float64).tobytes())
-    return h.hexdigest()
 
 
 def _spec(kind: str, book: Book, **extra: Any) -> dict[str, Any]:
@@ -418,60 +407,18 @@ def aave_steth_book(
 # --- synthetic ----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, kw_only=True)
-class SyntheticShape:
-    """Distribution parameters of a synthetic book.
-
-    Attributes
-    ----------
-    mu, sigma : float
-        ``ln(HF − 1) ~ Normal(mu, sigma)``.
-    size_alpha : float
-        Pareto tail index of debt sizes.
-    source : str
-        Where they were fitted.
-    """
-
-    mu: float
-    sigma: float
-    size_alpha: float
-    source: str
-
-
 def fit_shape(book: Book, price: float, *, tail_fraction: float = 0.02) -> SyntheticShape:
-    """Fit the health-factor law and the debt-size tail index of a book.
+    """:func:`backtest.fit_shape` with the pipeline's error.
 
-    ``mu``/``sigma`` are robust (quantile) estimates for ``ln(HF − 1) ~ Normal(mu, sigma)``
-    over positions with ``HF > 1``: ``mu`` = median, ``sigma`` = inter-quartile range / 1.349.
-    A maximum-likelihood fit would let a few dust positions with enormous health factors
-    (``HF`` of 10^4 and more) inflate ``sigma``; the quantile fit reproduces the quartiles.
-    ``size_alpha`` is the Hill estimator on the largest ``tail_fraction`` of debts.
-
-    Parameters
-    ----------
-    book : backtest.Book
-        The book to fit.
-    price : float
-        Price at which the health factors are evaluated.
-    tail_fraction : float, optional
-        Share of the largest debts used by the Hill estimator (2 %).
-
-    Returns
-    -------
-    SyntheticShape
+    Raises
+    ------
+    CascadeError
+        Fewer than 10 positions to fit.
     """
-    hf = book.health_factor(price)
-    ok = np.isfinite(hf) & (hf > 1.0) & (book.debt > 0)
-    x = np.log(hf[ok] - 1.0)
-    debts = np.sort(book.debt[ok])[::-1]
-    k = max(2, int(math.ceil(tail_fraction * debts.size)))
-    if x.size < 10 or debts.size <= k:
-        raise CascadeError(f"cannot fit a book shape on {x.size} positions; need at least 10")
-    q25, q50, q75 = np.percentile(x, [25.0, 50.0, 75.0])
-    hill = 1.0 / float(np.mean(np.log(debts[:k] / debts[k])))
-    return SyntheticShape(
-        mu=float(q50), sigma=float((q75 - q25) / 1.349), size_alpha=hill, source="fit"
-    )
+    try:
+        return backtest.fit_shape(book, price, tail_fraction=tail_fraction)
+    except ShapeFitError as exc:
+        raise CascadeError(str(exc)) from None
 
 
 def synthetic_shape(con: duckdb.DuckDBPyConnection) -> SyntheticShape:

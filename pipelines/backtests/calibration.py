@@ -20,6 +20,9 @@ Rules (each overridable by a flag of ``cascade backtest``)
 * **Half-life** (``--half-life-steps``): 30 minutes of the path's bar size (``1800 / bar``
   steps); ``inf`` makes impact permanent.
 
+The SQL that measures ADV, σ and depth lives here; the arithmetic that turns them into impact
+models is :func:`backtest.impact.impact_from_market` and the ``from_market`` classmethods.
+
 Price paths
 -----------
 The event window (``events``, end exclusive) of the book's asset at the finest bar size that
@@ -32,7 +35,6 @@ row per step) replaces the path.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -47,20 +49,31 @@ from backtest import (
     CpmmImpact,
     ImpactModel,
     LinearImpact,
-    NoImpact,
     PathValidationError,
     PricePath,
     SqrtImpact,
+    path_fingerprint,
+)
+from backtest.impact import (
+    ADV_REF_USD,
+    DEFAULT_HALF_LIFE_SECONDS,
+    IMPACT_NAMES,
+    REF_SALE_USD,
+    REF_SLIPPAGE,
+    impact_from_market,
 )
 from pipelines.catalog.registry import CrashEvent
 from pipelines.errors import CascadeError, DataValidationError, UnknownNameError
 
 __all__ = [
     "ADV_REF_USD",
+    "DEFAULT_HALF_LIFE_SECONDS",
     "IMPACT_NAMES",
     "LOOKBACK_DAYS",
     "MarketCalibration",
     "PathChoice",
+    "REF_SALE_USD",
+    "REF_SLIPPAGE",
     "calibrate_market",
     "choose_bars",
     "event_path",
@@ -71,15 +84,6 @@ __all__ = [
 
 #: Look-back window of the ADV / σ calibration.
 LOOKBACK_DAYS = 30
-#: ETH ADV (Binance spot, USD/day) over the 30 days before 2021-05-19, by the rule above.
-ADV_REF_USD = 3.8286e9
-#: "$35M of ETH ≈ 4.0 % on-chain slippage" (Maker ETH-B discussion, 2021; REFERENCES.md).
-REF_SALE_USD = 35e6
-REF_SLIPPAGE = 0.04
-#: Default impact half-life in seconds (converted to steps of the path).
-DEFAULT_HALF_LIFE_SECONDS = 1_800.0
-#: Impact models accepted by ``--impact``.
-IMPACT_NAMES = ("sqrt", "linear", "cpmm", "none")
 _MIN_COVERAGE_PCT = 99.0
 _MARKET_RANK = {"spot": 0, "perp": 1, "mark": 2, "index": 3}
 
@@ -117,26 +121,27 @@ class MarketCalibration:
         """Linear impact from the depth rule (or an explicit ``depth_usd``)."""
         if depth_usd is not None:
             return LinearImpact(depth_usd=depth_usd, half_life_steps=half_life_steps)
-        q, drop = self._depth_point()
-        return LinearImpact.from_slippage(q, drop, half_life_steps=half_life_steps)
+        return LinearImpact.from_market(
+            adv_usd=self.adv_usd,
+            depth_1pct_usd=self.depth_1pct_usd,
+            half_life_steps=half_life_steps,
+        )
 
     def cpmm(self, half_life_steps: float, depth_usd: float | None = None) -> CpmmImpact:
         """Constant-product pool from the depth rule (or an explicit reserve ``depth_usd``)."""
         if depth_usd is not None:
             return CpmmImpact(pool_depth_usd=depth_usd, half_life_steps=half_life_steps)
-        q, drop = self._depth_point()
-        return CpmmImpact.from_slippage(q, drop, half_life_steps=half_life_steps)
+        return CpmmImpact.from_market(
+            adv_usd=self.adv_usd,
+            depth_1pct_usd=self.depth_1pct_usd,
+            half_life_steps=half_life_steps,
+        )
 
     def sqrt(self, half_life_steps: float, y: float = 1.0) -> SqrtImpact:
         """Square-root-law impact with this ADV and σ."""
-        return SqrtImpact(
-            sigma_day=self.sigma_day, adv_usd=self.adv_usd, Y=y, half_life_steps=half_life_steps
+        return SqrtImpact.from_market(
+            adv_usd=self.adv_usd, sigma_day=self.sigma_day, half_life_steps=half_life_steps, y=y
         )
-
-    def _depth_point(self) -> tuple[float, float]:
-        if self.depth_1pct_usd is not None:
-            return self.depth_1pct_usd, 0.01
-        return REF_SALE_USD * self.adv_usd / ADV_REF_USD, REF_SLIPPAGE
 
 
 def _hourly_bars(
@@ -281,25 +286,31 @@ def make_impact(
     """
     if name not in IMPACT_NAMES:
         raise UnknownNameError(f"unknown impact model {name!r}; known: {', '.join(IMPACT_NAMES)}")
-    h = half_life_steps
-    if h is None:
-        h = max(DEFAULT_HALF_LIFE_SECONDS / max(step_seconds, 1e-9), 1e-6)
-    if name == "none":
-        return NoImpact()
     if name == "sqrt":
         if depth_usd is not None:
             raise CascadeError("--depth-usd applies to linear and cpmm; for sqrt give --adv-usd")
-        assert cal is not None
-        return cal.sqrt(h, y)
-    if cal is None and depth_usd is None:
-        raise CascadeError(f"the {name} impact needs a calibration or --depth-usd")
-    if name == "linear":
         if cal is None:
-            return LinearImpact(depth_usd=float(depth_usd), half_life_steps=h)  # type: ignore[arg-type]
-        return cal.linear(h, depth_usd)
+            raise CascadeError("the sqrt impact needs a calibration or --adv-usd and --sigma-day")
+    elif name != "none" and cal is None and depth_usd is None:
+        raise CascadeError(f"the {name} impact needs a calibration or --depth-usd")
     if cal is None:
-        return CpmmImpact(pool_depth_usd=float(depth_usd), half_life_steps=h)  # type: ignore[arg-type]
-    return cal.cpmm(h, depth_usd)
+        return impact_from_market(
+            name,
+            depth_usd=None if depth_usd is None else float(depth_usd),
+            step_seconds=step_seconds,
+            half_life_steps=half_life_steps,
+            y=y,
+        )
+    return impact_from_market(
+        name,
+        adv_usd=cal.adv_usd,
+        sigma_day=cal.sigma_day,
+        depth_1pct_usd=cal.depth_1pct_usd,
+        depth_usd=depth_usd,
+        step_seconds=step_seconds,
+        half_life_steps=half_life_steps,
+        y=y,
+    )
 
 
 # --- price paths --------------------------------------------------------------------------------
@@ -359,13 +370,6 @@ def choose_bars(
         key=lambda o: (o.bar_seconds, _MARKET_RANK.get(o.market, 9), o.venue != "binance", o.venue)
     )
     return complete[0]
-
-
-def path_fingerprint(path: PricePath) -> str:
-    """sha256 of a path's timestamps (ms) and prices."""
-    h = hashlib.sha256(np.ascontiguousarray(path.ts.astype(np.int64)).tobytes())
-    h.update(np.ascontiguousarray(path.price, dtype=np.float64).tobytes())
-    return h.hexdigest()
 
 
 def _path_spec(path: PricePath, **extra: Any) -> dict[str, Any]:

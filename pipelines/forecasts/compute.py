@@ -8,8 +8,7 @@
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from time import perf_counter
@@ -264,107 +263,41 @@ def realized_frame(inp: WindowInput, horizons: Sequence[int], origins: pl.Series
     return pl.concat(frames).join(keep, on="origin_ts", how="semi")
 
 
-def _score(forecasts: pl.DataFrame, realized: pl.DataFrame, models: Iterable[str]) -> pl.DataFrame:
-    if forecasts.height == 0 or realized.height == 0:
-        return pl.DataFrame(
-            schema={
-                "model": pl.String,
-                "horizon_hours": pl.Int32,
-                "metric": pl.String,
-                "value": pl.Float64,
-            }
-        )
-    bench = "garch" if "garch" in set(models) else None
-    scores = fcst.score_forecasts(
-        forecasts.select("model", "origin_ts", pl.col("horizon_hours").cast(pl.Float64), "sigma"),
-        realized.with_columns(pl.col("horizon_hours").cast(pl.Float64)),
-        benchmark=bench,
-    )
-    return scores.with_columns(pl.col("horizon_hours").round(0).cast(pl.Int32))
+def _spans(window: ForecastWindow) -> list[fcst.Span]:
+    return [
+        fcst.Span(event_id=f.event_id, start=f.start, end=f.end, window_id=window.window_id)
+        for f in window.focus
+    ]
 
 
 def score_window(
     forecasts: pl.DataFrame, realized: pl.DataFrame, window: ForecastWindow
 ) -> pl.DataFrame:
-    """Scores of one (asset, window): scope ``window`` and scope ``crash`` per focus span.
-
-    Parameters
-    ----------
-    forecasts : polars.DataFrame
-        Every model's forecasts of the (asset, window) (``run_model`` output).
-    realized : polars.DataFrame
-        ``realized_frame`` output.
-    window : ForecastWindow
-        The window.
+    """Scores of one (asset, window): :func:`forecasting.score_window` over its focus spans.
 
     Returns
     -------
     polars.DataFrame
         ``event_id, scope, model, horizon_hours, metric, value``.
     """
-    models = forecasts["model"].unique().to_list()
-    parts = [
-        _score(forecasts, realized, models).with_columns(
-            event_id=pl.lit(window.window_id), scope=pl.lit("window")
-        )
-    ]
-    for span in window.focus:
-        inside = pl.col("origin_ts").is_between(span.start, span.end, closed="left")
-        parts.append(
-            _score(forecasts.filter(inside), realized.filter(inside), models).with_columns(
-                event_id=pl.lit(span.event_id), scope=pl.lit("crash")
-            )
-        )
-    return pl.concat(parts).select("event_id", "scope", "model", "horizon_hours", "metric", "value")
+    return fcst.score_window(forecasts, realized, window_id=window.window_id, spans=_spans(window))
 
 
 def score_pooled(
     forecasts: pl.DataFrame, realized: pl.DataFrame, windows: Sequence[ForecastWindow]
 ) -> pl.DataFrame:
-    """Scores pooled over every window of one asset (``event_id = 'all'``).
-
-    Scope ``crash`` pools the crash spans; scope ``window`` pools every origin, taking an origin
-    shared by two overlapping windows once, from the earlier window.
-
-    Parameters
-    ----------
-    forecasts, realized : polars.DataFrame
-        One asset's forecasts and realized values, with ``event_id``.
-    windows : sequence of ForecastWindow
-        The run's windows, in time order.
+    """Scores pooled over every window of one asset: :func:`forecasting.score_pooled`.
 
     Returns
     -------
     polars.DataFrame
-        ``event_id, scope, model, horizon_hours, metric, value``.
+        ``event_id, scope, model, horizon_hours, metric, value`` with ``event_id = 'all'``.
     """
-    order = {w.window_id: i for i, w in enumerate(windows)}
-    rank = pl.col("event_id").replace_strict(order, default=len(order))
-    key = ["model", "origin_ts", "horizon_hours"]
-    fc = forecasts.sort(rank).unique(subset=key, keep="first", maintain_order=True)
-    rz = realized.sort(rank).unique(subset=["origin_ts", "horizon_hours"], keep="first")
-    models = forecasts["model"].unique().to_list()
-    crash = pl.lit(False)
-    for w in windows:
-        for span in w.focus:
-            crash = crash | (
-                (pl.col("event_id") == w.window_id)
-                & pl.col("origin_ts").is_between(span.start, span.end, closed="left")
-            )
-    fc_crash = forecasts.filter(crash).unique(subset=key, keep="first")
-    rz_crash = realized.filter(crash).unique(subset=["origin_ts", "horizon_hours"], keep="first")
-    parts = [
-        _score(fc.drop("event_id"), rz.drop("event_id"), models).with_columns(
-            scope=pl.lit("window")
-        ),
-        _score(fc_crash.drop("event_id"), rz_crash.drop("event_id"), models).with_columns(
-            scope=pl.lit("crash")
-        ),
-    ]
-    return (
-        pl.concat(parts)
-        .with_columns(event_id=pl.lit("all"))
-        .select("event_id", "scope", "model", "horizon_hours", "metric", "value")
+    return fcst.score_pooled(
+        forecasts,
+        realized,
+        window_ids=[w.window_id for w in windows],
+        spans=[s for w in windows for s in _spans(w)],
     )
 
 
@@ -374,8 +307,7 @@ def margin_frame(
     """Dynamic liquidation-threshold path per model from the 24 h sigma.
 
     The 24 h forecast is used when it was requested; otherwise the horizon closest to 24 h,
-    scaled by ``sqrt(24 / h)`` (square-root-of-time, exact for uncorrelated returns of constant
-    variance, an approximation in a volatility spike).
+    scaled by ``sqrt(24 / h)`` (:func:`forecasting.horizon_scale`).
 
     Parameters
     ----------
@@ -391,8 +323,7 @@ def margin_frame(
     polars.DataFrame
         ``event_id, model, asset, ts, liquidation_threshold, sigma_24h``.
     """
-    h = min(horizons, key=lambda x: (abs(x - 24), -x))
-    scale = math.sqrt(24.0 / h)
+    h, scale = fcst.horizon_scale(horizons, 24.0)
     parts = []
     for (event_id, model, asset), grp in forecasts.filter(pl.col("horizon_hours") == h).group_by(
         ["event_id", "model", "asset"], maintain_order=True
