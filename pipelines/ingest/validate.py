@@ -140,21 +140,17 @@ class _Checker:
             )
 
 
-def _check_columns(
-    df: pl.DataFrame, file: str, *, header_row: int | None = None, row_kind: str = "data row"
-) -> None:
-    """Raise for the first missing required column (``header_row``: where a CSV's header is)."""
+def _check_columns(df: pl.DataFrame, file: str) -> None:
+    """Raise for the first missing required column."""
     missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
     if missing:
-        where = "in the header " if header_row is not None else ""
         raise DataValidationError(
             file,
             missing[0],
-            header_row,
-            f"required column {missing[0]!r} is missing {where}(found columns: "
+            None,
+            f"required column {missing[0]!r} is missing (found columns: "
             f"{', '.join(df.columns) or 'none'}); OHLCV data needs "
             f"{', '.join(REQUIRED_COLUMNS)} and optionally volume",
-            row_kind=row_kind,
         )
 
 
@@ -347,9 +343,9 @@ def read_user_ohlcv(
     table = read_table(path, needs="columns ts, open, high, low, close[, volume]")
     file, raw = table.file, table.frame
     _check_columns(raw, file)
-    rows, row_kind = table.rows, ROW_KIND
+    rows = table.rows
     frame, rules = _user_frame(raw, file)
-    validate_ohlcv(frame, file=file, row_numbers=rows, row_kind=row_kind)
+    validate_ohlcv(frame, file=file, row_numbers=rows, row_kind=ROW_KIND)
     if bar_seconds is None:
         bar_seconds = _infer_bar_seconds(frame, file)
         rules.append(
@@ -368,7 +364,7 @@ def read_user_ohlcv(
         *PRICE_COLUMNS,
         "volume",
     )
-    validate_ohlcv(frame, file=file, row_numbers=rows, row_kind=row_kind)
+    validate_ohlcv(frame, file=file, row_numbers=rows, row_kind=ROW_KIND)
     return frame, rules
 
 
