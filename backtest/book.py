@@ -70,34 +70,14 @@ def _first_bad(mask: np.ndarray) -> int:
 
 
 def _check_fraction(name: str, values: np.ndarray, *, low_open: bool, high: float) -> None:
-    """Validate a fraction column; percent / basis-point / multiplier slips get a fix hint."""
-    bad_nan = ~np.isfinite(values)
-    if bad_nan.any():
-        row = _first_bad(bad_nan)
-        v = float(values[row - 1])
-        raise BookValidationError(name, row, f"{v!r} is not a finite number; drop or fill it")
-    neg = values < 0
-    if neg.any():
-        row = _first_bad(neg)
-        v = float(values[row - 1])
-        raise BookValidationError(name, row, f"{v!r} is negative; give a fraction")
-    if low_open and (values == 0).any():
-        row = _first_bad(values == 0)
-        raise BookValidationError(name, row, "0 is not a usable threshold; give e.g. 0.83")
-    over = values > high if name == "liquidation_threshold" else values >= high
-    if over.any():
-        row = _first_bad(over)
-        v = float(values[row - 1])
-        example = "0.83" if name == "liquidation_threshold" else "0.05"
-        if name == "bonus" and 1.0 < v < 2.0:
-            hint = f"looks like a 1+bonus multiplier (Aave stores 1.05); give {v - 1.0:.4g}"
-        elif v <= 100.0:
-            hint = f"looks like a percent; give {v / 100.0:.4g}"
-        elif v <= 10_000.0:
-            hint = f"looks like basis points; give {v / 10_000.0:.4g}"
-        else:
-            hint = f"is not a fraction; give e.g. {example}"
-        raise BookValidationError(name, row, f"{v!r} {hint}")
+    """Validate a fraction column with the one wording of :mod:`backtest.fractions`."""
+    from backtest.fractions import first_fraction_problem
+
+    high_open = name != "liquidation_threshold"  # a bonus of 1 (100 %) is not a bonus
+    found = first_fraction_problem(values, low_open=low_open, high=high, high_open=high_open)
+    if found is not None:
+        index, problem, _count = found
+        raise BookValidationError(name, index + 1, f"value {problem}")
 
 
 def _check_amount(name: str, values: np.ndarray) -> None:

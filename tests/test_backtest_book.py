@@ -52,7 +52,7 @@ def test_percent_threshold_names_column_and_row():
 def test_bonus_hints():
     with pytest.raises(BookValidationError, match="looks like a percent; give 0.05"):
         Book.from_frame(_frame(bonus=[0.05, 0.05, 5.0]))
-    with pytest.raises(BookValidationError, match="1\\+bonus multiplier"):
+    with pytest.raises(BookValidationError, match=r"multiplier \(1 \+ x\); give 0.05"):
         Book.from_frame(_frame(bonus=[1.05, 0.05, 0.05]))
     with pytest.raises(BookValidationError, match="basis points; give 0.83"):
         Book.from_frame(_frame(liquidation_threshold=[8300.0, 0.8, 0.8]))

@@ -288,7 +288,7 @@ def test_dynamic_ltv_deleverages_early_at_a_small_penalty():
 
 
 def test_dynamic_ltv_validation_and_ramp():
-    with pytest.raises(PathValidationError, match="looks like a percent, give 0.8"):
+    with pytest.raises(PathValidationError, match="looks like a percent; give 0.8"):
         DynamicLTV(threshold_path=np.array([80.0, 70.0]))
     book, path, _ = _dyn_case()
     with pytest.raises(PathValidationError, match="one threshold per step"):

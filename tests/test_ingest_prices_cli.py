@@ -6,6 +6,8 @@ import pytest
 
 from pipelines.cli.main import main
 
+pytestmark = pytest.mark.integration  # real bars from the data mirror
+
 
 @pytest.fixture()
 def real_bars(mirror_dir) -> pl.DataFrame:
@@ -96,5 +98,5 @@ def test_bad_user_file_is_rejected_and_db_unchanged(
     err = capsys.readouterr().err
     assert "bad.csv" in err and repr(column) in err, err
     if row is not None:
-        assert f"file line {row + 1}" in err, err  # header is line 1
+        assert f"data row {row}" in err, err  # 1-based, header excluded
     assert _snapshot(db) == before

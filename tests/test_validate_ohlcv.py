@@ -33,15 +33,17 @@ def replace(rows: list[str], index: int, line: str) -> list[str]:
     return out
 
 
-def assert_names(err: DataValidationError, path: Path, column: str, line: int) -> None:
-    """The error names the file, the column and the row, in attributes and in the message."""
+def assert_names(err: DataValidationError, path: Path, column: str, row: int | None) -> None:
+    """The error names the file, the column and the data row (1-based, header excluded)."""
     assert err.file == str(path)
     assert err.column == column
-    assert err.row == line
+    assert err.row == row
     text = str(err)
     assert str(path) in text
     assert repr(column) in text
-    assert f"{err.row_kind} {line}" in text
+    if row is not None:
+        assert err.row_kind == "data row"
+        assert f"data row {row}" in text
 
 
 # ---------------------------------------------------------------------------------------------
@@ -120,21 +122,21 @@ def test_missing_column(tmp_path: Path) -> None:
     path = write_csv(tmp_path, ["2022-05-09T00:00:00Z,1,2,1.5"], header="ts,open,high,close")
     with pytest.raises(DataValidationError, match="required column 'low' is missing") as err:
         read_user_ohlcv(path, asset="BTC")
-    assert_names(err.value, path, "low", 1)  # the header line
+    assert_names(err.value, path, "low", None)  # the header: no data row
 
 
 def test_nan_price(tmp_path: Path) -> None:
     path = write_csv(tmp_path, replace(GOOD_ROWS, 2, "2022-05-09T02:00:00Z,111,NaN,108,109,8"))
     with pytest.raises(DataValidationError, match="NaN") as err:
         read_user_ohlcv(path, asset="BTC")
-    assert_names(err.value, path, "high", 4)
+    assert_names(err.value, path, "high", 3)
 
 
 def test_missing_price(tmp_path: Path) -> None:
     path = write_csv(tmp_path, replace(GOOD_ROWS, 1, "2022-05-09T01:00:00Z,105,112,100,,12"))
     with pytest.raises(DataValidationError, match="missing price") as err:
         read_user_ohlcv(path, asset="BTC")
-    assert_names(err.value, path, "close", 3)
+    assert_names(err.value, path, "close", 2)
 
 
 @pytest.mark.parametrize("value", ["0", "-5"])
@@ -142,34 +144,34 @@ def test_non_positive_price(tmp_path: Path, value: str) -> None:
     path = write_csv(tmp_path, replace(GOOD_ROWS, 3, f"2022-05-09T03:00:00Z,109,111,{value},102,9"))
     with pytest.raises(DataValidationError, match="not positive") as err:
         read_user_ohlcv(path, asset="BTC")
-    assert_names(err.value, path, "low", 5)
+    assert_names(err.value, path, "low", 4)
 
 
 def test_non_numeric_price(tmp_path: Path) -> None:
     path = write_csv(tmp_path, replace(GOOD_ROWS, 0, "2022-05-09T00:00:00Z,1o0,110,90,105,10"))
     with pytest.raises(DataValidationError, match="not a number") as err:
         read_user_ohlcv(path, asset="BTC")
-    assert_names(err.value, path, "open", 2)
+    assert_names(err.value, path, "open", 1)
 
 
 def test_high_below_low(tmp_path: Path) -> None:
     path = write_csv(tmp_path, replace(GOOD_ROWS, 1, "2022-05-09T01:00:00Z,105,99,100,99.5,12"))
     with pytest.raises(DataValidationError, match="high 99.0 is below low 100.0") as err:
         read_user_ohlcv(path, asset="BTC")
-    assert_names(err.value, path, "high", 3)
+    assert_names(err.value, path, "high", 2)
 
 
 def test_high_below_close_and_low_above_open(tmp_path: Path) -> None:
     high = write_csv(tmp_path, replace(GOOD_ROWS, 1, "2022-05-09T01:00:00Z,105,110,100,111,12"))
     with pytest.raises(DataValidationError, match="below open 105.0 or close 111.0") as err:
         read_user_ohlcv(high, asset="BTC")
-    assert_names(err.value, high, "high", 3)
+    assert_names(err.value, high, "high", 2)
     low = write_csv(
         tmp_path, replace(GOOD_ROWS, 2, "2022-05-09T02:00:00Z,107,115,108,109,8"), name="l.csv"
     )
     with pytest.raises(DataValidationError, match="low 108.0 is above open 107.0") as err:
         read_user_ohlcv(low, asset="BTC")
-    assert_names(err.value, low, "low", 4)
+    assert_names(err.value, low, "low", 3)
 
 
 def test_unsorted_timestamps(tmp_path: Path) -> None:
@@ -177,8 +179,8 @@ def test_unsorted_timestamps(tmp_path: Path) -> None:
     path = write_csv(tmp_path, rows)
     with pytest.raises(DataValidationError, match="unsorted") as err:
         read_user_ohlcv(path, asset="BTC")
-    assert_names(err.value, path, "ts", 4)
-    assert "file line 3" in err.value.reason  # the row it should come after
+    assert_names(err.value, path, "ts", 3)
+    assert "data row 2" in err.value.reason  # the row it should come after
 
 
 def test_duplicate_timestamp_with_conflicting_values(tmp_path: Path) -> None:
@@ -186,36 +188,36 @@ def test_duplicate_timestamp_with_conflicting_values(tmp_path: Path) -> None:
     path = write_csv(tmp_path, rows)
     with pytest.raises(DataValidationError, match="conflicting values") as err:
         read_user_ohlcv(path, asset="BTC")
-    assert_names(err.value, path, "ts", 4)
-    assert "first at file line 3" in err.value.reason
+    assert_names(err.value, path, "ts", 3)
+    assert "first at data row 2" in err.value.reason
 
 
 def test_exact_duplicate_is_an_error_for_user_files(tmp_path: Path) -> None:
     path = write_csv(tmp_path, [*GOOD_ROWS[:2], GOOD_ROWS[1], *GOOD_ROWS[2:]])
-    with pytest.raises(DataValidationError, match="exact duplicate of file line 3") as err:
+    with pytest.raises(DataValidationError, match="exact duplicate of data row 2") as err:
         read_user_ohlcv(path, asset="BTC")
-    assert_names(err.value, path, "ts", 4)
+    assert_names(err.value, path, "ts", 3)
 
 
 def test_unparseable_timestamp(tmp_path: Path) -> None:
     path = write_csv(tmp_path, replace(GOOD_ROWS, 2, "09/05/2022 02:00,111,115,108,109,8"))
     with pytest.raises(DataValidationError, match="unparseable timestamp '09/05/2022 02:00'") as e:
         read_user_ohlcv(path, asset="BTC")
-    assert_names(e.value, path, "ts", 4)
+    assert_names(e.value, path, "ts", 3)
 
 
 def test_mixed_epoch_units(tmp_path: Path) -> None:
     path = write_csv(tmp_path, ["1652054400000,1,2,0.5,1.5,3", "1652054700,1.5,2,1,1.2,4"])
     with pytest.raises(DataValidationError, match="is in s while the first row is in ms") as err:
         read_user_ohlcv(path, asset="BTC")
-    assert_names(err.value, path, "ts", 3)
+    assert_names(err.value, path, "ts", 2)
 
 
 def test_bars_closer_than_bar_seconds(tmp_path: Path) -> None:
     path = write_csv(tmp_path, GOOD_ROWS)
     with pytest.raises(DataValidationError, match="bars overlap") as err:
         read_user_ohlcv(path, asset="BTC", bar_seconds=86_400)
-    assert_names(err.value, path, "ts", 3)
+    assert_names(err.value, path, "ts", 2)
 
 
 def test_unsupported_file_type_and_bad_arguments(tmp_path: Path) -> None:

@@ -137,13 +137,12 @@ class Policy(ABC):
 def check_fraction(
     owner: str, name: str, value: float, *, low: float = 0.0, high: float = 1.0
 ) -> None:
-    """Raise :class:`PolicyConfigError` unless ``low <= value <= high``."""
-    if not (low <= value <= high) or math.isnan(value):
-        hint = f"; give {value / 100:.4g}" if 1 < value <= 100 and high <= 1 else ""
-        raise PolicyConfigError(
-            f"{owner}.{name}={value!r} must be in [{low}, {high}]"
-            + (f" (looks like a percent{hint})" if hint else "")
-        )
+    """Raise :class:`PolicyConfigError` unless ``low <= value <= high`` (wording: fractions)."""
+    from backtest.fractions import fraction_problem
+
+    problem = fraction_problem(value, low=low, high=high)
+    if problem is not None:
+        raise PolicyConfigError(f"{owner}.{name} {problem}")
 
 
 def check_positive(owner: str, name: str, value: float, *, allow_zero: bool = False) -> None:

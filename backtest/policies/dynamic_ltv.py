@@ -8,6 +8,7 @@ from typing import ClassVar
 import numpy as np
 
 from backtest.errors import PathValidationError, PolicyConfigError
+from backtest.fractions import fraction_problem
 from backtest.policies.base import (
     Env,
     Policy,
@@ -79,10 +80,8 @@ class DynamicLTV(Policy):
         if bad.any():
             i = int(np.argmax(bad))
             v = path[i]
-            hint = f"; looks like a percent, give {v / 100:.4g}" if 1 < v <= 100 else ""
-            raise PathValidationError(
-                f"threshold_path at step {i} is {v!r}; thresholds are fractions in (0, 1]{hint}"
-            )
+            problem = fraction_problem(float(v), low_open=True)  # thresholds lie in (0, 1]
+            raise PathValidationError(f"threshold_path at step {i} {problem}")
         path.flags.writeable = False
         object.__setattr__(self, "threshold_path", path)
         check_fraction("dynamic_ltv", "penalty", self.penalty, high=0.999)

@@ -62,6 +62,7 @@ from backtest import (
     synthetic_book,
 )
 from pipelines.errors import CascadeError, DataValidationError, UnknownNameError
+from pipelines.user_files import UserTable, parse_numbers, read_table
 
 __all__ = [
     "BOOK_NAMES",
@@ -496,32 +497,14 @@ def synthetic_event_book(
 # --- user file ----------------------------------------------------------------------------------
 
 
-def _read_table(path: Path) -> pl.DataFrame:
-    suffix = path.suffix.lower()
-    try:
-        if suffix in (".parquet", ".pq"):
-            return pl.read_parquet(path)
-        if suffix in (".csv", ".txt"):
-            return pl.read_csv(path, infer_schema_length=10_000)
-    except (pl.exceptions.PolarsError, OSError) as exc:
-        raise DataValidationError(str(path), None, None, f"cannot read the file ({exc})") from None
-    raise DataValidationError(
-        str(path), None, None, f"unknown book file type {suffix!r}; give a .csv or .parquet file"
-    )
+def _read_table(path: Path) -> UserTable:
+    """The book file through the one reader of users' files (:func:`read_table`)."""
+    return read_table(path, needs=f"columns {', '.join(_FILE_COLUMNS)}[, bonus]")
 
 
 def _numeric(frame: pl.DataFrame, name: str, file: str) -> pl.DataFrame:
-    col = frame.get_column(name)
-    if col.dtype.is_numeric():
-        return frame
-    cast = col.cast(pl.Float64, strict=False)
-    bad = cast.is_null() & col.is_not_null()
-    if bad.any():
-        row = int(bad.arg_true()[0]) + 1
-        raise DataValidationError(
-            file, name, row, f"{col[row - 1]!r} is not a number; give a plain number (0.83)"
-        )
-    return frame.with_columns(cast.alias(name))
+    """Column ``name`` parsed to Float64 by :func:`parse_numbers` (errors name the data row)."""
+    return frame.with_columns(parse_numbers(frame.get_column(name), file, name))
 
 
 def read_book_file(path: Path | str) -> LoadedBook:
@@ -545,10 +528,13 @@ def read_book_file(path: Path | str) -> LoadedBook:
         :meth:`backtest.Book.from_frame` (e.g. a percent threshold); names file, column, row.
     """
     path = Path(path)
-    file = str(path)
-    if not path.is_file():
-        raise DataValidationError(file, None, None, "file does not exist")
-    frame = _read_table(path)
+    table = _read_table(path)
+    file, frame = table.file, table.frame
+    ids = frame.get_column("position_id") if "position_id" in frame.columns else None
+    if ids is not None and ids.dtype == pl.String:  # CSV text: integer ids stay integers
+        as_int = ids.str.strip_chars().cast(pl.Int64, strict=False)
+        if as_int.is_not_null().all():
+            frame = frame.with_columns(as_int.alias("position_id"))
     missing = [c for c in _FILE_COLUMNS if c not in frame.columns]
     if missing:
         raise DataValidationError(

@@ -30,7 +30,7 @@ covers ≥ 99 % of the window (the data report's rule), ties broken by market (s
 index) then venue (Binance first). One step per bar: ``p_exo`` = the bar's close and the step
 time is the bar's *close* time (open + bar size), the moment ``p_exo`` is known — so as-of
 alignments to the step (margin paths) never look ahead. ``--prices FILE`` (``ts, price``, one
-row per step) replaces the path.
+row per step; read by :mod:`pipelines.user_files`) replaces the path.
 """
 
 from __future__ import annotations
@@ -64,6 +64,7 @@ from backtest.impact import (
 )
 from pipelines.catalog.registry import CrashEvent
 from pipelines.errors import CascadeError, DataValidationError, UnknownNameError
+from pipelines.user_files import parse_timestamps, read_table
 
 __all__ = [
     "ADV_REF_USD",
@@ -423,35 +424,24 @@ def event_path(
 def read_prices_file(path: Path | str) -> tuple[PricePath, dict[str, Any]]:
     """Read ``--prices FILE`` (CSV or Parquet, columns ``ts, price``; one row per step).
 
-    ``ts`` may be ISO-8601 text, a datetime column, or epoch seconds/milliseconds (integers;
-    values above 10^11 are read as milliseconds).
+    The file is read with :func:`pipelines.user_files.read_table`; ``ts`` follows the one
+    timestamp rule of :func:`pipelines.user_files.parse_timestamps` (ISO-8601 text, a datetime
+    column, or epoch seconds/milliseconds/microseconds/nanoseconds decided by magnitude).
 
     Raises
     ------
     DataValidationError
         Missing file or column, bad timestamps, non-positive or non-increasing rows; names the
-        file, the column and the row.
+        file, the column and the data row (1-based, header excluded).
     """
-    file = str(path)
-    path = Path(path)
-    if not path.is_file():
-        raise DataValidationError(file, None, None, "file does not exist")
-    suffix = path.suffix.lower()
-    try:
-        frame = pl.read_parquet(path) if suffix in (".parquet", ".pq") else pl.read_csv(path)
-    except (pl.exceptions.PolarsError, OSError) as exc:
-        raise DataValidationError(file, None, None, f"cannot read the file ({exc})") from None
-    for col in ("ts", "price"):
-        if col not in frame.columns:
-            raise DataValidationError(file, col, None, "missing; a prices file needs ts, price")
-    ts = _parse_ts(frame["ts"], file)
-    price = frame["price"].cast(pl.Float64, strict=False)
-    bad = price.is_null()
-    if bad.any():
-        row = int(bad.arg_true()[0]) + 1
-        raise DataValidationError(
-            file, "price", row, f"{frame['price'][row - 1]!r} is not a number"
-        )
+    table = read_table(path, needs="columns ts, price")
+    file = table.file
+    table.require(("ts", "price"), "a prices file needs ts, price")
+    ts = _parse_ts(table.frame["ts"], file)
+    price = table.numbers("price")
+    missing = price.is_null().arg_true()
+    if missing.len():
+        raise DataValidationError(file, "price", int(missing[0]) + 1, "is empty; give a price")
     try:
         pp = PricePath(ts=ts, price=price.to_numpy())
     except PathValidationError as exc:
@@ -461,24 +451,10 @@ def read_prices_file(path: Path | str) -> tuple[PricePath, dict[str, Any]]:
         if "(row " in msg:
             row = int(msg.split("(row ")[1].split(")")[0])
         raise DataValidationError(file, column, row, msg) from None
-    return pp, _path_spec(pp, source=f"file {path.name}")
+    return pp, _path_spec(pp, source=f"file {Path(path).name}")
 
 
 def _parse_ts(col: pl.Series, file: str) -> np.ndarray:
-    if col.dtype == pl.Datetime or isinstance(col.dtype, pl.Datetime):
-        if getattr(col.dtype, "time_zone", None):
-            col = col.dt.convert_time_zone("UTC").dt.replace_time_zone(None)
-        return col.to_numpy().astype("datetime64[ms]")
-    if col.dtype.is_integer():
-        values = col.to_numpy().astype(np.int64)
-        unit = "ms" if values.size and np.abs(values).max() > 10**11 else "s"
-        return values.astype(f"datetime64[{unit}]").astype("datetime64[ms]")
-    text = col.cast(pl.String)
-    parsed = text.str.to_datetime(time_zone="UTC", strict=False, time_unit="ms")
-    bad = parsed.is_null() & text.is_not_null() | text.is_null()
-    if bad.any():
-        row = int(bad.arg_true()[0]) + 1
-        raise DataValidationError(
-            file, "ts", row, f"{text[row - 1]!r} is not an ISO-8601 time or epoch number"
-        )
+    """``ts`` as naive-UTC ``datetime64[ms]`` (the step times of a :class:`PricePath`)."""
+    parsed = parse_timestamps(col, file, "ts")
     return parsed.dt.replace_time_zone(None).to_numpy().astype("datetime64[ms]")

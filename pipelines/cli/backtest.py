@@ -11,8 +11,7 @@ import argparse
 import json
 import math
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 from pipelines.cli.registry import command, with_args
@@ -116,17 +115,6 @@ def _one(args: argparse.Namespace, name: str) -> str | None:
         flag = "--" + name.replace("_", "-")
         raise CascadeError(f"{flag} given {len(values)} times; one run takes one, or add --sweep")
     return values[0]
-
-
-@contextmanager
-def _library_errors() -> Iterator[None]:
-    """Turn the backtest library's configuration errors into exit-2 CLI errors."""
-    from backtest import BacktestError
-
-    try:
-        yield
-    except BacktestError as exc:
-        raise CascadeError(str(exc)) from exc
 
 
 def _json_default(value: Any) -> Any:
@@ -260,12 +248,21 @@ def _sweep(args: argparse.Namespace) -> int:
     return 0
 
 
-@command("backtest", "simulate liquidation policies on a crash (one run, or --sweep via Prefect)")
+@command(
+    "backtest",
+    "simulate liquidation policies on a crash (one run, or --sweep via Prefect)",
+    flag_aliases={
+        "Y": "--impact-y",
+        "y": "--impact-y",
+        "pool_depth_usd": "--depth-usd",
+        "total_debt_usd": "--book-debt-usd",
+        "n": "--book-positions",
+    },
+)
 @with_args(_backtest_args)
 def cmd_backtest(args: argparse.Namespace) -> int:
     """One backtest run written to the warehouse (no Prefect), or a Prefect sweep."""
-    with _library_errors():
-        return _sweep(args) if args.sweep else _single(args)
+    return _sweep(args) if args.sweep else _single(args)
 
 
 def _validate_args(p: argparse.ArgumentParser) -> None:
@@ -287,8 +284,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
     con = connect(args.db, read_only=True)
     try:
-        with _library_errors():
-            rows = validate_maker(con, trigger=args.trigger)
+        rows = validate_maker(con, trigger=args.trigger)
     finally:
         con.close()
     if args.json:

@@ -9,13 +9,24 @@ from collections.abc import Callable
 Handler = Callable[[argparse.Namespace], int]
 COMMANDS: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Handler, str]] = {}
 
+#: Per command, library parameter names whose flag is not ``--`` + the name with dashes
+#: (``{"Y": "--impact-y"}``); every other flag is found from the parser's own ``dest``.
+FLAG_ALIASES: dict[str, dict[str, str]] = {}
 
-def command(name: str, help_text: str) -> Callable[[Handler], Handler]:
-    """Register a sub-command; the decorated function's ``configure`` attribute adds its flags."""
+
+def command(
+    name: str, help_text: str, *, flag_aliases: dict[str, str] | None = None
+) -> Callable[[Handler], Handler]:
+    """Register a sub-command; the decorated function's ``configure`` attribute adds its flags.
+
+    ``flag_aliases`` maps library parameter names to the flag that sets them, for error
+    messages (see :func:`pipelines.cli.main.flag_message`).
+    """
 
     def decorate(func: Handler) -> Handler:
         configure = getattr(func, "configure", lambda parser: None)
         COMMANDS[name] = (configure, func, help_text)
+        FLAG_ALIASES[name] = dict(flag_aliases or {})
         return func
 
     return decorate

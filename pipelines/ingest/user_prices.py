@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipelines.catalog.fetch import sha256_of
-from pipelines.errors import CascadeError
 from pipelines.ingest.adapters.base import AdapterOutput, SourceEntry
 from pipelines.ingest.load import load_source
 from pipelines.warehouse.connection import connect
@@ -37,13 +36,12 @@ def ingest_user_prices(
     Raises
     ------
     DataValidationError
-        Bad input; the database is left exactly as it was.
+        Bad input, or no such file (:class:`~pipelines.errors.MissingFileError`); the database
+        is left exactly as it was.
     """
     from pipelines.ingest.validate import read_user_ohlcv
 
     file = Path(file)
-    if not file.is_file():
-        raise CascadeError(f"file {str(file)!r} does not exist")
     frame, rules = read_user_ohlcv(
         file, asset=asset, market=market, venue=venue, bar_seconds=bar_seconds
     )

@@ -9,15 +9,21 @@ validation, each with an explicit logged rule.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import polars as pl
 
-from pipelines.errors import DataValidationError
+from pipelines.errors import DataValidationError, ParameterError
+from pipelines.user_files import (
+    ROW_KIND,
+    epoch_unit,
+    parse_numbers,
+    parse_timestamps,
+    read_table,
+)
 
 if TYPE_CHECKING:  # imported lazily at run time: pipelines.ingest.adapters imports this module
     from pipelines.ingest.adapters.base import RuleApplied
@@ -35,19 +41,6 @@ MARKETS: frozenset[str] = frozenset({"spot", "perp", "mark", "index"})
 """Allowed values of ``market``."""
 
 _ROW = "__row_no"
-_EPOCH_UNITS: tuple[tuple[str, float, float], ...] = (
-    ("s", 1e8, 1e11),
-    ("ms", 1e11, 1e14),
-    ("us", 1e14, 1e17),
-)
-_ISO_FORMATS: tuple[tuple[str, bool], ...] = (
-    ("%Y-%m-%dT%H:%M:%S%.f%:z", True),
-    ("%Y-%m-%dT%H:%M:%S%.f%z", True),
-    ("%Y-%m-%dT%H:%M%:z", True),
-    ("%Y-%m-%dT%H:%M:%S%.f", False),
-    ("%Y-%m-%dT%H:%M", False),
-    ("%Y-%m-%d", False),
-)
 _USER_COLUMNS: tuple[str, ...] = (*REQUIRED_COLUMNS, "volume")
 
 
@@ -147,21 +140,17 @@ class _Checker:
             )
 
 
-def _check_columns(
-    df: pl.DataFrame, file: str, *, header_row: int | None = None, row_kind: str = "data row"
-) -> None:
-    """Raise for the first missing required column (``header_row``: where a CSV's header is)."""
+def _check_columns(df: pl.DataFrame, file: str) -> None:
+    """Raise for the first missing required column."""
     missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
     if missing:
-        where = "in the header " if header_row is not None else ""
         raise DataValidationError(
             file,
             missing[0],
-            header_row,
-            f"required column {missing[0]!r} is missing {where}(found columns: "
+            None,
+            f"required column {missing[0]!r} is missing (found columns: "
             f"{', '.join(df.columns) or 'none'}); OHLCV data needs "
             f"{', '.join(REQUIRED_COLUMNS)} and optionally volume",
-            row_kind=row_kind,
         )
 
 
@@ -316,9 +305,9 @@ def read_user_ohlcv(
     path : str or Path
         CSV (``.csv``, ``.csv.gz``, ``.txt``) or Parquet (``.parquet``, ``.pq``) file with
         columns ``ts, open, high, low, close`` and optionally ``volume``. ``ts`` is the bar
-        open time: ISO-8601 text (``2022-05-09T00:00:00Z``, ``2022-05-09 00:00``; text
-        without an offset is taken as UTC) or epoch seconds / milliseconds / microseconds
-        (one unit for the whole file, detected from the magnitude).
+        open time, read with :func:`pipelines.user_files.parse_timestamps` (ISO-8601 text,
+        UTC when without an offset, or epoch s/ms/us/ns decided by magnitude, one unit per
+        file). Errors name the data row (1-based, header excluded) as every user file does.
     asset : str
         Base asset symbol, upper-cased (e.g. ``"BTC"``).
     market : str
@@ -340,23 +329,23 @@ def read_user_ohlcv(
     ------
     DataValidationError
         When a column is missing, a value does not parse, or :func:`validate_ohlcv` fails.
-    FileNotFoundError
-        When ``path`` does not exist.
+    MissingFileError
+        When ``path`` does not exist (also a ``FileNotFoundError``).
+    ParameterError
+        A bad ``market`` or ``bar_seconds`` (also a ``ValueError``).
     """
     from pipelines.ingest.adapters.base import RuleApplied
 
     if market not in MARKETS:
-        raise ValueError(f"market must be one of {sorted(MARKETS)}, got {market!r}")
+        raise ParameterError("market", f"must be one of {sorted(MARKETS)}, got {market!r}")
     if bar_seconds is not None and int(bar_seconds) <= 0:
-        raise ValueError(f"bar_seconds must be positive, got {bar_seconds}")
-    path = Path(path)
-    file = str(path)
-    raw, row_kind, first_row = _read_user_table(path)
-    header_row = 1 if row_kind == "file line" else None
-    _check_columns(raw, file, header_row=header_row, row_kind=row_kind)
-    rows = pl.int_range(first_row, first_row + raw.height, eager=True, dtype=pl.Int64)
-    frame, rules = _user_frame(raw, file, rows, row_kind)
-    validate_ohlcv(frame, file=file, row_numbers=rows, row_kind=row_kind)
+        raise ParameterError("bar_seconds", f"must be positive, got {bar_seconds}")
+    table = read_table(path, needs="columns ts, open, high, low, close[, volume]")
+    file, raw = table.file, table.frame
+    _check_columns(raw, file)
+    rows = table.rows
+    frame, rules = _user_frame(raw, file)
+    validate_ohlcv(frame, file=file, row_numbers=rows, row_kind=ROW_KIND)
     if bar_seconds is None:
         bar_seconds = _infer_bar_seconds(frame, file)
         rules.append(
@@ -375,155 +364,26 @@ def read_user_ohlcv(
         *PRICE_COLUMNS,
         "volume",
     )
-    validate_ohlcv(frame, file=file, row_numbers=rows, row_kind=row_kind)
+    validate_ohlcv(frame, file=file, row_numbers=rows, row_kind=ROW_KIND)
     return frame, rules
 
 
-def _user_frame(
-    raw: pl.DataFrame, file: str, rows: pl.Series, row_kind: str
-) -> tuple[pl.DataFrame, list[RuleApplied]]:
+def _user_frame(raw: pl.DataFrame, file: str) -> tuple[pl.DataFrame, list[RuleApplied]]:
     """Parse ``ts`` and the numeric columns of a user's table (``volume`` null when absent)."""
-    ts, unit_rule = _parse_user_ts(raw.get_column("ts"), file, rows, row_kind)
+    from pipelines.ingest.adapters.base import RuleApplied
+
+    ts = parse_timestamps(raw.get_column("ts"), file, "ts")
     frame = pl.DataFrame({"ts": ts}).with_columns(
-        _parse_user_number(raw, column, file, rows, row_kind)
+        parse_numbers(raw.get_column(column), file, column)
         for column in _USER_COLUMNS[1:]
         if column in raw.columns
     )
     if "volume" not in frame.columns:
         frame = frame.with_columns(volume=pl.lit(None, dtype=pl.Float64))
-    return frame, [unit_rule] if unit_rule is not None else []
-
-
-def _read_user_table(path: Path) -> tuple[pl.DataFrame, str, int]:
-    """Read the file; return (frame, row kind, row number of its first data row)."""
-    if not path.exists():
-        raise FileNotFoundError(f"price file not found: {path}")
-    name = path.name.lower()
-    if name.endswith((".parquet", ".pq")):
-        frame = _read_or_fail(pl.read_parquet, path)
-        row_kind, first_row = "data row", 1
-    elif name.endswith((".csv", ".csv.gz", ".txt")):
-        frame = _read_or_fail(partial(pl.read_csv, infer_schema=False), path)
-        row_kind, first_row = "file line", 2
-    else:
-        raise DataValidationError(
-            str(path),
-            None,
-            None,
-            "unsupported file type; give a .csv, .csv.gz or .parquet file with columns "
-            "ts, open, high, low, close[, volume]",
-        )
-    return frame.rename({c: c.strip().lower() for c in frame.columns}), row_kind, first_row
-
-
-def _read_or_fail(reader: Callable[[Path], pl.DataFrame], path: Path) -> pl.DataFrame:
-    try:
-        return reader(path)
-    except (pl.exceptions.PolarsError, OSError) as exc:
-        raise DataValidationError(str(path), None, None, f"cannot read the file: {exc}") from exc
-
-
-def _parse_user_number(
-    raw: pl.DataFrame, column: str, file: str, rows: pl.Series, row_kind: str
-) -> pl.Series:
-    values = raw.get_column(column)
-    if values.dtype.is_numeric():
-        return values.cast(pl.Float64).alias(column)
-    text = values.cast(pl.String).str.strip_chars()
-    parsed = text.cast(pl.Float64, strict=False)
-    bad = (parsed.is_null() & text.is_not_null() & (text != "")).arg_true()
-    if bad.len():
-        i = bad[0]
-        raise DataValidationError(
-            file, column, int(rows[i]), f"{text[i]!r} is not a number", row_kind=row_kind
-        )
-    return parsed.alias(column)
-
-
-def _parse_user_ts(
-    values: pl.Series, file: str, rows: pl.Series, row_kind: str
-) -> tuple[pl.Series, RuleApplied | None]:
-    """Parse ``ts`` (ISO-8601 text or epoch numbers) to Datetime('us', 'UTC')."""
-    if isinstance(values.dtype, pl.Datetime):
-        ts = values.dt.cast_time_unit("us")
-        if values.dtype.time_zone is None:
-            ts = ts.dt.replace_time_zone("UTC")
-        return ts.dt.convert_time_zone("UTC").alias("ts"), None
-    if values.dtype.is_numeric():
-        return _parse_epoch(values.cast(pl.Float64), file, rows, row_kind)
-    text = values.cast(pl.String).str.strip_chars()
-    number = text.cast(pl.Float64, strict=False)
-    if text.len() and number.is_not_null().all():
-        return _parse_epoch(number, file, rows, row_kind)
-    return _parse_iso(text, file, rows, row_kind), None
-
-
-def _parse_epoch(
-    number: pl.Series, file: str, rows: pl.Series, row_kind: str
-) -> tuple[pl.Series, RuleApplied]:
-    magnitude = number.abs()
-    unit_expr = pl.lit(None, dtype=pl.String)
-    for name, lo, hi in reversed(_EPOCH_UNITS):
-        unit_expr = (
-            pl.when((magnitude >= lo) & (magnitude < hi)).then(pl.lit(name)).otherwise(unit_expr)
-        )
-    unit = pl.select(unit_expr).to_series()
-    unknown = unit.is_null().arg_true()
-    if unknown.len():
-        i = unknown[0]
-        raise DataValidationError(
-            file,
-            "ts",
-            int(rows[i]),
-            f"epoch value {_number_text(number[i])} is not a plausible time in seconds, "
-            "milliseconds or microseconds",
-            row_kind=row_kind,
-        )
-    first_unit = unit[0]
-    mixed = (unit != first_unit).arg_true()
-    if mixed.len():
-        i = mixed[0]
-        raise DataValidationError(
-            file,
-            "ts",
-            int(rows[i]),
-            f"epoch value {_number_text(number[i])} is in {unit[i]} while the first row is in "
-            f"{first_unit}; re-export the file with one epoch unit",
-            row_kind=row_kind,
-        )
-    from pipelines.ingest.adapters.base import RuleApplied
-
-    scale = {"s": 1_000_000, "ms": 1_000, "us": 1}[first_unit]
-    micros = (number * scale).round(0).cast(pl.Int64)
-    ts = pl.from_epoch(micros, time_unit="us").dt.replace_time_zone("UTC").alias("ts")
-    rule = RuleApplied("ts_epoch_unit", number.len(), f"ts read as epoch {first_unit}")
-    return ts, rule
-
-
-def _number_text(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else repr(value)
-
-
-def _parse_iso(text: pl.Series, file: str, rows: pl.Series, row_kind: str) -> pl.Series:
-    norm = text.str.replace(r"^(\d{4}-\d{2}-\d{2})[ ]", "${1}T").str.replace(r"Z$", "+00:00")
-    candidates = []
-    for fmt, aware in _ISO_FORMATS:
-        parsed = norm.str.to_datetime(fmt, strict=False, time_unit="us")
-        parsed = parsed.dt.convert_time_zone("UTC") if aware else parsed.dt.replace_time_zone("UTC")
-        candidates.append(parsed)
-    ts = pl.select(pl.coalesce(candidates)).to_series().alias("ts")
-    bad = ts.is_null().arg_true()
-    if bad.len():
-        i = bad[0]
-        raise DataValidationError(
-            file,
-            "ts",
-            int(rows[i]),
-            f"unparseable timestamp {text[i]!r}; use ISO-8601 (2022-05-09T00:00:00Z) or "
-            "epoch milliseconds",
-            row_kind=row_kind,
-        )
-    return ts
+    unit = epoch_unit(raw.get_column("ts"))
+    if unit is None:
+        return frame, []
+    return frame, [RuleApplied("ts_epoch_unit", frame.height, f"ts read as epoch {unit}")]
 
 
 def _infer_bar_seconds(frame: pl.DataFrame, file: str) -> int:

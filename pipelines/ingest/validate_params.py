@@ -4,18 +4,20 @@ Protocols publish the same parameter in several scales: Aave stores basis points
 dashboards show percent (82.5), contracts of other protocols use multipliers (1.05 for a 5 %
 bonus). cascade-lab stores fractions only (0.825, 0.05). :func:`check_fraction` rejects any
 value that is not a fraction in ``[low, high]`` and says which scale it looks like and what to
-give instead, e.g. ``looks like a percent; give 0.83``.
+give instead, e.g. ``looks like a percent; give 0.83`` — the one wording rule of
+:mod:`backtest.fractions`, shared with the backtest library.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
 import polars as pl
 
+from backtest.fractions import first_fraction_problem
+from backtest.fractions import fraction_problem as _fraction_problem
 from pipelines.errors import DataValidationError
 
 __all__ = ["check_fraction", "fraction_problem"]
@@ -33,45 +35,14 @@ def _as_floats(values: Any) -> list[float | None]:
     return out
 
 
-def _fmt(value: float) -> str:
-    """Short, exact-looking decimal for messages (``0.83``, ``0.0525``)."""
-    return f"{value:.6g}"
-
-
 def fraction_problem(value: float | None, *, low: float = 0.0, high: float = 1.0) -> str | None:
-    """Describe why ``value`` is not a fraction in ``[low, high]``, or return ``None``.
+    """Why ``value`` is not a fraction in ``[low, high]``, or ``None``.
 
-    Parameters
-    ----------
-    value : float or None
-        The value to check.
-    low, high : float
-        Inclusive bounds of an acceptable fraction.
-
-    Returns
-    -------
-    str or None
-        A message that names the likely scale and the value to give instead, or ``None``
-        when the value is acceptable.
+    The wording is :func:`backtest.fractions.fraction_problem`'s (one rule for the library and
+    the pipeline): ``(1, 2)`` → multiplier, ``[2, 100]`` → percent, ``(100, 10000]`` → basis
+    points, each with the fraction to give.
     """
-    if value is None or math.isnan(value):
-        return "is missing or NaN; give a fraction such as 0.83"
-    if math.isinf(value):
-        return f"is {value}; give a finite fraction such as 0.83"
-    if value < 0:
-        return f"is negative ({_fmt(value)}); a fraction must lie in [{_fmt(low)}, {_fmt(high)}]"
-    if low <= value <= high:
-        return None
-    if value > high:
-        if 1.0 < value <= 2.0:
-            return (
-                f"is {_fmt(value)}, which looks like a multiplier (1 + x); give {_fmt(value - 1.0)}"
-            )
-        if 2.0 < value <= 100.0:
-            return f"is {_fmt(value)}, which looks like a percent; give {_fmt(value / 100.0)}"
-        if 100.0 < value <= 10_000.0:
-            return f"is {_fmt(value)}, which looks like basis points; give {_fmt(value / 10_000.0)}"
-    return f"is {_fmt(value)}, outside [{_fmt(low)}, {_fmt(high)}]; give a fraction"
+    return _fraction_problem(value, low=low, high=high)
 
 
 def check_fraction(
@@ -112,14 +83,10 @@ def check_fraction(
         raise ValueError(
             f"row_numbers has {len(row_numbers)} entries but there are {len(floats)} values"
         )
-    bad: list[tuple[int, str]] = []
-    for index, value in enumerate(floats):
-        problem = fraction_problem(value, low=low, high=high)
-        if problem is not None:
-            row = int(row_numbers[index]) if row_numbers is not None else index + 1
-            bad.append((row, problem))
-    if not bad:
+    found = first_fraction_problem(floats, low=low, high=high)
+    if found is None:
         return
-    row, problem = bad[0]
-    more = f" ({len(bad) - 1} more bad rows)" if len(bad) > 1 else ""
+    index, problem, count = found
+    row = int(row_numbers[index]) if row_numbers is not None else index + 1
+    more = f" ({count - 1} more bad rows)" if count > 1 else ""
     raise DataValidationError(file, column, row, f"value {problem}{more}")

@@ -78,13 +78,14 @@ def register_adapter(name: str) -> Callable[[Adapter], Adapter]:
 def get_adapter(name: str) -> Adapter:
     """Return the adapter registered as ``name``.
 
+    Every adapter is registered: importing this module first runs the package's
+    ``__init__``, which imports each adapter module explicitly.
+
     Raises
     ------
     UnknownNameError
         When no adapter has that name.
     """
-    import pipelines.ingest.adapters  # noqa: F401  (imports every adapter module)
-
     try:
         return _ADAPTERS[name]
     except KeyError:
@@ -94,6 +95,4 @@ def get_adapter(name: str) -> Adapter:
 
 def adapter_names() -> list[str]:
     """Names of every registered adapter."""
-    import pipelines.ingest.adapters  # noqa: F401
-
     return sorted(_ADAPTERS)
