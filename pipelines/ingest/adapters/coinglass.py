@@ -1,7 +1,8 @@
 """CoinGlass aggregates: liquidations, open interest, order-book depth, futures OHLCV.
 
 Sources: Le1Ma1/CoinglassAutoPull (daily, Binance+OKX+Bybit) and
-FelipeODonnell/liquidity-report (liquidation history, Binance only).
+FelipeODonnell/liquidity-report (liquidation history, Binance only; open interest from the
+2025-10-13 snapshot, all exchanges and per exchange, 4h).
 
 Adapters
 --------
@@ -12,6 +13,13 @@ Adapters
     ``params``: ``asset``, ``interval_seconds`` (from the manifest note), ``venue_set``.
 ``coinglass_open_interest``
     ``futures_oi_agg_1d.csv`` → ``open_interest``.
+``coinglass_open_interest_ohlc``
+    ``api_futures_openInterest_ohlc_aggregated_history_<COIN>.parquet`` (all-exchange OI OHLC,
+    USD) → ``open_interest`` (``venue_set`` ``all``, ``oi_usd`` = bar close).
+``coinglass_open_interest_by_exchange``
+    ``api_futures_openInterest_exchange_history_chart_<COIN>.parquet`` (OI per venue, USD, plus
+    ``price``) → ``open_interest``, one row per venue (lower-case column name, e.g. ``binance``,
+    ``cme``, ``hyperliquid``).
 ``coinglass_orderbook``
     ``orderbook_agg_futures_1d.csv`` → ``orderbook_depth`` (pct −1 bids, +1 asks).
 ``coinglass_ohlcv``
@@ -20,6 +28,18 @@ Adapters
 CoinGlass pads series with zeros (or empty totals) before its coverage starts (liquidations:
 2020-12-23). Those leading rows mean "no data" and are dropped per asset
 (rule ``drop_leading_no_data``); zeros inside the covered range are real and kept.
+
+Open interest: the all-exchange OHLC rows have ``ts`` = bar open and ``oi_usd`` = bar close,
+as the daily rows. The per-exchange chart gives point samples on the 4h grid; a venue row's
+``oi_usd`` is the OI *at* ``ts`` (the venues of a ``ts`` add up to the all-exchange ``open`` of
+the bar opening at ``ts``, within 0.2 %; rule ``venue_oi_sample_at_ts``). CoinGlass's
+aggregate ``open`` is not the previous bar's ``close`` (gaps of 1-11 % in this
+snapshot), so the samples are not shifted onto bar closes. The chart's last row is the fetch
+instant, off the 4h grid, and is dropped (rule ``drop_fetch_instant``). CME is one of the
+venues and is inside the ``all`` aggregate (it is not retail leverage; filter
+``venue_set <> 'cme'`` to leave it out). ``open_interest`` has no OHLC columns: the aggregate's
+open/high/low are checked (positive, ``high ≥ low``) but not loaded (rule
+``oi_high_low_not_loaded``).
 """
 
 from __future__ import annotations
@@ -168,6 +188,126 @@ def adapt_coinglass_open_interest(path: Path, entry: SourceEntry) -> AdapterOutp
             oi_stable_usd=pl.lit(None, pl.Float64),
             oi_coinm_usd=pl.col("oi_coinm_close").cast(pl.Float64),
         ),
+    )
+    return out
+
+
+def _oi_params(entry: SourceEntry) -> tuple[str, int]:
+    """``params.asset`` and ``params.interval_seconds`` of an open-interest parquet entry."""
+    try:
+        return str(entry.params["asset"]).upper(), int(entry.params["interval_seconds"])
+    except KeyError as exc:
+        raise DataValidationError(
+            entry.name, None, None, f"params.{exc.args[0]} is required"
+        ) from None
+
+
+def _check_grid(times: pl.Series, interval: int, file: str, column: str) -> None:
+    """Every epoch-ms value must sit on the ``interval`` grid, strictly increasing by it."""
+    off = times % (interval * 1000) != 0
+    if off.any():
+        row = int(off.arg_true()[0]) + 1
+        raise DataValidationError(file, column, row, f"time {times[row - 1]} is off the grid")
+    steps = times.diff().drop_nulls().unique().to_list()
+    if steps and steps != [interval * 1000]:
+        raise DataValidationError(
+            file,
+            column,
+            None,
+            f"bar spacing is {sorted(s / 1000 for s in steps)} s but params.interval_seconds is "
+            f"{interval}; fix the registry entry",
+        )
+
+
+@register_adapter("coinglass_open_interest_ohlc")
+def adapt_coinglass_open_interest_ohlc(path: Path, entry: SourceEntry) -> AdapterOutput:
+    """CoinGlass all-exchange OI OHLC parquet → ``open_interest`` (``oi_usd`` = bar close)."""
+    file = entry.name
+    asset, interval = _oi_params(entry)
+    frame = pl.read_parquet(path)
+    require_columns(frame, ["time", "open", "high", "low", "close"], file=file)
+    # open/high/low are int64 and close float64 in the file: one float type for all.
+    frame = frame.sort("time").with_columns(
+        pl.col(c).cast(pl.Float64) for c in ("open", "high", "low", "close")
+    )
+    check_ohlc(frame, file=file)
+    _check_grid(frame["time"], interval, file, "time")
+    out = AdapterOutput()
+    out.rule(
+        "oi_high_low_not_loaded",
+        frame.height,
+        "open_interest has no OHLC columns: oi_usd = bar close; open/high/low checked, not loaded",
+    )
+    out.add(
+        "open_interest",
+        frame.select(
+            asset=pl.lit(asset),
+            venue_set=pl.lit(entry.params.get("venue_set", "all")),
+            ts=epoch_to_utc(pl.col("time"), "ms").cast(UTC_US),
+            interval_seconds=pl.lit(interval, pl.Int32),
+            oi_usd=pl.col("close"),
+            oi_stable_usd=pl.lit(None, pl.Float64),
+            oi_coinm_usd=pl.lit(None, pl.Float64),
+        ),
+    )
+    return out
+
+
+@register_adapter("coinglass_open_interest_by_exchange")
+def adapt_coinglass_open_interest_by_exchange(path: Path, entry: SourceEntry) -> AdapterOutput:
+    """CoinGlass OI-per-exchange chart parquet → ``open_interest``, one row per venue.
+
+    The ``price`` column (a point sample, not a bar) is not loaded.
+    """
+    file = entry.name
+    asset, interval = _oi_params(entry)
+    frame = pl.read_parquet(path)
+    require_columns(frame, ["timestamp", "price"], file=file)
+    venues = [c for c in frame.columns if c not in ("timestamp", "price")]
+    if not venues:
+        raise DataValidationError(file, None, None, "no venue columns besides timestamp, price")
+    frame = frame.sort("timestamp").with_columns(pl.col(v).cast(pl.Float64) for v in venues)
+    check_non_negative(frame, venues, file=file)
+    out = AdapterOutput()
+    off_grid = frame["timestamp"] % (interval * 1000) != 0
+    last_only = off_grid.sum() == 0 or (off_grid.sum() == 1 and bool(off_grid[-1]))
+    if not last_only:
+        row = int(off_grid.arg_true()[0]) + 1
+        raise DataValidationError(
+            file, "timestamp", row, "sample off the 4h grid before the last (fetch-instant) row"
+        )
+    out.rule(
+        "drop_fetch_instant",
+        int(off_grid.sum()),
+        "last row is the fetch instant (off the bar grid, a partial bar), dropped",
+        dropped=True,
+    )
+    frame = frame.filter(~off_grid)
+    _check_grid(frame["timestamp"], interval, file, "timestamp")
+    long = frame.unpivot(index="timestamp", on=venues, variable_name="venue", value_name="oi")
+    out.rule(
+        "drop_null_venue_samples",
+        int(long["oi"].is_null().sum()),
+        "venue without a value at that sample (not listed yet) dropped",
+        dropped=True,
+    )
+    long = long.filter(pl.col("oi").is_not_null())
+    out.rule(
+        "venue_oi_sample_at_ts",
+        long.height,
+        "per-venue OI is a point sample at ts (the all-exchange bar open), not a bar close",
+    )
+    out.add(
+        "open_interest",
+        long.select(
+            asset=pl.lit(asset),
+            venue_set=pl.col("venue").str.to_lowercase(),
+            ts=epoch_to_utc(pl.col("timestamp"), "ms").cast(UTC_US),
+            interval_seconds=pl.lit(interval, pl.Int32),
+            oi_usd=pl.col("oi"),
+            oi_stable_usd=pl.lit(None, pl.Float64),
+            oi_coinm_usd=pl.lit(None, pl.Float64),
+        ).sort(["ts", "venue_set"]),
     )
     return out
 
