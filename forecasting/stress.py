@@ -29,7 +29,8 @@ The model is hourly. Other step lengths:
 Intervals: :func:`interval_summary` gives the median, the central ``level`` interval (5 %–95 % by
 default) and the 95th percentile (``p95``: VaR of bad debt, LaR of liquidated debt when the values
 are those losses over the paths); :func:`intervals_overlap` says whether two intervals overlap
-(then a ranking of the two is not supported by the paths).
+(then a ranking of the two is not supported by the paths); :func:`rank_with_overlaps` ranks
+policies by their median and lists, for each, the policies whose intervals overlap its own.
 
 Import path: ``from forecasting.stress import fit_fhs, stress_paths, interval_summary``.
 """
@@ -38,6 +39,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -50,9 +52,11 @@ from forecasting.errors import InvalidBarsError, ModelConvergenceWarning, not_en
 __all__ = [
     "FHSFit",
     "IntervalSummary",
+    "RankedEntry",
     "fit_fhs",
     "interval_summary",
     "intervals_overlap",
+    "rank_with_overlaps",
     "simulate_fhs_returns",
     "stress_paths",
 ]
@@ -367,3 +371,46 @@ def interval_summary(values: ArrayLike, level: float = 0.9) -> IntervalSummary:
 def intervals_overlap(a: IntervalSummary, b: IntervalSummary) -> bool:
     """Whether the intervals ``[a.lo, a.hi]`` and ``[b.lo, b.hi]`` intersect (closed bounds)."""
     return bool(a.lo <= b.hi and b.lo <= a.hi)
+
+
+class RankedEntry(NamedTuple):
+    """One row of :func:`rank_with_overlaps`."""
+
+    rank: int
+    name: str
+    summary: IntervalSummary
+    overlaps: tuple[str, ...]
+
+
+def rank_with_overlaps(
+    summaries: Mapping[str, IntervalSummary], *, lower_is_better: bool = True
+) -> list[RankedEntry]:
+    """Rank figures by their median and state where the intervals overlap.
+
+    Parameters
+    ----------
+    summaries : mapping of str to IntervalSummary
+        One summary per policy (or run).
+    lower_is_better : bool
+        ``True`` for losses (bad debt, liquidated debt).
+
+    Returns
+    -------
+    list of RankedEntry
+        Best first (ties broken by name); ``overlaps`` names the other entries whose intervals
+        intersect this one's, in rank order: a rank difference to any of them is not supported
+        by the stress paths.
+    """
+    sign = 1.0 if lower_is_better else -1.0
+    order = sorted(summaries, key=lambda k: (sign * summaries[k].median, k))
+    return [
+        RankedEntry(
+            rank=i + 1,
+            name=name,
+            summary=summaries[name],
+            overlaps=tuple(
+                o for o in order if o != name and intervals_overlap(summaries[name], summaries[o])
+            ),
+        )
+        for i, name in enumerate(order)
+    ]

@@ -14,6 +14,7 @@ from forecasting.stress import (
     fit_fhs,
     interval_summary,
     intervals_overlap,
+    rank_with_overlaps,
     simulate_fhs_returns,
     stress_paths,
 )
@@ -166,3 +167,21 @@ def test_intervals_overlap() -> None:
         IntervalSummary(2.0, 1.0, 3.0, 3.0, 0.9, 3),
     )
     assert intervals_overlap(*touching)
+
+
+def test_rank_with_overlaps() -> None:
+    summaries = {
+        "instant": IntervalSummary(10.0, 8.0, 12.0, 11.5, 0.9, 200),
+        "dynamic_ltv": IntervalSummary(4.0, 2.0, 6.0, 5.5, 0.9, 200),
+        "dutch_auction": IntervalSummary(7.0, 5.0, 9.0, 8.5, 0.9, 200),
+    }
+    ranked = rank_with_overlaps(summaries)
+    assert [(e.rank, e.name) for e in ranked] == [
+        (1, "dynamic_ltv"),
+        (2, "dutch_auction"),
+        (3, "instant"),
+    ]
+    assert ranked[0].overlaps == ("dutch_auction",)
+    assert ranked[1].overlaps == ("dynamic_ltv", "instant")
+    assert ranked[2].overlaps == ("dutch_auction",)
+    assert [e.name for e in rank_with_overlaps(summaries, lower_is_better=False)][0] == "instant"
