@@ -5,7 +5,8 @@
 
 CREATE TABLE IF NOT EXISTS backtest_runs (
     run_id VARCHAR PRIMARY KEY, scenario_id VARCHAR NOT NULL, event_id VARCHAR,
-    policy VARCHAR NOT NULL, forecast_model VARCHAR NOT NULL, book VARCHAR NOT NULL,
+    policy VARCHAR NOT NULL, forecast_model VARCHAR NOT NULL,
+    threshold_source VARCHAR NOT NULL DEFAULT '-', book VARCHAR NOT NULL,
     impact VARCHAR NOT NULL, asset VARCHAR, n_positions BIGINT, n_steps INTEGER,
     step_seconds DOUBLE, start_ts TIMESTAMPTZ, end_ts TIMESTAMPTZ,
     default_params BOOLEAN NOT NULL, config JSON NOT NULL,
@@ -35,32 +36,40 @@ CREATE TABLE IF NOT EXISTS backtest_steps (
     PRIMARY KEY (run_id, step)
 );
 
--- The current answer per question: one run per (event, book, policy, forecast model, impact).
--- A sweep (or a single run) with the pipeline's default parameters marks its runs current; older
--- and ad-hoc runs stay in the raw tables and in `backtest_results`.
+-- The current answer per question: one run per (event, book, policy, forecast model, threshold
+-- source, impact). A sweep (or a single run) with the pipeline's default parameters marks its runs
+-- current; older and ad-hoc runs stay in the raw tables and in `backtest_results`.
 CREATE TABLE IF NOT EXISTS backtest_current (
     event_id VARCHAR NOT NULL, book VARCHAR NOT NULL, policy VARCHAR NOT NULL,
-    forecast_model VARCHAR NOT NULL, impact VARCHAR NOT NULL,
+    forecast_model VARCHAR NOT NULL, threshold_source VARCHAR NOT NULL, impact VARCHAR NOT NULL,
     run_id VARCHAR NOT NULL, marked_at TIMESTAMPTZ NOT NULL,
-    PRIMARY KEY (event_id, book, policy, forecast_model, impact)
+    PRIMARY KEY (event_id, book, policy, forecast_model, threshold_source, impact)
 );
 
 -- Every stored run with its metrics (history included).
 CREATE OR REPLACE VIEW backtest_results AS
-SELECT r.event_id, r.policy, coalesce(r.forecast_model, '-') AS forecast_model, r.book, r.impact,
-       r.asset, m.* EXCLUDE (run_id), r.default_params, r.scenario_id, r.run_id, r.created_at
+SELECT r.event_id, r.policy, coalesce(r.forecast_model, '-') AS forecast_model,
+       r.threshold_source, r.book, r.impact, r.asset, m.* EXCLUDE (run_id), r.default_params,
+       r.scenario_id, r.run_id, r.created_at
 FROM backtest_runs r JOIN backtest_metrics m USING (run_id);
 
--- Exactly one current run per (event, book, policy, forecast model, impact).
-CREATE OR REPLACE VIEW policy_scoreboard AS
-SELECT s.* EXCLUDE (created_at)
-FROM backtest_results s JOIN backtest_current c USING (run_id);
+-- The baseline of each book: its protocol's real mechanism (Maker ETH-B → the LIQ 2.0 auction;
+-- every other book → Aave-style `instant`, close factor 0.5, full close below HF 0.95).
+CREATE OR REPLACE MACRO baseline_policy(book) AS
+    CASE WHEN book = 'maker-ethb' THEN 'dutch_auction' ELSE 'instant' END;
 
--- Each current run against the current default-parameter `instant` baseline of the same scenario
--- (event, book, path and impact model with its parameters). Positive avoided_* = better than the
--- baseline.
+-- Exactly one current run per (event, book, policy, forecast model, impact): the policies with
+-- their own mechanism or the model's forecast (threshold controls are in `forecast_value`).
+CREATE OR REPLACE VIEW policy_scoreboard AS
+SELECT s.* EXCLUDE (created_at, threshold_source), baseline_policy(s.book) AS baseline_policy
+FROM backtest_results s JOIN backtest_current c USING (run_id)
+WHERE s.threshold_source IN ('-', 'model');
+
+-- Each current run against the current default-parameter baseline of the same scenario (event,
+-- book, path and impact model with its parameters): the book's real mechanism. Positive
+-- avoided_* = better than the baseline.
 CREATE OR REPLACE VIEW avoided_cascades AS
-SELECT s.event_id, s.policy, s.forecast_model, s.book, s.impact, s.asset,
+SELECT s.event_id, s.policy, s.forecast_model, s.book, s.impact, s.asset, s.baseline_policy,
        b.induced_usd - s.induced_usd AS avoided_induced_usd,
        b.cascade_episodes - s.cascade_episodes AS avoided_episodes,
        b.bad_debt_usd - s.bad_debt_usd AS avoided_bad_debt_usd,
@@ -70,4 +79,36 @@ SELECT s.event_id, s.policy, s.forecast_model, s.book, s.impact, s.asset,
        s.scenario_id, s.run_id, b.run_id AS baseline_run_id
 FROM policy_scoreboard s
 JOIN policy_scoreboard b
-  ON b.policy = 'instant' AND b.default_params AND b.scenario_id = s.scenario_id;
+  ON b.policy = s.baseline_policy AND b.default_params AND b.scenario_id = s.scenario_id;
+
+-- The value of a forecast: each current forecast-driven run against its threshold controls (same
+-- book, path, impact and policy; only the threshold path differs). Loss-type metrics (lower is
+-- better). captured_share = (best_control − model) / (best_control − oracle), NULL when the
+-- oracle does not beat the best control.
+CREATE OR REPLACE VIEW forecast_value AS
+WITH runs AS (
+    SELECT s.* FROM backtest_results s JOIN backtest_current c USING (run_id)
+    WHERE s.threshold_source <> '-'
+), long AS (
+    UNPIVOT (SELECT event_id, book, policy, forecast_model, impact, threshold_source,
+                    bad_debt_usd, borrower_loss_usd, liquidated_usd, induced_usd,
+                    peak_price_deviation
+             FROM runs)
+    ON bad_debt_usd, borrower_loss_usd, liquidated_usd, induced_usd, peak_price_deviation
+    INTO NAME metric VALUE value
+), wide AS (
+    SELECT event_id, book, policy, forecast_model, impact, metric,
+           max(value) FILTER (threshold_source = 'model') AS model,
+           max(value) FILTER (threshold_source = 'constant') AS constant,
+           max(value) FILTER (threshold_source = 'lagged') AS lagged,
+           max(value) FILTER (threshold_source = 'shuffled') AS shuffled,
+           max(value) FILTER (threshold_source = 'oracle') AS oracle
+    FROM long GROUP BY ALL
+)
+SELECT *,
+       least(constant, lagged, shuffled) AS best_control,
+       CASE WHEN least(constant, lagged, shuffled) - oracle > 1e-9
+            THEN (least(constant, lagged, shuffled) - model)
+                 / (least(constant, lagged, shuffled) - oracle) END AS captured_share,
+       model < least(constant, lagged, shuffled) - 1e-9 AS beats_controls
+FROM wide;

@@ -145,10 +145,16 @@ class MarketCalibration:
         )
 
 
-def _hourly_bars(
+def hourly_bars(
     con: duckdb.DuckDBPyConnection, asset: str, start: datetime, end: datetime
 ) -> tuple[pl.DataFrame, str]:
-    """Hourly bars of the preferred (market, venue) in ``[start, end)``, ordered by ts."""
+    """Hourly bars (``ts, close, volume``) of the preferred (market, venue) in ``[start, end)``.
+
+    Returns
+    -------
+    tuple
+        ``(bars ordered by ts, "ASSET market venue 3600 s")``; an empty frame when none.
+    """
     keys = con.execute(
         "SELECT market, venue, count(*) AS n FROM prices WHERE asset = ? AND bar_seconds = 3600 "
         "AND ts >= ? AND ts < ? AND volume IS NOT NULL GROUP BY ALL",
@@ -222,7 +228,7 @@ def calibrate_market(
     start = at - timedelta(days=LOOKBACK_DAYS)
     source = "override"
     if adv_usd is None or sigma_day is None:
-        bars, source = _hourly_bars(con, asset, start, at)
+        bars, source = hourly_bars(con, asset, start, at)
         if bars.height < 20 * 24:
             raise CascadeError(
                 f"only {bars.height} hourly {asset} bars in the {LOOKBACK_DAYS} days before "

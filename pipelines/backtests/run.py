@@ -44,8 +44,13 @@ from pipelines.backtests.calibration import (
     make_impact,
     read_prices_file,
 )
-from pipelines.backtests.margin import MarginPath, margin_threshold_path
-from pipelines.backtests.policy import DYNAMIC_POLICIES, build_policy, check_policy_name
+from pipelines.backtests.margin import MarginPath, threshold_path
+from pipelines.backtests.policy import (
+    DYNAMIC_POLICIES,
+    build_policy,
+    check_policy_name,
+    policy_param_names,
+)
 from pipelines.backtests.spec import NO_MODEL, BookName, ImpactName, RunRequest, RunSpec
 from pipelines.catalog.registry import CrashEvent, get_event
 from pipelines.errors import CascadeError
@@ -116,9 +121,16 @@ class RunConfig:
         return self.spec.scenario_id
 
     @property
+    def threshold_source(self) -> str:
+        """``'-'``, ``model`` or the threshold control of a dynamic-LTV run."""
+        return self.spec.threshold_source
+
+    @property
     def label(self) -> str:
         """Short human label (task names, logs)."""
         model = "" if self.forecast_model == NO_MODEL else f"[{self.forecast_model}]"
+        if self.threshold_source not in (NO_MODEL, "model"):
+            model = f"[{self.forecast_model}~{self.threshold_source}]"
         return (
             f"{self.event_id or 'file'} {self.policy_name}{model} {self.book_name} "
             f"{self.impact_name}"
@@ -305,15 +317,43 @@ def _resolve_margin(
     path = sc.path
     return _cached(
         cache,
-        ("margin", model, sc.asset, str(path.ts[0]), str(path.ts[-1]), len(path)),
-        lambda: margin_threshold_path(
+        ("margin", model, sc.asset, sc.book_name, request.threshold, str(path.ts[0]), len(path)),
+        lambda: threshold_path(
             con,
             model=model,
             asset=sc.asset,
             step_ts=path.ts,
+            book_name=sc.book_name,
+            source=request.threshold,
             event_id=sc.event.event_id if sc.event else None,
         ),
     )
+
+
+#: The Aave-style mechanism every non-Maker book is liquidated by (close factor 0.5, full close
+#: below health 0.95, the position's own bonus): the baseline and the base of the alternatives.
+AAVE_STYLE = {"close_factor": 0.5, "full_close_below_hf": 0.95}
+
+
+def mechanism_defaults(book_name: str, policy: str, book: Book) -> dict[str, Any]:
+    """Like-for-like defaults: the book's real mechanism wherever a policy has the parameter.
+
+    * Books other than ``maker-ethb`` are Aave-style: :data:`AAVE_STYLE` for every policy that
+      liquidates through an ``instant`` part (``instant``, ``circuit_breaker``, ``dynamic_ltv``).
+      (On ``maker-ethb`` the real mechanism is the LIQ 2.0 auction, passed as
+      ``auction_defaults``.)
+    * A dynamic-LTV deleveraging pays the same penalty as the book's liquidation (its bonus or
+      Maker's ``chop``), so a forecast-driven policy cannot win by a cheaper penalty alone.
+
+    User parameters override these.
+    """
+    accepted = policy_param_names(policy)
+    out: dict[str, Any] = {}
+    if book_name != BookName.MAKER_ETHB:
+        out.update({k: v for k, v in AAVE_STYLE.items() if k in accepted})
+    if "penalty" in accepted and len(book):
+        out["penalty"] = float(np.median(book.bonus))
+    return out
 
 
 def _resolve_policy(
@@ -331,9 +371,13 @@ def _resolve_policy(
             cache, ("maker", sc.book_at), lambda: maker_params(con, sc.book_at)
         ).auction_kwargs()
     book = loaded.book
+    params = {
+        **mechanism_defaults(sc.book_name, request.policy, book),
+        **dict(request.policy_params),
+    }
     return build_policy(
         request.policy,
-        dict(request.policy_params),
+        params,
         step_seconds=sc.path.step_seconds,
         total_debt=book.total_debt,
         max_threshold=float(book.liquidation_threshold.max()) if len(book) else 1.0,
@@ -383,6 +427,7 @@ def resolve_run(
         policy=policy_obj.params(),
         forecast_model=model,
         margin_run_id=margin.run_id if margin else None,
+        threshold_source=request.threshold if margin else NO_MODEL,
     )
     return RunConfig(
         event_id=spec.event_id,
@@ -413,6 +458,7 @@ def build_run_config(
     asset: str | None = None,
     overrides: Mapping[str, Mapping[str, Any]] | None = None,
     cache: dict[Any, Any] | None = None,
+    threshold: str = "model",
 ) -> RunConfig:
     """Keyword form of :func:`resolve_run` (``overrides``: ``{"policy", "impact", "book"}``).
 
@@ -420,7 +466,7 @@ def build_run_config(
     ----------
     con : duckdb.DuckDBPyConnection
         Warehouse connection (read-only is enough).
-    event, policy, forecast_model, book, impact, prices, asset
+    event, policy, forecast_model, book, impact, prices, asset, threshold
         Fields of :class:`RunRequest`.
     overrides : mapping, optional
         ``{"policy": {...}, "impact": {"depth_usd", "half_life_steps", "adv_usd",
@@ -441,6 +487,7 @@ def build_run_config(
         impact=impact,
         prices=prices,
         asset=asset,
+        threshold=threshold,
     )
     return resolve_run(con, request, cache)
 
@@ -570,6 +617,7 @@ def write_result(
         "event_id": config.event_id,
         "policy": config.policy_name,
         "forecast_model": config.forecast_model,
+        "threshold_source": config.threshold_source,
         "book": config.book_name,
         "impact": config.impact_name,
         "asset": config.asset,
@@ -618,8 +666,13 @@ def plan_sweep(
     impacts: list[str] | None = None,
     overrides: Mapping[str, Mapping[str, Any]] | None = None,
     cache: dict[Any, Any] | None = None,
+    controls: bool = True,
 ) -> list[RunConfig]:
     """Every run of a sweep: events × books × impacts × policies (× forecast models).
+
+    Every forecast-driven run comes with its control runs (``controls=True``): the same book,
+    path, impact and policy with the threshold path replaced by each of
+    :data:`~pipelines.backtests.margin.CONTROL_SOURCES` (``forecast_value`` compares them).
 
     Parameters
     ----------
@@ -643,6 +696,8 @@ def plan_sweep(
         accepts (a parameter no swept policy accepts is an error).
     cache : dict, optional
         Shared build cache.
+    controls : bool
+        Add the threshold-control runs of every dynamic-LTV run.
 
     Returns
     -------
@@ -654,7 +709,11 @@ def plan_sweep(
     CascadeError
         Unknown names, missing data, or dynamic policies with no margin path at all.
     """
-    from pipelines.backtests.margin import MissingMarginPathError, available_models
+    from pipelines.backtests.margin import (
+        CONTROL_SOURCES,
+        MissingMarginPathError,
+        available_models,
+    )
     from pipelines.backtests.policy import POLICY_NAMES, policy_param_names
     from pipelines.catalog.registry import load_events
 
@@ -689,24 +748,29 @@ def plan_sweep(
                     mine = {k: v for k, v in user_params.items() if k in names}
                     run_overrides = {**overrides, "policy": mine}
                     built, missing = [], []
+                    sources = ("model", *CONTROL_SOURCES) if controls else ("model",)
                     for model in models:
-                        try:
-                            cfg = build_run_config(
-                                con,
-                                event=ev.event_id,
-                                policy=policy_name,
-                                forecast_model=model,
-                                book=book_name,
-                                impact=impact_name,
-                                overrides=run_overrides,
-                                cache=cache,
-                            )
-                        except MissingMarginPathError as exc:
-                            if forecast_models:  # asked for explicitly: strict
-                                raise
-                            missing.append(exc)
-                            continue
-                        built.append(cfg)
+                        for source in sources if model is not None else ("model",):
+                            try:
+                                cfg = build_run_config(
+                                    con,
+                                    event=ev.event_id,
+                                    policy=policy_name,
+                                    forecast_model=model,
+                                    book=book_name,
+                                    impact=impact_name,
+                                    overrides=run_overrides,
+                                    cache=cache,
+                                    threshold=source,
+                                )
+                            except MissingMarginPathError as exc:
+                                if forecast_models and source == "model":  # asked for: strict
+                                    raise
+                                missing.append(exc)
+                                if source == "model":
+                                    break  # no model path: no controls either
+                                continue
+                            built.append(cfg)
                     if missing and not built:
                         raise missing[0]
                     for cfg in built:

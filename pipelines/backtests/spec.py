@@ -109,6 +109,9 @@ class RunRequest:
         Policy name (validated against the policy registry when resolved).
     forecast_model : str or None
         Model whose margin path drives a dynamic-LTV policy.
+    threshold : str
+        Threshold source of a dynamic-LTV policy: ``model`` (the forecast) or a control
+        (``constant``, ``lagged``, ``shuffled``, ``oracle``); ignored by the other policies.
     book : str or None
         :class:`BookName` value or a positions file; ``None`` = the event's default book.
     impact : ImpactName
@@ -128,6 +131,7 @@ class RunRequest:
     event: str | None = None
     policy: str = "instant"
     forecast_model: str | None = None
+    threshold: str = "model"
     book: str | None = None
     impact: ImpactName = ImpactName.SQRT
     prices: str | Path | None = None
@@ -180,6 +184,8 @@ class RunSpec:
         ``'-'`` for policies without a forecast.
     margin_run_id : str or None
         Forecast run whose margin path drives a dynamic-LTV policy.
+    threshold_source : str
+        ``'-'`` for policies without a threshold path, else ``model`` or the control's name.
     code_version : str
         :func:`backtest_code_version` of the code that computes the run.
     """
@@ -193,6 +199,7 @@ class RunSpec:
     policy: Mapping[str, Any]
     forecast_model: str = NO_MODEL
     margin_run_id: str | None = None
+    threshold_source: str = NO_MODEL
     code_version: str = field(default_factory=backtest_code_version)
 
     def __post_init__(self) -> None:
@@ -213,6 +220,7 @@ class RunSpec:
             "policy": dict(self.policy),
             "forecast_model": self.forecast_model,
             "margin_run_id": self.margin_run_id,
+            "threshold_source": self.threshold_source,
             "code_version": self.code_version,
         }
 

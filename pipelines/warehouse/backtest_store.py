@@ -2,7 +2,7 @@
 
 ``backtest_runs`` / ``backtest_metrics`` / ``backtest_steps`` keep every run ever computed
 (queryable through the ``backtest_results`` view). ``backtest_current`` holds, per question
-(event, book, policy, forecast model, impact), the one run the scoreboard views
+(event, book, policy, forecast model, threshold source, impact), the one run the scoreboard views
 (``policy_scoreboard``, ``avoided_cascades``) and the report show.
 """
 
@@ -23,7 +23,8 @@ __all__ = ["existing_run_ids", "mark_current", "read_metrics", "write_run"]
 
 _MARK_CURRENT = """
 INSERT OR REPLACE INTO backtest_current
-SELECT coalesce(event_id, ''), book, policy, coalesce(forecast_model, '-'), impact, run_id, ?
+SELECT coalesce(event_id, ''), book, policy, coalesce(forecast_model, '-'), threshold_source,
+       impact, run_id, ?
 FROM backtest_runs WHERE list_contains(?, run_id)
 """
 

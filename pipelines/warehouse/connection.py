@@ -20,6 +20,7 @@ SCHEMA_VERSION = 3
 _DERIVED_VIEWS = (
     "avoided_cascades",
     "policy_scoreboard",
+    "forecast_value",
     "backtest_results",
     "forecast_vs_realized",
 )

@@ -50,6 +50,7 @@ RESULT_NAMES = (
     "backtest_results",
     "policy_scoreboard",
     "avoided_cascades",
+    "forecast_value",
 )
 _PRIVATE = ("schema_version",)
 _NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
