@@ -112,3 +112,31 @@ SELECT *,
                  / (least(constant, lagged, shuffled) - oracle) END AS captured_share,
        model < least(constant, lagged, shuffled) - 1e-9 AS beats_controls
 FROM wide;
+
+-- Intervals over stress paths (FHS around each event; pipelines.backtests.stress): one row per
+-- run × metric × (n_paths, seed). `real` is the run's metric on the real path.
+CREATE TABLE IF NOT EXISTS backtest_intervals (
+    run_id VARCHAR NOT NULL, metric VARCHAR NOT NULL, n_paths INTEGER NOT NULL,
+    seed BIGINT NOT NULL, paths_digest VARCHAR NOT NULL, real DOUBLE, median DOUBLE,
+    lo DOUBLE, hi DOUBLE, p95 DOUBLE,
+    PRIMARY KEY (run_id, metric, n_paths, seed)
+);
+
+-- The scoreboard's intervals, ranked per (event, book, impact, metric) by median (lower is
+-- better); `overlaps_best` = this policy's 90 % interval overlaps the best policy's, so the two
+-- cannot be told apart on the stress paths.
+CREATE OR REPLACE VIEW policy_intervals AS
+WITH latest AS (
+    SELECT i.* FROM backtest_intervals i
+    QUALIFY row_number() OVER (PARTITION BY run_id, metric ORDER BY n_paths DESC, seed) = 1
+), joined AS (
+    SELECT s.event_id, s.book, s.impact, s.policy, s.baseline_policy, i.metric, i.real,
+           i.median, i.lo, i.hi, i.p95, i.n_paths, i.seed, s.run_id
+    FROM policy_scoreboard s JOIN latest i USING (run_id)
+)
+SELECT j.*,
+       rank() OVER (PARTITION BY event_id, book, impact, metric ORDER BY median) AS rank,
+       j.lo <= b.hi AND b.lo <= j.hi AS overlaps_best
+FROM joined j
+JOIN (SELECT event_id, book, impact, metric, arg_min(lo, median) AS lo, arg_min(hi, median) AS hi
+      FROM joined GROUP BY ALL) b USING (event_id, book, impact, metric);

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import polars as pl
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import as_completed
@@ -27,6 +28,9 @@ from pipelines.backtests.run import (
     run_output,
     write_result,
 )
+from pipelines.backtests.spec import NO_MODEL
+from pipelines.backtests.stress import STRESS_SEED, StressScenario, interval_rows, stress_scenario
+from pipelines.warehouse import backtest_store as store
 from pipelines.warehouse.connection import connect
 
 __all__ = ["BATCHES_PER_WORKER", "backtest_flow", "run_backtest_batch", "run_backtest_task"]
@@ -41,6 +45,14 @@ BATCHES_PER_WORKER = 4
 def run_backtest_task(config: RunConfig) -> RunOutput:
     """Simulate one run config; returns its storable, picklable output (metrics, step log)."""
     return run_output(config)
+
+
+@task(cache_policy=NO_CACHE, task_run_name="stress intervals {config.label}")
+def stress_interval_task(
+    config: RunConfig, scenario: StressScenario, real: dict[str, Any]
+) -> pl.DataFrame:
+    """Replay one run on every stress path of its event; its interval rows."""
+    return interval_rows(config, scenario, real)
 
 
 @task(cache_policy=NO_CACHE, task_run_name="backtest batch of {n_runs} runs")
@@ -81,6 +93,7 @@ def backtest_flow(
     impacts: list[str] | None = None,
     overrides: dict[str, Any] | None = None,
     progress: bool = False,
+    stress_paths: int = 0,
 ) -> tuple[list[str], int]:
     """Sweep backtests: compute the runs not yet stored and write them to the warehouse.
 
@@ -105,6 +118,9 @@ def backtest_flow(
         :func:`pipelines.backtests.run.build_run_config`).
     progress : bool
         Show a tqdm progress bar on stderr.
+    stress_paths : int
+        Also replay every default-parameter, non-forecast run on this many FHS stress paths of
+        its event (:mod:`pipelines.backtests.stress`) and store the intervals; 0 = none.
 
     Returns
     -------
@@ -151,6 +167,35 @@ def backtest_flow(
                             logger.info(
                                 "[%d/%d] runs written (last: %s)", written, len(todo), cfg.label
                             )
+        if stress_paths > 0:
+            _stress_intervals(con, configs, stress_paths, logger)
     finally:
         con.close()
     return [c.run_id for c in configs], len(todo)
+
+
+def _stress_intervals(con: Any, configs: list[RunConfig], n_paths: int, logger: Any) -> None:
+    """Intervals over stress paths for the sweep's default, non-forecast runs that lack them."""
+    eligible = [c for c in configs if c.default_params and c.forecast_model == NO_MODEL]
+    missing = set(
+        store.runs_missing_intervals(
+            con, [c.run_id for c in eligible], n_paths=n_paths, seed=STRESS_SEED
+        )
+    )
+    todo = [c for c in eligible if c.run_id in missing]
+    if not todo:
+        logger.info("stress intervals: all %d runs already have them", len(eligible))
+        return
+    scenarios: dict[tuple[Any, ...], StressScenario] = {}
+    futures = []
+    for cfg in todo:
+        key = (cfg.event_id, cfg.asset, str(cfg.path.ts[0]), len(cfg.path), cfg.path.step_seconds)
+        if key not in scenarios:
+            scenarios[key] = stress_scenario(con, cfg, n_paths=n_paths)
+            logger.info("stress paths %s: %s", cfg.event_id, scenarios[key].fit_label)
+        real = store.read_metrics(con, cfg.run_id)
+        futures.append((cfg, stress_interval_task.submit(cfg, scenarios[key], real)))
+    logger.info("stress intervals: %d runs x %d paths submitted", len(todo), n_paths)
+    for i, (cfg, future) in enumerate(futures, start=1):
+        store.write_intervals(con, future.result())
+        logger.info("[%d/%d] stress intervals written (%s)", i, len(futures), cfg.label)

@@ -19,7 +19,14 @@ import polars as pl
 from pipelines.errors import CascadeError
 from pipelines.warehouse.connection import insert_frame, transaction
 
-__all__ = ["existing_run_ids", "mark_current", "read_metrics", "write_run"]
+__all__ = [
+    "existing_run_ids",
+    "mark_current",
+    "read_metrics",
+    "runs_missing_intervals",
+    "write_intervals",
+    "write_run",
+]
 
 _MARK_CURRENT = """
 INSERT OR REPLACE INTO backtest_current
@@ -102,3 +109,32 @@ def read_metrics(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, Any]:
     return {
         k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()
     }
+
+
+def runs_missing_intervals(
+    con: duckdb.DuckDBPyConnection, run_ids: Sequence[str], *, n_paths: int, seed: int
+) -> list[str]:
+    """The runs of ``run_ids`` (in order) without stress intervals for ``(n_paths, seed)``."""
+    if not run_ids:
+        return []
+    rows = con.execute(
+        "SELECT DISTINCT run_id FROM backtest_intervals "
+        "WHERE list_contains(?, run_id) AND n_paths = ? AND seed = ?",
+        [list(run_ids), n_paths, seed],
+    ).fetchall()
+    done = {r[0] for r in rows}
+    return [r for r in run_ids if r not in done]
+
+
+def write_intervals(con: duckdb.DuckDBPyConnection, rows: pl.DataFrame) -> int:
+    """Store interval rows of one run in one transaction (replacing the same key)."""
+    if rows.height == 0:
+        return 0
+    with transaction(con):
+        for run_id, n_paths, seed in rows.select("run_id", "n_paths", "seed").unique().rows():
+            con.execute(
+                "DELETE FROM backtest_intervals WHERE run_id = ? AND n_paths = ? AND seed = ?",
+                [run_id, n_paths, seed],
+            )
+        insert_frame(con, "backtest_intervals", rows)
+    return rows.height

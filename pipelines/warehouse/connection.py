@@ -18,6 +18,7 @@ SCHEMA_VERSION = 3
 # Results are derived data: a schema upgrade drops and recreates them (re-run forecast/backtest);
 # raw data is never dropped.
 _DERIVED_VIEWS = (
+    "policy_intervals",
     "avoided_cascades",
     "policy_scoreboard",
     "forecast_value",
@@ -25,6 +26,7 @@ _DERIVED_VIEWS = (
     "forecast_vs_realized",
 )
 _DERIVED_TABLES = (
+    "backtest_intervals",
     "backtest_current",
     "backtest_steps",
     "backtest_metrics",

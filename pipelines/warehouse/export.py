@@ -51,6 +51,8 @@ RESULT_NAMES = (
     "policy_scoreboard",
     "avoided_cascades",
     "forecast_value",
+    "backtest_intervals",
+    "policy_intervals",
 )
 _PRIVATE = ("schema_version",)
 _NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
