@@ -6,6 +6,8 @@ import pytest
 
 from pipelines.cli.main import main
 
+pytestmark = pytest.mark.integration  # needs the real-data mirror
+
 
 @pytest.fixture()
 def real_bars(mirror_dir) -> pl.DataFrame:
