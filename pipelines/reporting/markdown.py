@@ -456,7 +456,7 @@ def questions_page(con: duckdb.DuckDBPyConnection, stamp: _Stamp) -> str:
         stamp.header("Questions answered in SQL"),
         'Run any of these with `cascade sql "…"` (read-only). The answers below come from the '
         "warehouse named in the stamp. Tables and views: [data](../data.md), "
-        "[results tables](../backtesting.md#results-tables).",
+        "[results tables](../data.md#results-tables).",
         "",
     ]
     for i, q in enumerate(QUESTIONS, 1):
