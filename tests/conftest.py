@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -23,6 +24,12 @@ def _mirror_dir() -> Path:
         return Path(env)
     return REPO_ROOT.parent / "shared" / "data"
 
+
+# Hypothesis: the same code gives the same result on every run (CI, both tiers). To search for new
+# counterexamples with fresh random examples, run with HYPOTHESIS_PROFILE=explore.
+settings.register_profile("deterministic", derandomize=True, print_blob=True)
+settings.register_profile("explore", derandomize=False, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "deterministic"))
 
 #: Fixtures that need the real-data mirror; only ``integration`` tests may request them.
 MIRROR_FIXTURES = frozenset({"mirror_dir", "ingested_db"})
