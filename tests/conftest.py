@@ -1,4 +1,11 @@
-"""Shared fixtures: the real data mirror, temporary warehouses, one Prefect test harness."""
+"""Shared fixtures: the real data mirror, temporary warehouses, one Prefect test harness.
+
+Two tiers (docs/testing.md). A test that needs the real-data mirror, or a warehouse built from it,
+carries the ``integration`` marker (``pytestmark = pytest.mark.integration`` at the top of its
+module); ``pytest -m "not integration"`` runs everything else with no mirror at all. A test that
+requests a mirror fixture without the marker is a collection error, so the fast tier can never
+silently start depending on the data.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +13,7 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -17,12 +25,40 @@ def _mirror_dir() -> Path:
     return REPO_ROOT.parent / "shared" / "data"
 
 
+# Hypothesis: the same code gives the same result on every run (CI, both tiers). To search for new
+# counterexamples with fresh random examples, run with HYPOTHESIS_PROFILE=explore.
+settings.register_profile("deterministic", derandomize=True, print_blob=True)
+settings.register_profile("explore", derandomize=False, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "deterministic"))
+
+#: Fixtures that need the real-data mirror; only ``integration`` tests may request them.
+MIRROR_FIXTURES = frozenset({"mirror_dir", "ingested_db"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Refuse a test that uses the mirror but is not marked ``integration``."""
+    wrong = [
+        item.nodeid
+        for item in items
+        if MIRROR_FIXTURES & set(getattr(item, "fixturenames", ()))
+        and item.get_closest_marker("integration") is None
+    ]
+    if wrong:
+        raise pytest.UsageError(
+            "these tests use the real-data mirror but are not marked integration "
+            "(add `pytestmark = pytest.mark.integration` to the module): " + ", ".join(wrong)
+        )
+
+
 @pytest.fixture(scope="session")
 def mirror_dir() -> Path:
     """The read-only mirror of the real data (``CASCADE_DATA_MIRROR`` or ``../shared/data``)."""
     path = _mirror_dir()
     if not (path / "MANIFEST.json").exists():
-        pytest.fail(f"real-data mirror not found at {path}; set CASCADE_DATA_MIRROR")
+        pytest.fail(
+            f"real-data mirror not found at {path}; set CASCADE_DATA_MIRROR, or run only the "
+            'fast tier: pytest -m "not integration"'
+        )
     return path
 
 

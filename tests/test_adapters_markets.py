@@ -14,6 +14,8 @@ from pipelines.ingest.adapters.base import AdapterOutput, SourceEntry, get_adapt
 from pipelines.ingest.load import load_source
 from pipelines.warehouse.connection import connect
 
+pytestmark = pytest.mark.integration  # needs the real-data mirror
+
 REGISTRY = Path(__file__).resolve().parents[1] / "data" / "registry" / "markets.json"
 RAW = json.loads(REGISTRY.read_text())
 ENTRIES = {

@@ -40,6 +40,8 @@ from pipelines.cli.main import main
 from pipelines.errors import CascadeError, DataValidationError
 from pipelines.warehouse.connection import apply_schema, connect, insert_frame, transaction
 
+pytestmark = pytest.mark.integration  # needs the real-data mirror
+
 W4 = "2022-06-13-celsius-3ac"
 REAL_W4_VAULTS = {"28438", "24188", "28313", "27404", "27396", "28215", "26266"}
 JSON_KEYS = {

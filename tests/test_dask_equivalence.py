@@ -9,6 +9,8 @@ from pipelines.cli.main import main
 from pipelines.errors import CascadeError
 from pipelines.orchestration.dask_runner import build_task_runner
 
+pytestmark = pytest.mark.integration  # needs the real-data mirror
+
 EVENTS = ["2021-05-19-china-ban-crash", "2025-10-10-tariff-crash"]  # a Maker and a synthetic book
 POLICIES = ["instant", "dutch_auction", "dynamic_ltv"]
 MODELS = ["ewma"]

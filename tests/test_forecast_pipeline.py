@@ -18,6 +18,8 @@ from pipelines.forecasts.plan import build_config, forecast_windows
 from pipelines.warehouse.connection import connect
 from pipelines.warehouse.forecast_store import FORECAST_TABLES, ensure_forecast_tables
 
+pytestmark = pytest.mark.integration  # needs the real-data mirror
+
 EVENT = "2022-06-13-celsius-3ac"  # W4: a 24 h crash window
 CRASH_START = datetime(2022, 6, 13, tzinfo=UTC)
 SMALL = {"assets": ["BTC"], "models": ["ewma", "garch", "har", "hgb"], "events": ["W4"]}

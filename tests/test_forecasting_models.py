@@ -21,6 +21,8 @@ from forecasting.errors import (
     UnknownModelError,
 )
 
+pytestmark = pytest.mark.integration  # needs the real-data mirror
+
 BTC = "Roshan7869__algotrading/user_data/data/binance/BTC_USDT-1h.feather"
 _LIGHT = {"hgb": {"max_iter": 30}, "rf": {"n_estimators": 12}}
 

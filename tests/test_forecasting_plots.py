@@ -12,6 +12,8 @@ import pytest
 import forecasting as fcst
 from forecasting.errors import InvalidBarsError
 
+pytestmark = pytest.mark.integration  # needs the real-data mirror
+
 ETH = "Roshan7869__algotrading/user_data/data/binance/ETH_USDT-1h.feather"
 EVENT = datetime(2024, 8, 5, tzinfo=UTC)
 

@@ -12,6 +12,8 @@ import pytest
 import forecasting as fcst
 from forecasting.errors import InvalidBarsError
 
+pytestmark = pytest.mark.integration  # needs the real-data mirror
+
 T0 = datetime(2024, 8, 5, tzinfo=UTC)
 
 

@@ -12,6 +12,8 @@ import forecasting as fcst
 from forecasting.errors import InvalidBarsError
 from forecasting.scores import qlike_losses, var_quantile
 
+pytestmark = pytest.mark.integration  # needs the real-data mirror
+
 BTC = "Roshan7869__algotrading/user_data/data/binance/BTC_USDT-1h.feather"
 
 

@@ -14,6 +14,8 @@ from polars.testing import assert_frame_equal
 import forecasting as fcst
 from forecasting.errors import InvalidBarsError, NotEnoughHistoryError
 
+pytestmark = pytest.mark.integration  # needs the real-data mirror
+
 BTC = "Roshan7869__algotrading/user_data/data/binance/BTC_USDT-1h.feather"
 # 1,000 hourly BTC bars ending inside the Celsius / 3AC crash (W4, 2022-06-13).
 END = datetime(2022, 6, 14, 16, tzinfo=UTC)

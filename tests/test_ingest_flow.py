@@ -15,6 +15,8 @@ from pipelines.catalog.registry import load_registry
 from pipelines.cli.main import main
 from pipelines.warehouse.connection import source_tables
 
+pytestmark = pytest.mark.integration  # needs the real-data mirror
+
 
 def fingerprint(db_path) -> dict:
     """Row count and an order-independent content hash of every raw table."""

@@ -7,6 +7,8 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+pytestmark = pytest.mark.integration  # needs the real-data mirror
+
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
 EVENTS = ["2020-03-12-black-thursday", "2022-06-13-celsius-3ac"]
 

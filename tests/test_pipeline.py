@@ -15,7 +15,7 @@ from pipelines.catalog.registry import load_events
 from pipelines.cli.main import main
 from pipelines.orchestration.plan import DEFAULT_FORECAST_MODELS, plan_pipeline
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def query(db: Path, sql: str, params=None) -> list[tuple]:
@@ -135,30 +135,25 @@ def test_export_cli_reads_only(first_run, tmp_path, capsys):
 def test_rerun_with_nothing_changed_skips_every_stage(first_run):
     from pipelines.orchestration.pipeline import cascade_pipeline
 
-    db, work, summary, seconds = first_run
+    db, work, summary, _seconds = first_run
     report = work / "reports" / "index.html"
     report_mtime = report.stat().st_mtime_ns
-    start = time.perf_counter()
     again = cascade_pipeline(
         db_path=str(db), report_dir=str(work / "reports"), export_dir=str(work / "export")
     )
-    rerun = time.perf_counter() - start
     assert again.run_ids == summary.run_ids
     assert again.forecast_run_id == summary.forecast_run_id
     assert (again.sources_loaded, again.forecast_computed, again.runs_computed) == (0, False, 0)
     assert not again.report_written
     assert report.stat().st_mtime_ns == report_mtime
-    assert rerun < seconds
 
 
 def test_cli_run_with_nothing_changed_needs_no_prefect(first_run, capsys):
     db, work, summary, _seconds = first_run
     plan = plan_pipeline(db, report_dir=work / "reports", export_dir=work / "export")
     assert plan.up_to_date, plan.notes
-    start = time.perf_counter()
     code = main(["run", "--db", str(db), "--report-dir", str(work / "reports")])
     assert code == 0
-    assert time.perf_counter() - start < 20
     out = capsys.readouterr().out
     assert "nothing changed" in out
     assert f"{len(summary.run_ids)} backtest runs stored" in out

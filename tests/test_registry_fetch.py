@@ -12,6 +12,8 @@ from pipelines.ingest.adapters.base import AdapterOutput
 from pipelines.ingest.load import load_source
 from pipelines.warehouse.connection import connect
 
+pytestmark = pytest.mark.integration  # needs the real-data mirror
+
 
 def test_registry_covers_every_mirror_file_exactly_once(mirror_dir):
     manifest = json.loads((mirror_dir / "MANIFEST.json").read_text())

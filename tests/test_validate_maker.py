@@ -13,6 +13,8 @@ from pipelines.backtests.validate_maker import format_table, trigger_path, valid
 from pipelines.cli.main import main
 from pipelines.warehouse.connection import connect
 
+pytestmark = pytest.mark.integration  # needs the real-data mirror
+
 REAL = {"2021-05-19": (4, 1.92e6), "2022-05-12": (7, 2.58e6), "2022-06-13": (7, 12.66e6)}
 
 

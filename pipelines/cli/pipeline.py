@@ -193,16 +193,34 @@ def _report_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--impact", default="sqrt", help="impact model of the runs shown")
     p.add_argument("--force", action="store_true", help="redraw even when up to date")
+    p.add_argument(
+        "--markdown",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="write the Markdown result pages (scoreboard.md, forecast_scores.md, questions.md) "
+        "to DIR instead of the HTML report, e.g. docs/results/",
+    )
 
 
-@command("report", "HTML report (index.html + PNGs) of the stored results")
+@command(
+    "report", "HTML report (index.html + PNGs), or Markdown result pages, of the stored results"
+)
 @with_args(_report_args)
 def cmd_report(args: argparse.Namespace) -> int:
-    """Draw the report from a read-only connection."""
+    """Draw the report (or write the Markdown pages) from a read-only connection."""
+    start = time.perf_counter()
+    if args.markdown is not None:
+        from pipelines.reporting.markdown import write_markdown
+
+        pages = write_markdown(args.db, args.markdown, impact=args.impact)
+        names = ", ".join(p.name for p in pages)
+        print(f"wrote {names} to {args.markdown} [{time.perf_counter() - start:.1f} s]")
+        return 0
+
     from pipelines.reporting.report import build_report
     from pipelines.warehouse.stamps import default_report_dir
 
-    start = time.perf_counter()
     out = args.out or default_report_dir(args.db)
     result = build_report(args.db, out, impact=args.impact, force=args.force)
     state = "written" if result.written else "up to date"
