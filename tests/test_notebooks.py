@@ -27,6 +27,7 @@ def results(ingested_db, tmp_path_factory, prefect_harness):
         forecast_models=["ewma"],
         report_dir=str(work / "reports"),
         export_dir=str(work / "export"),
+        stress_paths=10,
     )
     return {"CASCADE_DB": db, "CASCADE_EXPORT": work / "export"}
 

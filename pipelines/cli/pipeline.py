@@ -56,6 +56,13 @@ def _run_args(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="run the Prefect flow even when nothing changed (it then skips every stage)",
     )
+    p.add_argument(
+        "--stress-paths",
+        type=int,
+        default=None,
+        metavar="N",
+        help="FHS stress paths per event for the scoreboard's intervals (default 200; 0 = none)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -88,6 +95,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise CascadeError(f"--workers must be at least 1, got {args.workers}")
     db = resolve_db(args.db)
     models = args.forecast_models or list(DEFAULT_FORECAST_MODELS)
+    if args.stress_paths is None:
+        from pipelines.backtests.stress import STRESS_PATHS
+
+        args.stress_paths = STRESS_PATHS
+    if args.stress_paths < 0:
+        raise CascadeError(f"--stress-paths must be 0 or more, got {args.stress_paths}")
     report_dir = (args.report_dir or default_report_dir(db)).resolve()
     if not args.force_flow:
         plan = plan_pipeline(
@@ -97,6 +110,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             forecast_models=models,
             report_dir=report_dir,
             export_dir=args.export,
+            stress_paths=args.stress_paths,
         )
         if plan.up_to_date:
             _print_scoreboard(db)
@@ -134,6 +148,7 @@ def _run_flow(
         report_dir=str(report_dir),
         export_dir=str(args.export.resolve()) if args.export else None,
         progress=not args.no_progress and sys.stderr.isatty(),
+        stress_paths=args.stress_paths,
     )
     return cascade_pipeline(**params)
 

@@ -26,6 +26,7 @@ from pathlib import Path
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from pipelines.backtests.stress import STRESS_PATHS
 from pipelines.orchestration.dask_runner import (
     api_url_for_workers,
     build_task_runner,
@@ -144,6 +145,7 @@ def cascade_pipeline(
     report_dir: str | None = None,
     export_dir: str | None = None,
     progress: bool = False,
+    stress_paths: int = STRESS_PATHS,
 ) -> PipelineSummary:
     """Ingest the real data, forecast volatility, sweep the backtests, draw the report.
 
@@ -171,6 +173,9 @@ def cascade_pipeline(
         Also export every public table/view as Parquet here.
     progress : bool
         tqdm progress bar for the sweep (the CLI turns it on).
+    stress_paths : int
+        FHS stress paths per event for the intervals of every default, non-forecast run
+        (default :data:`~pipelines.backtests.stress.STRESS_PATHS`; 0 = none).
 
     Returns
     -------
@@ -229,6 +234,7 @@ def cascade_pipeline(
             forecast_models=forecast_models,
             impacts=impacts,
             progress=progress,
+            stress_paths=stress_paths,
         )
     lap("backtest")
 

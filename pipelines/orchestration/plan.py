@@ -90,6 +90,8 @@ class PipelinePlan:
         forecast stage has run).
     runs_total : int or None
         Runs in the sweep.
+    intervals_todo : int
+        Runs of the sweep still without stress intervals (0 when none were asked for).
     report_stale : bool
         The report is missing or was drawn from other results or other code.
     export_stale : bool
@@ -104,6 +106,7 @@ class PipelinePlan:
     runs_total: int | None
     report_stale: bool
     export_stale: bool
+    intervals_todo: int = 0
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -114,6 +117,7 @@ class PipelinePlan:
             or self.forecast_todo
             or self.runs_todo is None
             or self.runs_todo
+            or self.intervals_todo
             or self.report_stale
             or self.export_stale
         )
@@ -138,6 +142,7 @@ def plan_pipeline(
     impacts: Sequence[str] | None = None,
     report_dir: str | Path | None = None,
     export_dir: str | Path | None = None,
+    stress_paths: int = 0,
 ) -> PipelinePlan:
     """Which stages of :func:`~.pipeline.cascade_pipeline` have work, without Prefect.
 
@@ -151,6 +156,8 @@ def plan_pipeline(
         Report directory (default :func:`default_report_dir`).
     export_dir : path, optional
         Export directory, when the run should also export.
+    stress_paths : int
+        Stress paths per event the sweep's intervals must have (0: none asked for).
 
     Returns
     -------
@@ -182,6 +189,7 @@ def plan_pipeline(
             impacts=impacts,
             report_dir=report,
             export_dir=Path(export_dir) if export_dir else None,
+            stress_paths=stress_paths,
         )
     finally:
         con.close()
@@ -197,6 +205,7 @@ def _plan_results(
     impacts: Sequence[str] | None,
     report_dir: Path,
     export_dir: Path | None,
+    stress_paths: int = 0,
 ) -> PipelinePlan:
     from pipelines.backtests.run import existing_run_ids, plan_sweep
     from pipelines.warehouse.forecast_store import run_exists
@@ -206,6 +215,7 @@ def _plan_results(
     forecast_todo = not run_exists(con, fc_id)
     runs_todo: int | None = None
     runs_total: int | None = None
+    intervals_todo = 0
     if forecast_todo:
         notes.append(f"forecast run {fc_id} to compute")
     else:
@@ -224,6 +234,10 @@ def _plan_results(
             runs_todo = runs_total - len(existing_run_ids(con, [c.run_id for c in configs]))
             if runs_todo:
                 notes.append(f"{runs_todo} of {runs_total} backtest runs to compute")
+            if stress_paths > 0:
+                intervals_todo = _intervals_todo(con, configs, stress_paths)
+                if intervals_todo:
+                    notes.append(f"{intervals_todo} runs without stress intervals")
     report_stale = _stale(report_dir, warehouse_fingerprint(con, kind="report"), "index.html")
     export_stale = _stale(export_dir, warehouse_fingerprint(con, kind="export"), STAMP_FILE)
     if report_stale:
@@ -237,5 +251,16 @@ def _plan_results(
         runs_total=runs_total,
         report_stale=report_stale,
         export_stale=export_stale,
+        intervals_todo=intervals_todo,
         notes=notes,
     )
+
+
+def _intervals_todo(con: duckdb.DuckDBPyConnection, configs: list, n_paths: int) -> int:
+    """Default, non-forecast runs of the sweep without stress intervals of ``n_paths``."""
+    from pipelines.backtests.spec import NO_MODEL
+    from pipelines.backtests.stress import STRESS_SEED
+    from pipelines.warehouse.backtest_store import runs_missing_intervals
+
+    eligible = [c.run_id for c in configs if c.default_params and c.forecast_model == NO_MODEL]
+    return len(runs_missing_intervals(con, eligible, n_paths=n_paths, seed=STRESS_SEED))
