@@ -7,6 +7,9 @@ was generated.
 
 * ``scoreboard.md`` — avoided induced liquidation, amplification and borrower loss, policies ×
   crash windows, and every run.
+* ``evidence.md`` — whether any forecast beat its threshold controls on each crash
+  (``forecast_value``), and the intervals over stress paths with the ranking's overlaps
+  (``policy_intervals``: p95 bad debt = VaR, p95 liquidated debt = LaR).
 * ``forecast_scores.md`` — QLIKE, Mincer–Zarnowitz R² and VaR 99 % hit rate per model × asset of
   the latest forecast run, crash windows pooled and per crash.
 * ``questions.md`` — the example questions of ``docs/data.md`` and ``docs/results.md`` with their
@@ -25,6 +28,7 @@ import duckdb
 import polars as pl
 
 from pipelines.errors import CascadeError
+from pipelines.reporting.report import scoreboard_forecast_run
 from pipelines.warehouse.connection import connect
 from pipelines.warehouse.stamps import warehouse_fingerprint
 
@@ -34,7 +38,12 @@ __all__ = ["GENERATED_BY", "PAGES", "QUESTIONS", "Question", "markdown_table", "
 GENERATED_BY = "cascade report --markdown docs/results/"
 
 #: File names of the pages, in the order they are written.
-PAGES = ("scoreboard.md", "forecast_scores.md", "questions.md")
+PAGES = (
+    "scoreboard.md",
+    "evidence.md",
+    "forecast_scores.md",
+    "questions.md",
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -252,17 +261,17 @@ class _Stamp:
 
 
 def _stamp(con: duckdb.DuckDBPyConnection, now: datetime | None) -> _Stamp:
-    def ids(table: str) -> tuple[str, ...]:
-        return tuple(
-            r[0] for r in con.execute(f"SELECT run_id FROM {table} ORDER BY run_id").fetchall()
-        )
-
+    """The current runs the pages show (``backtest_current``) and the scoreboard's forecast run."""
+    backtest = tuple(
+        r[0] for r in con.execute("SELECT run_id FROM backtest_current ORDER BY run_id").fetchall()
+    )
+    forecast = scoreboard_forecast_run(con)
     moment = (now or datetime.now(UTC)).astimezone(UTC)
     return _Stamp(
         fingerprint=warehouse_fingerprint(con),
         generated_at=moment.strftime("%Y-%m-%d %H:%M:%S UTC"),
-        forecast_run_ids=ids("forecast_runs"),
-        backtest_run_ids=ids("backtest_runs"),
+        forecast_run_ids=(forecast,) if forecast else (),
+        backtest_run_ids=backtest,
     )
 
 
@@ -323,7 +332,8 @@ def scoreboard_page(con: duckdb.DuckDBPyConnection, stamp: _Stamp, *, impact: st
         return "\n".join(parts) + "\n"
     tables = [
         (
-            "Avoided induced liquidation vs `instant`, $M (positive = better)",
+            "Avoided induced liquidation vs the book's mechanism (`baseline_policy`), $M "
+            "(positive = better)",
             "avoided_induced_usd",
             _musd,
         ),
@@ -360,16 +370,121 @@ def scoreboard_page(con: duckdb.DuckDBPyConnection, stamp: _Stamp, *, impact: st
     return "\n".join(parts)
 
 
-def _latest_forecast_run(con: duckdb.DuckDBPyConnection) -> str | None:
-    rows = con.execute(
-        "SELECT run_id FROM forecast_runs ORDER BY created_at DESC, run_id LIMIT 1"
-    ).fetchall()
-    return rows[0][0] if rows else None
+#: Loss metric the evidence page judges forecasts and ranks policies by (lower is better).
+EVIDENCE_METRICS = ("borrower_loss_usd", "bad_debt_usd")
+
+
+def _forecast_value_frame(con: duckdb.DuckDBPyConnection, impact: str) -> pl.DataFrame:
+    return _frame(
+        con,
+        """
+        SELECT coalesce(e.window_label, f.event_id) AS w, f.event_id, f.book, f.policy,
+               f.forecast_model AS model_name, f.metric, f.model, f.constant, f.lagged,
+               f.shuffled, f.oracle, f.best_control, f.captured_share, f.beats_controls
+        FROM forecast_value f LEFT JOIN events e ON e.event_id = f.event_id
+        WHERE f.impact = ? AND list_contains(?, f.metric)
+        ORDER BY w, f.policy, f.forecast_model, f.metric
+        """,
+        [impact, list(EVIDENCE_METRICS)],
+    )
+
+
+def _intervals_frame(con: duckdb.DuckDBPyConnection, impact: str) -> pl.DataFrame:
+    return _frame(
+        con,
+        """
+        SELECT coalesce(e.window_label, i.event_id) AS w, i.book, i.policy, i.metric, i.real,
+               i.median, i.lo, i.hi, i.p95, i.rank, i.overlaps_best, i.n_paths, i.run_id
+        FROM policy_intervals i LEFT JOIN events e ON e.event_id = i.event_id
+        WHERE i.impact = ? AND i.metric IN ('bad_debt_usd', 'liquidated_usd')
+        ORDER BY w, i.metric, i.rank, i.policy
+        """,
+        [impact],
+    )
+
+
+def evidence_page(con: duckdb.DuckDBPyConnection, stamp: _Stamp, *, impact: str) -> str:
+    """``evidence.md``: forecasts against their controls; intervals over stress paths."""
+    parts = [
+        stamp.header("Evidence: forecast value and intervals"),
+        "A forecast-driven policy is credited only with what it gains over its best control "
+        "(constant, lagged realized volatility, shuffled); the oracle (the volatility that "
+        "followed) is the upper bound. `captured share = (best control − model) / (best control "
+        "− oracle)`, empty when the oracle does not beat the controls. Intervals: each "
+        "default-parameter run replayed on FHS stress paths of its event (median, 5–95 %). "
+        "Method: [backtesting](../backtesting.md#evidence).",
+        "",
+    ]
+    fv = _forecast_value_frame(con, impact)
+    parts += ["## Did any forecast beat its controls?", ""]
+    if fv.height == 0:
+        parts += ["No forecast-driven runs with controls yet: run `cascade run`.", ""]
+    else:
+        for (w,), grp in fv.group_by(["w"], maintain_order=True):
+            wins = grp.filter(pl.col("beats_controls").fill_null(False))
+            if wins.height == 0:
+                verdict = "no forecast beat its best control on any loss metric"
+            else:
+                labels = sorted(
+                    {
+                        f"{r['policy']} [{r['model_name']}] on {r['metric']}"
+                        for r in wins.iter_rows(named=True)
+                    }
+                )
+                verdict = "beat every control: " + "; ".join(labels)
+            parts.append(f"- **{w}** ({grp['book'][0]}): {verdict}.")
+        table = fv.select(
+            "w",
+            "policy",
+            pl.col("model_name").alias("forecast"),
+            "metric",
+            pl.col("model").alias("model $M"),
+            pl.col("constant").alias("constant $M"),
+            pl.col("lagged").alias("lagged $M"),
+            pl.col("shuffled").alias("shuffled $M"),
+            pl.col("oracle").alias("oracle $M"),
+            pl.col("captured_share").alias("captured share"),
+            pl.col("beats_controls").alias("beats controls"),
+        )
+        usd = {c: _musd for c in table.columns if c.endswith("$M")}
+        parts += [
+            "",
+            markdown_table(table, formats={**usd, "captured share": lambda v: f"{v:.2f}"}),
+            "",
+        ]
+    iv = _intervals_frame(con, impact)
+    parts += ["## Intervals over stress paths (VaR: p95 bad debt; LaR: p95 liquidated debt)", ""]
+    if iv.height == 0:
+        parts += ["No stress intervals yet: run `cascade run` (`--stress-paths N`).", ""]
+    else:
+        table = iv.select(
+            "w",
+            "book",
+            "metric",
+            "rank",
+            "policy",
+            pl.col("real").alias("real path $M"),
+            pl.col("median").alias("median $M"),
+            pl.col("lo").alias("5 % $M"),
+            pl.col("hi").alias("95 % $M"),
+            pl.col("p95").alias("p95 $M"),
+            pl.col("overlaps_best").alias("overlaps best"),
+            pl.col("n_paths").alias("paths"),
+        )
+        usd = {c: _musd for c in table.columns if c.endswith("$M")}
+        parts += [
+            "`overlaps best` = the policy's interval overlaps the best-ranked policy's: the "
+            "stress paths cannot tell the two apart.",
+            "",
+            markdown_table(table, formats=usd),
+            "",
+        ]
+    return "\n".join(parts)
 
 
 def forecast_scores_page(con: duckdb.DuckDBPyConnection, stamp: _Stamp) -> str:
     """``forecast_scores.md``: QLIKE · MZ R² · VaR 99 % hit rate of the latest forecast run."""
-    run_id = _latest_forecast_run(con)
+    run_id = scoreboard_forecast_run(con)
     parts = [
         stamp.header("Forecast scores"),
         "Scores of the latest forecast run (`forecast_scores`, scope `crash`: forecast origins "
@@ -506,6 +621,7 @@ def write_markdown(
             ) from exc
         pages = {
             "scoreboard.md": scoreboard_page(con, stamp, impact=impact),
+            "evidence.md": evidence_page(con, stamp, impact=impact),
             "forecast_scores.md": forecast_scores_page(con, stamp),
             "questions.md": questions_page(con, stamp),
         }

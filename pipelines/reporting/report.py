@@ -318,7 +318,7 @@ def _event_sections(
 # --- forecasts ----------------------------------------------------------------------------------
 
 
-def _scoreboard_forecast_run(con: duckdb.DuckDBPyConnection) -> str | None:
+def scoreboard_forecast_run(con: duckdb.DuckDBPyConnection) -> str | None:
     """The forecast run behind the scoreboard's dynamic-LTV runs.
 
     The margin run of the current dynamic-LTV runs (the most used one if several); without any,
@@ -477,5 +477,5 @@ def _body(
             *_event_sections(con, frame, img_dir),
         ]
     body.append("<h2>3. Forecast vs realized volatility</h2>")
-    body.append(_forecast_section(con, forecast_run_id or _scoreboard_forecast_run(con), out))
+    body.append(_forecast_section(con, forecast_run_id or scoreboard_forecast_run(con), out))
     return body
