@@ -52,7 +52,9 @@ def test_local_dask_cluster_matches_serial_run(ingested_db, tmp_path, prefect_ha
     out = capsys.readouterr().out
     ids_s, metrics_s, steps_s = results(serial)
     ids_d, metrics_d, steps_d = results(dask)
-    assert len(ids_s) == len(EVENTS) * len(POLICIES) * len(MODELS)
+    n_dynamic = sum(p.startswith("dynamic_ltv") for p in POLICIES)
+    controls = len(EVENTS) * n_dynamic * len(MODELS) * 4  # the threshold controls
+    assert len(ids_s) == len(EVENTS) * len(POLICIES) * len(MODELS) + controls
     assert ids_d == ids_s
     assert metrics_d == metrics_s  # every column of every row, floats bit for bit
     assert steps_d == steps_s
