@@ -11,7 +11,8 @@ A :class:`Policy` is a frozen, keyword-only configuration. ``policy.start(env)``
   from ``env.pool``, records the money flows in ``env.ledger`` and returns ``(acted, sold_usd)``:
   the number of liquidation actions (seizures, barks, takes, deleverages…) and the notional sold
   to the market in the round, which moves the impact once;
-* ``end_step`` (only when ``wants_end_step``) after every step, and ``finish`` after the last.
+* ``end_step`` (only when ``wants_end_step``) after every step, and ``finish`` after the last,
+  then ``in_flight_shortfall`` (the loss still open in the policy's liquidation processes).
 """
 
 from __future__ import annotations
@@ -102,6 +103,13 @@ class Runtime:
     def finish(self, p_final: float) -> tuple[float, float]:
         """End of the path: settle marks; return in-flight ``(collateral units, debt USD)``."""
         return 0.0, 0.0
+
+    def in_flight_shortfall(self, p_final: float) -> float:
+        """Open loss of the policy's unfinished liquidation processes at ``p_final``.
+
+        ``Σ max(0, debt − units · p_final)`` per process; called after :meth:`finish`.
+        """
+        return 0.0
 
 
 def _jsonable(value: Any) -> Any:

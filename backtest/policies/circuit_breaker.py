@@ -136,3 +136,6 @@ class _BreakerRuntime(Runtime):
 
     def finish(self, p_final: float) -> tuple[float, float]:
         return self.base.finish(p_final)
+
+    def in_flight_shortfall(self, p_final: float) -> float:
+        return self.base.in_flight_shortfall(p_final)

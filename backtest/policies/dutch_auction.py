@@ -316,3 +316,11 @@ class _AuctionRuntime(Runtime):
         coll = sum(float(co.lot[co.head :].sum()) for co in self.cohorts)
         debt = sum(float(co.due[co.head :].sum()) for co in self.cohorts)
         return coll, debt
+
+    def in_flight_shortfall(self, p_final: float) -> float:
+        total = 0.0
+        for co in self.cohorts:
+            h = co.head
+            gap = co.due[h:] - co.lot[h:] * p_final
+            total += float(gap[gap > 0].sum())
+        return total
