@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
@@ -28,22 +29,33 @@ class DutchAuction(Policy):
     ``tip_usd + chip·tab``, paid by the protocol.
 
     **Price** (``abaci``): ``stairstep``: ``top · cut^floor(elapsed / step_seconds)``;
-    ``linear``: ``top · (1 − elapsed / tau_seconds)`` (0 after ``tau``). ``elapsed`` = whole
-    steps since the (re)start × the path's step duration.
+    ``linear``: ``top · (1 − elapsed / tau_seconds)`` (0 after ``tau``). ``elapsed`` is measured
+    in seconds from the auction's (re)start; a bark happens at the close of its step.
 
-    **Reset** (``clip.redo``): at the first round of a step, an auction with
-    ``elapsed > tail_seconds`` or ``price / top < cusp`` restarts at ``buf ×`` the current
-    price; the keeper again earns ``tip + chip·tab`` when ``tab`` and ``lot × price`` are at
-    least ``chost = dust·(1 + chop)``.
+    **Inside a step** (step-size invariance). A step covers the time ``(t−1, t] × dt``. At its
+    first round the auction clock runs over that interval against a market price interpolated
+    linearly from the previous step's closing market price to the round's price, so an hourly
+    bar sees the same auction events as sixty minute bars on a straight-line path:
 
-    **Take** (``clip.take``). Takers buy when the auction price ``P <= p·(1 − taker_margin)``:
-    an auction's whole lot, or only what covers its ``tab`` (``tab / P`` units; the rest of the
-    lot goes back to the borrower). Takers sell what they buy at the round's market price, so
-    takes move the market. Auctions are taken oldest first; with a finite
-    ``taker_capacity_usd`` (USD of ``owe`` per step) the last one is taken partially. Proceeds
-    repay the auction's debt first; the rest is the penalty (protocol revenue). An auction whose
-    lot runs out before its debt is covered leaves the shortfall as bad debt. Every take frees
-    ``dirt`` (the whole ``tab`` when the auction ends).
+    * **Reset** (``clip.redo``) happens at the first moment ``elapsed > tail_seconds`` or
+      ``price / top < cusp`` (for the stair-step curve: the start of the first stair below the
+      cusp); the auction restarts there at ``buf ×`` the interpolated market price and the
+      keeper again earns ``tip + chip·tab`` when ``tab`` and ``lot × price`` are at least
+      ``chost = dust·(1 + chop)``. Several resets can happen in one long step.
+    * **Take** (``clip.take``) happens at the first moment (before any reset) at which the
+      auction price is at most ``market · (1 − taker_margin)``, at the auction price of that
+      moment; takers sell at the interpolated market price of that moment. Auctions are taken in
+      order of their take moments (oldest first on ties).
+
+    Auctions barked earlier in the same step are checked at later rounds at their ``top``
+    against the round's market price. Takers buy an auction's whole lot, or only what covers
+    its ``tab`` (``tab / P`` units; the rest of the lot goes back to the borrower); with a
+    finite ``taker_capacity_usd`` (USD of ``owe`` per step) the last one is taken partially and
+    the rest waits for the next step. Proceeds repay the auction's debt first; the rest is the
+    penalty (protocol revenue). An auction whose lot runs out before its debt is covered leaves
+    the shortfall as bad debt. Every take frees ``dirt`` (the whole ``tab`` when the auction
+    ends). At the end of the path, the debt of unfinished auctions not covered by their lot at
+    the final price is the run's ``in_flight_shortfall_usd``.
 
     Parameters
     ----------
@@ -227,8 +239,19 @@ class _AuctionRuntime(Runtime):
             self._redo(co, time, market(time))
             lo = time
 
-    def _first_take(self, co, e0, u, k_cusp, market, kmarg) -> tuple[float, float] | None:
-        """First elapsed ``e`` in ``(e0, u]`` with ``price(e) <= kmarg · market``: ``(e, price)``."""
+    def _first_take(
+        self,
+        co: _Cohort,
+        e0: float,
+        u: float,
+        k_cusp: float,
+        market: Callable[[float], float],
+        kmarg: float,
+    ) -> tuple[float, float] | None:
+        """First elapsed ``e`` in ``(e0, u]`` with ``price(e) <= kmarg · market``.
+
+        Returns ``(e, price(e))`` or ``None``; stairs from ``k_cusp`` on are excluded (reset).
+        """
         if u < e0:
             return None
         cfg = self.cfg
