@@ -31,6 +31,7 @@ from backtest.errors import (
     PolicyParameterError,
     ResultMismatchError,
     ShapeFitError,
+    StepTooCoarseError,
     UnknownPolicyError,
 )
 from backtest.impact import (
@@ -49,6 +50,7 @@ from backtest.policies import (
     DYNAMIC_POLICIES,
     POLICIES,
     POLICY_NAMES,
+    PRESETS,
     Batch,
     CircuitBreaker,
     Combined,
@@ -63,6 +65,7 @@ from backtest.policies import (
     make_policy,
     policy_param_names,
     scale_threshold_path,
+    smart_ltv_thresholds,
 )
 
 __all__ = [
@@ -93,6 +96,7 @@ __all__ = [
     "NoImpact",
     "POLICIES",
     "POLICY_NAMES",
+    "PRESETS",
     "PathValidationError",
     "Policy",
     "PolicyConfigError",
@@ -103,6 +107,7 @@ __all__ = [
     "ShapeFitError",
     "SqrtImpact",
     "Staged",
+    "StepTooCoarseError",
     "SyntheticShape",
     "UnknownPolicyError",
     "book_fingerprint",
@@ -121,6 +126,7 @@ __all__ = [
     "scale_threshold_path",
     "simulate",
     "simulate_dense",
+    "smart_ltv_thresholds",
     "synthetic_book",
     "synthetic_crash_path",
 ]

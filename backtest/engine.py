@@ -2,14 +2,27 @@
 
 Round semantics (shared by :func:`simulate` and :func:`simulate_dense`)
 -----------------------------------------------------------------------
-For every step ``t``:
+The engine carries the impact model's state ``s`` across steps (``I`` itself for linear and
+cpmm, the decaying cumulative metaorder ``Q̃`` for sqrt; see :mod:`backtest.impact`). For every
+step ``t``:
 
-1. decay: ``I0 = I · 0.5^(1/half_life_steps)`` (no decay for an infinite half-life);
+1. decay: ``s0 = s · decay`` with ``decay = 0.5^(1/half_life_steps)`` (no decay for an infinite
+   half-life), ``I0 = impact_of(s0)``;
 2. rounds ``r = 0, 1, …`` at market price ``p = p_exo(t) · exp(−I)``: the policy is handed the
    positions with ``c·p·LT < d`` (evaluated as ``p < L = d/(c·LT)``), acts on them and sells
-   some notional ``q``; the round's sales move the impact once (``impact.apply``; linear:
-   ``I += q / depth_usd``). Rounds repeat until one neither liquidates nor sells (a fixed
-   point). The step's *cascade depth* is the number of its rounds that liquidated.
+   some notional ``q``; the round's sales move the state once (``s = impact.apply(s, q)``,
+   ``I = impact_of(s)``; linear: ``I += q / depth_usd``). Rounds repeat until one neither
+   liquidates nor sells (a fixed point).
+3. depth: the step's *cascade depth* is the number of its rounds in which at least one position
+   was liquidated for the first time in this step; rounds that liquidated only positions
+   already liquidated earlier in the step (partial repeats under a close factor, stages) are
+   counted in ``repeat_rounds``. Rounds with only auction takes or scheduled sales count in
+   ``rounds`` alone.
+
+At the end of the path the policy settles (``finish``) and the engine records the losses still
+open: unhealthy and underwater debt of the positions left in the book at the final market
+price, and the shortfall of debt in unfinished liquidation processes
+(:class:`~backtest.metrics.Metrics`, ``total_loss_usd``).
 
 Every call also runs the same book, path and policy with no impact (the counterfactual).
 
@@ -43,7 +56,7 @@ __all__ = ["MAX_ROUNDS_PER_STEP", "FrozenParams", "Result", "simulate", "simulat
 #: Safety limit on the rounds of one step.
 MAX_ROUNDS_PER_STEP = 1_000_000
 
-_INT_FIELDS = ("rounds", "cascade_depth", "n_liquidations")
+_INT_FIELDS = ("rounds", "cascade_depth", "repeat_rounds", "n_liquidations")
 
 
 class FrozenParams(Mapping[str, Any]):
@@ -101,11 +114,12 @@ class Result:
         Metrics of the same run without impact.
     steps : polars.DataFrame or None
         One row per step (``record_steps=True``): ``step, ts, p_exo, p_open, p_mkt, impact,
-        rounds, cascade_depth, n_liquidations, liquidated_usd, seized_usd, sold_usd,
+        rounds, cascade_depth, repeat_rounds, n_liquidations, liquidated_usd, seized_usd, sold_usd,
         repaid_usd, bad_debt_usd, borrower_loss_usd, liquidator_profit_usd,
         protocol_revenue_usd``. ``p_open``/``p_mkt`` are the market prices at the first round
         and after the last round; ``impact`` is ``I`` after the step; ``rounds`` counts rounds
-        that liquidated or sold.
+        that liquidated or sold; ``cascade_depth`` those that liquidated a position for the
+        first time in the step, ``repeat_rounds`` those that only liquidated positions again.
     counterfactual_steps : polars.DataFrame or None
         The same for the counterfactual.
     conservation : Conservation
@@ -161,6 +175,7 @@ class _Run:
     ledger: Ledger
     in_flight: tuple[float, float]
     final_price: float
+    end: dict[str, float]
 
 
 _CACHE_ATTR = "_backtest_canonical"
@@ -213,6 +228,8 @@ def _run(
     p_exo = path.price.tolist()
     decay = impact.decay
     apply = impact.apply
+    direct = impact.state_is_impact
+    impact_of = impact.impact_of
     exp = math.exp
     needs, thr_of, rnd, top = rt.needs_step, rt.threshold, rt.round, pool.top
     end_step = rt.end_step if rt.wants_end_step else None
@@ -222,35 +239,42 @@ def _run(
     p_end = [0.0] * n_steps
     active: list[int] = []
     records: list[tuple[Any, ...]] = []
-    i_cur = 0.0
+    s_cur = 0.0  # the impact model's state (``I`` itself for linear/cpmm, ``Q̃`` for sqrt)
     for t in range(n_steps):
-        i0 = i_cur * decay
+        s0 = s_cur * decay
+        i0 = s0 if direct else impact_of(s0)
         px = p_exo[t]
         p = px * exp(-i0) if i0 else px
         p_open[t] = p
         if not needs(t) and top() <= thr_of(t, p):
-            i_cur = i0
+            s_cur = s0
             i_end[t] = i0
             p_end[t] = p
             if end_step is not None:
                 end_step(t, p, p)
             continue
         ledger.reset_step()
+        s_cur = s0
         i_cur = i0
-        q = 0.0
         r = 0
         depth = 0
+        repeat = 0
         rounds = 0
         while True:
+            n_liq0 = ledger.n_liquidations
+            n_new0 = ledger.new_liquidations
             acted, sold = rnd(t, r, p)
             if not acted and not sold:
                 break
             rounds += 1
             if acted:
-                depth += 1
+                if ledger.new_liquidations > n_new0:
+                    depth += 1
+                elif ledger.n_liquidations > n_liq0:
+                    repeat += 1
             if sold:
-                i_cur = apply(i0, q, sold, i_cur)
-                q += sold
+                s_cur = apply(s_cur, sold)
+                i_cur = s_cur if direct else impact_of(s_cur)
                 p = px * exp(-i_cur)
             r += 1
             if r >= MAX_ROUNDS_PER_STEP:
@@ -263,14 +287,30 @@ def _run(
         if end_step is not None:
             end_step(t, p_open[t], p)
         active.append(t)
-        records.append((rounds, depth, *ledger.step_values()))
+        records.append((rounds, depth, repeat, *ledger.step_values()))
 
     final_price = p_end[-1]
     ledger.reset_step()
     in_flight = rt.finish(final_price)
     finish_vals = ledger.step_values()
     steps = _assemble(n_steps, p_exo, p_open, p_end, i_end, active, records, finish_vals)
-    return _Run(steps=steps, ledger=ledger, in_flight=in_flight, final_price=final_price)
+    end = _end_state(ledger, final_price, rt.in_flight_shortfall(final_price))
+    return _Run(steps=steps, ledger=ledger, in_flight=in_flight, final_price=final_price, end=end)
+
+
+def _end_state(ledger: Ledger, p_final: float, in_flight_shortfall: float) -> dict[str, float]:
+    """Losses still open at the end of the window (see :class:`~backtest.metrics.Metrics`)."""
+    d = ledger.d
+    value = ledger.c * p_final
+    open_ = d > 0.0
+    unhealthy = open_ & (value * ledger.lt < d)
+    under = open_ & (value < d)
+    return {
+        "unhealthy_open_debt_usd": float(d[unhealthy].sum()),
+        "underwater_debt_usd": float(d[under].sum()),
+        "underwater_shortfall_usd": float((d[under] - value[under]).sum()),
+        "in_flight_shortfall_usd": float(in_flight_shortfall),
+    }
 
 
 def _assemble(
@@ -289,7 +329,7 @@ def _assemble(
         "p_mkt": np.array(p_end),
         "impact": np.array(i_end),
     }
-    names = ("rounds", "cascade_depth", *STEP_FIELDS)
+    names = ("rounds", "cascade_depth", "repeat_rounds", *STEP_FIELDS)
     idx = np.array(active, dtype=np.int64)
     data = np.array(records, dtype=np.float64).reshape(len(records), len(names))
     for j, name in enumerate(names):
@@ -309,7 +349,16 @@ def _frame(path: PricePath, cols: dict[str, np.ndarray]) -> pl.DataFrame:
         "step": np.arange(len(path), dtype=np.int64),
         "ts": path.ts,
     }
-    for name in ("p_exo", "p_open", "p_mkt", "impact", "rounds", "cascade_depth", *STEP_FIELDS):
+    for name in (
+        "p_exo",
+        "p_open",
+        "p_mkt",
+        "impact",
+        "rounds",
+        "cascade_depth",
+        "repeat_rounds",
+        *STEP_FIELDS,
+    ):
         data[name] = cols[name]
     return pl.DataFrame(data)
 
@@ -364,6 +413,7 @@ def _simulate(
         in_flight=run.in_flight,
         final_price=run.final_price,
         liquidated_cf_usd=cf_liquidated,
+        end_state=run.end,
     )
     cf_metrics = compute_metrics(
         cf.steps,
@@ -372,6 +422,7 @@ def _simulate(
         in_flight=cf.in_flight,
         final_price=cf.final_price,
         liquidated_cf_usd=cf_liquidated,
+        end_state=cf.end,
     )
     induced = np.maximum(liq - liq_cf, 0.0)
     return Result(

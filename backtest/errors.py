@@ -90,3 +90,36 @@ class CascadeDidNotSettleError(BacktestError, RuntimeError):
 
 class ShapeFitError(BacktestError, ValueError):
     """A book has too few positions to fit its health-factor law and debt-size tail."""
+
+
+class StepTooCoarseError(PolicyConfigError):
+    """A user-given policy time scale is shorter than one bar of the price path.
+
+    A look-back, cool-down, batch interval or staged interval below one step would silently
+    collapse to one step; the factory refuses it instead (defaults are clamped to one bar and
+    recorded, see :func:`backtest.build_policy`).
+
+    Parameters
+    ----------
+    policy : str
+        Policy name.
+    parameter : str
+        The parameter (``*_seconds``) that is too short.
+    seconds : float
+        Its value.
+    step_seconds : float
+        Bar size of the path.
+    """
+
+    def __init__(self, policy: str, parameter: str, seconds: float, step_seconds: float) -> None:
+        self.policy = policy
+        self.parameter = parameter
+        self.seconds = float(seconds)
+        self.step_seconds = float(step_seconds)
+        super().__init__(
+            f"policy {policy!r}: {parameter}={seconds:g} s is shorter than one bar of the path "
+            f"({step_seconds:g} s); give at least {step_seconds:g} s or use a finer path"
+        )
+
+    def __reduce__(self) -> tuple[type, tuple[str, str, float, float]]:
+        return (type(self), (self.policy, self.parameter, self.seconds, self.step_seconds))

@@ -1,18 +1,29 @@
 """Price-impact models: how liquidation sales move the market price.
 
-The market price is ``p_mkt = p_exo · exp(-I)`` with endogenous impact ``I >= 0``. At the start
-of every step ``I ← I · 0.5^(1/half_life_steps)`` (no decay when the half-life is infinite).
-Within a step, the notional ``q`` (USD, at the round's market price) sold in a round moves the
-impact once, through ``apply(i_start, sold_before, q, current)`` where ``i_start`` is the
-decayed impact at the start of the step, ``sold_before`` the notional already sold in the step
-and ``current`` the impact before the round:
+The market price is ``p_mkt = p_exo · exp(-I)`` with endogenous impact ``I >= 0``. Every model
+carries one float of state ``s`` across steps, from which ``I`` is derived (``impact_of``):
 
-* :class:`LinearImpact`: ``I += q / depth_usd``.
-* :class:`SqrtImpact`: ``I = I_start + Y · σ_day · sqrt(Q / ADV)`` with ``Q`` the step's
-  cumulative notional: the step's sales are one metaorder, however they split into rounds.
-* :class:`CpmmImpact`: ``I += 2 · ln(1 + q · exp(I/2) / R)``, the exact constant-product trade
-  against the pool's current USD reserve ``R · exp(-I/2)`` (derivation in the class).
+* at the start of every step ``s ← s · decay`` with ``decay = 0.5^(1/half_life_steps)`` (1 when
+  the half-life is infinite);
+* within a step, every round that sells notional ``q`` (USD, at the round's market price) moves
+  the state once: ``s ← apply(s, q)``; the next round sees ``I = impact_of(s)``.
+
+The models:
+
+* :class:`LinearImpact`: ``s = I``; ``apply: I += q / depth_usd``.
+* :class:`SqrtImpact`: ``s = Q̃``, a decaying cumulative metaorder (a propagator):
+  ``Q̃ ← Q̃ · decay`` per step, ``Q̃ += q`` per round, and ``I = Y · σ_day · sqrt(Q̃ / ADV)``.
+  Because ``sqrt`` is increasing and ``Q̃`` after a sale split over several steps is never
+  larger than the whole sale, splitting a sale over steps (or over rounds) never raises the
+  impact above selling it at once; with no sales ``I`` relaxes by ``sqrt(decay)`` per step (a
+  half-life of ``2 · half_life_steps`` in ``I``: the half-life is the metaorder's).
+* :class:`CpmmImpact`: ``s = I``; ``apply: I += 2 · ln(1 + q · exp(I/2) / R)``, the exact
+  constant-product trade against the pool's current USD reserve ``R · exp(-I/2)`` (derivation
+  in the class).
 * :class:`NoImpact`: ``I ≡ 0`` (the counterfactual).
+
+``state_is_impact`` says whether ``s`` is ``I`` itself (linear, cpmm, none), so the engine can
+skip ``impact_of`` for them; their arithmetic is unchanged from the earlier per-step protocol.
 
 Calibration from market statistics (``from_market`` classmethods, :func:`impact_from_market`):
 
@@ -138,13 +149,13 @@ def _decay(h: float) -> float:
 
 @runtime_checkable
 class ImpactModel(Protocol):
-    """What the engine needs from an impact model."""
+    """What the engine needs from an impact model (state ``s``; see the module docstring)."""
 
     half_life_steps: float
 
     @property
     def decay(self) -> float:  # pragma: no cover - protocol
-        """Per-step multiplier ``0.5^(1/half_life_steps)`` applied to ``I``."""
+        """Per-step multiplier ``0.5^(1/half_life_steps)`` applied to the state ``s``."""
         ...
 
     @property
@@ -152,10 +163,17 @@ class ImpactModel(Protocol):
         """True when sales never move the price."""
         ...
 
-    def apply(
-        self, i_start: float, sold_before: float, q: float, current: float
-    ) -> float:  # pragma: no cover - protocol
-        """Impact after a round that sold ``q`` USD (see the module docstring)."""
+    @property
+    def state_is_impact(self) -> bool:  # pragma: no cover - protocol
+        """True when the state ``s`` is the impact ``I`` itself (``impact_of`` is the identity)."""
+        ...
+
+    def impact_of(self, state: float) -> float:  # pragma: no cover - protocol
+        """The impact ``I`` of state ``s``."""
+        ...
+
+    def apply(self, state: float, q: float) -> float:  # pragma: no cover - protocol
+        """State after a round that sold ``q`` USD."""
         ...
 
     def params(self) -> dict[str, Any]:  # pragma: no cover - protocol
@@ -169,13 +187,22 @@ class _Base:
 
     @property
     def decay(self) -> float:
-        """Per-step multiplier ``0.5^(1/half_life_steps)`` applied to ``I`` (1 if infinite)."""
+        """Per-step multiplier ``0.5^(1/half_life_steps)`` of the state (1 if infinite)."""
         return _decay(self.half_life_steps)
 
     @property
     def is_zero(self) -> bool:
         """True when sales never move the price."""
         return False
+
+    @property
+    def state_is_impact(self) -> bool:
+        """True: the state is the impact ``I`` (all models but :class:`SqrtImpact`)."""
+        return True
+
+    def impact_of(self, state: float) -> float:
+        """``I = s``."""
+        return state
 
     def params(self) -> dict[str, Any]:
         """JSON-ready parameters (with the model name) for run ids."""
@@ -255,14 +282,14 @@ class LinearImpact(_Base):
         h = _resolve_half_life(half_life_steps, step_seconds)
         return cls.from_slippage(q, drop, half_life_steps=h)
 
-    def apply(self, i_start: float, sold_before: float, q: float, current: float) -> float:
-        """``current + q / depth_usd``."""
-        return current + q / self.depth_usd
+    def apply(self, state: float, q: float) -> float:
+        """``I + q / depth_usd``."""
+        return state + q / self.depth_usd
 
 
 @dataclass(frozen=True, kw_only=True)
 class SqrtImpact(_Base):
-    """Square-root-law impact ``f(q) = Y · σ_day · sqrt(q / ADV)``.
+    """Square-root-law impact ``I = Y · σ_day · sqrt(Q̃ / ADV)`` of a decaying metaorder ``Q̃``.
 
     Parameters
     ----------
@@ -273,13 +300,17 @@ class SqrtImpact(_Base):
     Y : float, optional
         Prefactor "of order 1" (Donier & Bonart 2015 on Bitcoin metaorders); default 1.0.
     half_life_steps : float, optional
-        Half-life of the impact in steps (``math.inf``: permanent). The square-root law's
-        impact largely decays for uninformed flow, so a finite half-life is the realistic choice.
+        Half-life of the metaorder ``Q̃`` in steps (``math.inf``: permanent); ``I`` then halves
+        in ``2 · half_life_steps`` when nothing is sold. The square-root law's impact largely
+        decays for uninformed flow, so a finite half-life is the realistic choice.
 
     Notes
     -----
-    All sales in one step form one metaorder: with ``Q`` the step's running notional,
-    ``I = I_start + f(Q)``; splitting the step's sales into rounds does not change the total.
+    A propagator: the state is the decaying cumulative metaorder ``Q̃`` (USD), ``Q̃ ← Q̃ · decay``
+    at every step and ``Q̃ += q`` for every round's sales; ``I = Y · σ_day · sqrt(Q̃ / ADV)``.
+    Sales in later steps add to what is left of earlier ones, so a sale of ``X`` split over
+    ``k`` steps never moves the price more than ``X`` sold at once (``Q̃ <= X`` throughout),
+    and splitting a step's sales into rounds does not change the step's impact.
     """
 
     name: ClassVar[str] = "sqrt"
@@ -339,9 +370,18 @@ class SqrtImpact(_Base):
         h = _resolve_half_life(half_life_steps, step_seconds)
         return cls(sigma_day=sigma_day, adv_usd=adv_usd, Y=y, half_life_steps=h)
 
-    def apply(self, i_start: float, sold_before: float, q: float, current: float) -> float:
-        """``i_start + Y · σ_day · sqrt((sold_before + q) / ADV)``."""
-        return i_start + self.Y * self.sigma_day * math.sqrt((sold_before + q) / self.adv_usd)
+    @property
+    def state_is_impact(self) -> bool:
+        """False: the state is the decaying cumulative metaorder ``Q̃`` (USD)."""
+        return False
+
+    def impact_of(self, state: float) -> float:
+        """``Y · σ_day · sqrt(Q̃ / ADV)``."""
+        return self.Y * self.sigma_day * math.sqrt(state / self.adv_usd) if state > 0 else 0.0
+
+    def apply(self, state: float, q: float) -> float:
+        """``Q̃ + q``."""
+        return state + q
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -427,9 +467,9 @@ class CpmmImpact(_Base):
         h = _resolve_half_life(half_life_steps, step_seconds)
         return cls.from_slippage(q, drop, half_life_steps=h)
 
-    def apply(self, i_start: float, sold_before: float, q: float, current: float) -> float:
-        """``current + 2 · ln(1 + q · exp(current / 2) / R)``."""
-        return current + 2.0 * math.log1p(q * math.exp(0.5 * current) / self.pool_depth_usd)
+    def apply(self, state: float, q: float) -> float:
+        """``I + 2 · ln(1 + q · exp(I / 2) / R)``."""
+        return state + 2.0 * math.log1p(q * math.exp(0.5 * state) / self.pool_depth_usd)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -444,9 +484,9 @@ class NoImpact(_Base):
         """Always True."""
         return True
 
-    def apply(self, i_start: float, sold_before: float, q: float, current: float) -> float:
-        """``current`` (always 0)."""
-        return current
+    def apply(self, state: float, q: float) -> float:
+        """``state`` (always 0)."""
+        return state
 
 
 def impact_from_market(

@@ -86,6 +86,11 @@ class Ledger:
         self.coll_returned = 0.0
         self.repaid_total = 0.0
         self.bad_total = 0.0
+        #: Step id of the last liquidation of each position (for the cascade-depth rule).
+        self.mark = np.full(self.n, -1, dtype=np.int64)
+        self.step_id = 0
+        #: Count of first liquidations of a position within its step, cumulated over the run.
+        self.new_liquidations = 0
         self.reset_step()
 
     def sel(self, idx: np.ndarray) -> slice | np.ndarray:
@@ -101,7 +106,8 @@ class Ledger:
 
     # ------------------------------------------------------------------ step accumulators
     def reset_step(self) -> None:
-        """Zero the per-step accumulators."""
+        """Zero the per-step accumulators and start a new step for the cascade-depth marks."""
+        self.step_id += 1
         self.n_liquidations = 0
         self.liquidated_usd = 0.0
         self.seized_usd = 0.0
@@ -127,6 +133,14 @@ class Ledger:
         )
 
     # ------------------------------------------------------------------ position changes
+    def _mark(self, sel: slice | np.ndarray) -> None:
+        """Count the positions ``sel`` not yet liquidated in this step and mark them."""
+        m = self.mark[sel]
+        new = int(np.count_nonzero(m != self.step_id))
+        if new:
+            self.mark[sel] = self.step_id
+            self.new_liquidations += new
+
     def liquidate(
         self,
         idx: np.ndarray,
@@ -190,6 +204,7 @@ class Ledger:
         out_seized = seized.copy() if keep_arrays else None
         out_repaid = np.array(repaid, copy=True) if keep_arrays else None
         self.liq_debt[sel] += liq
+        self._mark(sel)
         if closed is None:
             self.d[sel] = 0.0
         else:
@@ -218,6 +233,7 @@ class Ledger:
         self.c[sel] = 0.0
         self.d[sel] = 0.0
         self.liq_debt[sel] += debt
+        self._mark(sel)
         self._record_removal(int(idx.size), float(coll.sum()), float(debt.sum()), p)
         return coll, debt
 
@@ -226,6 +242,9 @@ class Ledger:
         self.c[i] -= coll
         self.d[i] -= debt
         self.liq_debt[i] += debt
+        if self.mark[i] != self.step_id:
+            self.mark[i] = self.step_id
+            self.new_liquidations += 1
         self._record_removal(1, coll, debt, p)
 
     def _record_removal(self, n: int, coll: float, debt: float, p: float) -> None:

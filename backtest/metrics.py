@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,7 +39,10 @@ class Metrics:
         ``liquidated_usd / liquidated_usd`` of the counterfactual (1 when both are 0, ``inf``
         when only the counterfactual is 0).
     max_cascade_depth : int
-        Largest number of rounds with liquidations within one step.
+        Largest cascade depth of a step: the number of the step's rounds in which at least one
+        position was liquidated for the first time in that step (repeat partial liquidations of
+        the same positions are counted in ``repeat_liquidation_rounds``; auction takes alone are
+        not liquidations).
     cascade_episodes : int
         Maximal runs of consecutive steps whose cascade depth is >= 2.
     peak_price_deviation : float
@@ -68,6 +72,27 @@ class Metrics:
         Debt still in an unfinished auction at the end.
     final_price : float
         Market price after the last step.
+    repeat_liquidation_rounds : int
+        Rounds, summed over the steps, that liquidated only positions already liquidated earlier
+        in the same step (partial repeats, e.g. a close factor below 1); they are not cascade
+        depth.
+    unhealthy_open_debt_usd : float
+        Debt of positions still in the book (not in a liquidation process) whose health is below
+        1 at the final market price: positions a policy deferred (breaker halt, batch queue,
+        staged wait, auction hole) or never reached.
+    in_flight_shortfall_usd : float
+        Debt in unfinished liquidation processes (auctions) not covered by their remaining
+        collateral marked to the final price: ``Σ max(0, due − lot · final_price)`` per auction.
+    underwater_debt_usd : float
+        Debt of positions still in the book whose collateral at the final price is worth less
+        than their debt.
+    underwater_shortfall_usd : float
+        ``Σ (debt − collateral · final_price)`` over those underwater positions.
+    total_loss_usd : float
+        ``bad_debt_usd + in_flight_shortfall_usd + underwater_shortfall_usd``: realised bad debt
+        plus the losses still open at the end. The three parts are disjoint: written-off debt has
+        left the book, auction lots are no longer in the book, and the book's positions are
+        counted with their own remaining collateral only.
     """
 
     n_liquidations: int
@@ -90,6 +115,12 @@ class Metrics:
     in_flight_collateral: float
     in_flight_debt_usd: float
     final_price: float
+    repeat_liquidation_rounds: int = 0
+    unhealthy_open_debt_usd: float = 0.0
+    in_flight_shortfall_usd: float = 0.0
+    underwater_debt_usd: float = 0.0
+    underwater_shortfall_usd: float = 0.0
+    total_loss_usd: float = 0.0
 
     def as_dict(self) -> dict[str, float | int | bool]:
         """Plain dict of the metrics (for tables)."""
@@ -162,6 +193,7 @@ def compute_metrics(
     in_flight: tuple[float, float],
     final_price: float,
     liquidated_cf_usd: float,
+    end_state: Mapping[str, float] | None = None,
 ) -> Metrics:
     """Metrics of one run from its step arrays and per-position liquidated debt.
 
@@ -177,7 +209,11 @@ def compute_metrics(
         Market price after the last step.
     liquidated_cf_usd : float
         Liquidated debt of the counterfactual run.
+    end_state : mapping, optional
+        ``unhealthy_open_debt_usd``, ``underwater_debt_usd``, ``underwater_shortfall_usd`` and
+        ``in_flight_shortfall_usd`` at the end of the window (0 when not given).
     """
+    end = dict(end_state or {})
     n_liq = steps["n_liquidations"]
     liquidated = float(steps["liquidated_usd"].sum())
     if liquidated_cf_usd > 0:
@@ -199,6 +235,10 @@ def compute_metrics(
     else:
         ttc = int(np.flatnonzero(active)[-1] - liq_steps[0] + 1)
     dev = 1.0 - steps["p_mkt"] / steps["p_exo"]
+    bad = float(steps["bad_debt_usd"].sum())
+    in_flight_short = float(end.get("in_flight_shortfall_usd", 0.0))
+    under_short = float(end.get("underwater_shortfall_usd", 0.0))
+    repeat = steps.get("repeat_rounds")
     return Metrics(
         n_liquidations=int(n_liq.sum()),
         n_positions_liquidated=int((liq > 0).sum()),
@@ -211,7 +251,7 @@ def compute_metrics(
         max_cascade_depth=int(depth.max()) if depth.size else 0,
         cascade_episodes=cascade_episodes(depth),
         peak_price_deviation=max(0.0, float(dev.max())),
-        bad_debt_usd=float(steps["bad_debt_usd"].sum()),
+        bad_debt_usd=bad,
         borrower_loss_usd=float(steps["borrower_loss_usd"].sum()),
         liquidator_profit_usd=float(steps["liquidator_profit_usd"].sum()),
         protocol_revenue_usd=float(steps["protocol_revenue_usd"].sum()),
@@ -220,4 +260,10 @@ def compute_metrics(
         in_flight_collateral=float(coll_if),
         in_flight_debt_usd=float(debt_if),
         final_price=float(final_price),
+        repeat_liquidation_rounds=int(repeat.sum()) if repeat is not None else 0,
+        unhealthy_open_debt_usd=float(end.get("unhealthy_open_debt_usd", 0.0)),
+        in_flight_shortfall_usd=in_flight_short,
+        underwater_debt_usd=float(end.get("underwater_debt_usd", 0.0)),
+        underwater_shortfall_usd=under_short,
+        total_loss_usd=bad + in_flight_short + under_short,
     )

@@ -140,11 +140,12 @@ def test_dutch_auction_hole_partial_bark_then_the_rest():
 
 
 def test_dutch_auction_partial_takes_with_taker_capacity():
-    # Takers can pay 600 USD per step: at step 21 (P=117.78) they pay 600, at step 22
-    # (P = 144·0.99^21 = 116.60) the remaining 530.
+    # Takers can pay 600 USD per step: at step 21 (P=117.78) they pay 600, at step 22 the
+    # remaining 530 at the first moment of the step, still on the stair P = 144·0.99^20 (takes
+    # happen where the curve meets the market inside a step; before issue #9 at 0.99^21).
     res = both(VAULT, path_of([130] + [120] * 30), NoImpact(), DutchAuction(taker_capacity_usd=600))
     u1 = 600 / (144 * 0.99**20)
-    u2 = 530 / (144 * 0.99**21)
+    u2 = 530 / (144 * 0.99**20)
     sold = res.steps["sold_usd"].to_numpy()
     assert sold[21] == pytest.approx(u1 * 120) and sold[22] == pytest.approx(u2 * 120)
     assert res.conservation.collateral_returned == pytest.approx(10 - u1 - u2)

@@ -5,12 +5,14 @@ from backtest.policies.batch import Batch
 from backtest.policies.circuit_breaker import CircuitBreaker
 from backtest.policies.combined import Combined
 from backtest.policies.dutch_auction import DutchAuction
-from backtest.policies.dynamic_ltv import DynamicLTV
+from backtest.policies.dynamic_ltv import SMART_LTV_DEFAULTS, DynamicLTV, smart_ltv_thresholds
 from backtest.policies.factory import (
     BUFFER_CAPACITY_SHARE,
     BUFFER_UNWIND_SECONDS,
     DYNAMIC_POLICIES,
     POLICY_NAMES,
+    PRESETS,
+    SECONDS_PARAMS,
     TIME_DEFAULTS_SECONDS,
     build_policy,
     check_policy_name,
@@ -29,6 +31,9 @@ __all__ = [
     "DYNAMIC_POLICIES",
     "POLICIES",
     "POLICY_NAMES",
+    "PRESETS",
+    "SECONDS_PARAMS",
+    "SMART_LTV_DEFAULTS",
     "TIME_DEFAULTS_SECONDS",
     "Batch",
     "CircuitBreaker",
@@ -46,5 +51,6 @@ __all__ = [
     "make_policy",
     "policy_param_names",
     "scale_threshold_path",
+    "smart_ltv_thresholds",
     "steps_for_seconds",
 ]

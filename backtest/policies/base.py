@@ -11,7 +11,8 @@ A :class:`Policy` is a frozen, keyword-only configuration. ``policy.start(env)``
   from ``env.pool``, records the money flows in ``env.ledger`` and returns ``(acted, sold_usd)``:
   the number of liquidation actions (seizures, barks, takes, deleverages…) and the notional sold
   to the market in the round, which moves the impact once;
-* ``end_step`` (only when ``wants_end_step``) after every step, and ``finish`` after the last.
+* ``end_step`` (only when ``wants_end_step``) after every step, and ``finish`` after the last,
+  then ``in_flight_shortfall`` (the loss still open in the policy's liquidation processes).
 """
 
 from __future__ import annotations
@@ -28,7 +29,20 @@ import numpy as np
 from backtest.errors import PolicyConfigError
 from backtest.ledger import Ledger, Liquidation
 
-__all__ = ["Env", "Policy", "Pool", "Runtime", "sell_to_market"]
+__all__ = ["CLAMPED_FIELD", "Env", "Policy", "Pool", "Runtime", "clamped_field", "sell_to_market"]
+
+#: Name of the field in which the factory records time defaults clamped to one bar.
+CLAMPED_FIELD = "clamped_to_bar"
+
+
+def clamped_field() -> Any:
+    """The ``clamped_to_bar`` dataclass field of the policies with time-based defaults.
+
+    It holds the names of step parameters whose time-based default was shorter than one bar and
+    was clamped to one step (set by :func:`backtest.build_policy`). It does not change the
+    simulation and is not part of :meth:`Policy.params` (parameters and run ids stay as before).
+    """
+    return dataclasses.field(default=(), compare=False, metadata={"omit_from_params": True})
 
 
 class Pool(Protocol):
@@ -103,6 +117,13 @@ class Runtime:
         """End of the path: settle marks; return in-flight ``(collateral units, debt USD)``."""
         return 0.0, 0.0
 
+    def in_flight_shortfall(self, p_final: float) -> float:
+        """Open loss of the policy's unfinished liquidation processes at ``p_final``.
+
+        ``Σ max(0, debt − units · p_final)`` per process; called after :meth:`finish`.
+        """
+        return 0.0
+
 
 def _jsonable(value: Any) -> Any:
     if isinstance(value, Policy):
@@ -130,7 +151,10 @@ class Policy(ABC):
         """JSON-ready parameters with the policy name (arrays as length + sha256)."""
         out: dict[str, Any] = {"policy": self.name}
         for f in dataclasses.fields(self):  # type: ignore[arg-type]
-            out[f.name] = _jsonable(getattr(self, f.name))
+            value = getattr(self, f.name)
+            if f.metadata.get("omit_from_params"):
+                continue
+            out[f.name] = _jsonable(value)
         return out
 
 

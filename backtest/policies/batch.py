@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 from typing import ClassVar
 
-from backtest.policies.base import Env, Policy, Runtime, check_fraction, check_int
+from backtest.policies.base import Env, Policy, Runtime, check_fraction, check_int, clamped_field
 
 __all__ = ["Batch"]
 
@@ -30,11 +30,16 @@ class Batch(Policy):
         ``B``: clearing period and selling horizon (assumption: 10 steps).
     bonus : float, optional
         Overrides the book's bonus.
+    clamped_to_bar : tuple of str, optional
+        Set by :func:`~backtest.build_policy`: step parameters whose time-based default was
+        shorter than one bar of the path and was clamped to one step (not part of
+        ``params()``).
     """
 
     name: ClassVar[str] = "batch"
     interval_steps: int = 10
     bonus: float | None = None
+    clamped_to_bar: tuple[str, ...] = clamped_field()
 
     def __post_init__(self) -> None:
         check_int("batch", "interval_steps", self.interval_steps, low=1)

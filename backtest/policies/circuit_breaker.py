@@ -10,7 +10,15 @@ from typing import ClassVar
 
 import numpy as np
 
-from backtest.policies.base import Env, Policy, Pool, Runtime, check_fraction, check_int
+from backtest.policies.base import (
+    Env,
+    Policy,
+    Pool,
+    Runtime,
+    check_fraction,
+    check_int,
+    clamped_field,
+)
 from backtest.policies.instant import Instant
 
 __all__ = ["CircuitBreaker"]
@@ -40,6 +48,10 @@ class CircuitBreaker(Policy):
         Look-back window in steps (assumption: 60, one hour of one-minute steps).
     cooldown_steps : int, optional
         Length of the halt in steps (assumption: 60).
+    clamped_to_bar : tuple of str, optional
+        Set by :func:`~backtest.build_policy`: step parameters whose time-based default was
+        shorter than one bar of the path and was clamped to one step (not part of
+        ``params()``).
     """
 
     name: ClassVar[str] = "circuit_breaker"
@@ -47,6 +59,7 @@ class CircuitBreaker(Policy):
     drop_threshold: float = 0.10
     lookback_steps: int = 60
     cooldown_steps: int = 60
+    clamped_to_bar: tuple[str, ...] = clamped_field()
 
     def __post_init__(self) -> None:
         check_fraction("circuit_breaker", "drop_threshold", self.drop_threshold, low=1e-12)
@@ -136,3 +149,6 @@ class _BreakerRuntime(Runtime):
 
     def finish(self, p_final: float) -> tuple[float, float]:
         return self.base.finish(p_final)
+
+    def in_flight_shortfall(self, p_final: float) -> float:
+        return self.base.in_flight_shortfall(p_final)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
@@ -28,22 +29,33 @@ class DutchAuction(Policy):
     ``tip_usd + chip·tab``, paid by the protocol.
 
     **Price** (``abaci``): ``stairstep``: ``top · cut^floor(elapsed / step_seconds)``;
-    ``linear``: ``top · (1 − elapsed / tau_seconds)`` (0 after ``tau``). ``elapsed`` = whole
-    steps since the (re)start × the path's step duration.
+    ``linear``: ``top · (1 − elapsed / tau_seconds)`` (0 after ``tau``). ``elapsed`` is measured
+    in seconds from the auction's (re)start; a bark happens at the close of its step.
 
-    **Reset** (``clip.redo``): at the first round of a step, an auction with
-    ``elapsed > tail_seconds`` or ``price / top < cusp`` restarts at ``buf ×`` the current
-    price; the keeper again earns ``tip + chip·tab`` when ``tab`` and ``lot × price`` are at
-    least ``chost = dust·(1 + chop)``.
+    **Inside a step** (step-size invariance). A step covers the time ``(t−1, t] × dt``. At its
+    first round the auction clock runs over that interval against a market price interpolated
+    linearly from the previous step's closing market price to the round's price, so an hourly
+    bar sees the same auction events as sixty minute bars on a straight-line path:
 
-    **Take** (``clip.take``). Takers buy when the auction price ``P <= p·(1 − taker_margin)``:
-    an auction's whole lot, or only what covers its ``tab`` (``tab / P`` units; the rest of the
-    lot goes back to the borrower). Takers sell what they buy at the round's market price, so
-    takes move the market. Auctions are taken oldest first; with a finite
-    ``taker_capacity_usd`` (USD of ``owe`` per step) the last one is taken partially. Proceeds
-    repay the auction's debt first; the rest is the penalty (protocol revenue). An auction whose
-    lot runs out before its debt is covered leaves the shortfall as bad debt. Every take frees
-    ``dirt`` (the whole ``tab`` when the auction ends).
+    * **Reset** (``clip.redo``) happens at the first moment ``elapsed > tail_seconds`` or
+      ``price / top < cusp`` (for the stair-step curve: the start of the first stair below the
+      cusp); the auction restarts there at ``buf ×`` the interpolated market price and the
+      keeper again earns ``tip + chip·tab`` when ``tab`` and ``lot × price`` are at least
+      ``chost = dust·(1 + chop)``. Several resets can happen in one long step.
+    * **Take** (``clip.take``) happens at the first moment (before any reset) at which the
+      auction price is at most ``market · (1 − taker_margin)``, at the auction price of that
+      moment; takers sell at the interpolated market price of that moment. Auctions are taken in
+      order of their take moments (oldest first on ties).
+
+    Auctions barked earlier in the same step are checked at later rounds at their ``top``
+    against the round's market price. Takers buy an auction's whole lot, or only what covers
+    its ``tab`` (``tab / P`` units; the rest of the lot goes back to the borrower); with a
+    finite ``taker_capacity_usd`` (USD of ``owe`` per step) the last one is taken partially and
+    the rest waits for the next step. Proceeds repay the auction's debt first; the rest is the
+    penalty (protocol revenue). An auction whose lot runs out before its debt is covered leaves
+    the shortfall as bad debt. Every take frees ``dirt`` (the whole ``tab`` when the auction
+    ends). At the end of the path, the debt of unfinished auctions not covered by their lot at
+    the final price is the run's ``in_flight_shortfall_usd``.
 
     Parameters
     ----------
@@ -122,20 +134,26 @@ class DutchAuction(Policy):
 class _Cohort:
     """Auctions started in the same round: same ``top`` and start, hence same price path."""
 
-    __slots__ = ("pos", "lot", "tab", "due", "top", "start", "head", "n", "price")
+    __slots__ = ("pos", "lot", "tab", "due", "top", "t0", "head", "n", "price")
 
     def __init__(
-        self, pos: np.ndarray, lot: np.ndarray, tab: np.ndarray, due: np.ndarray, top: float, t: int
+        self,
+        pos: np.ndarray,
+        lot: np.ndarray,
+        tab: np.ndarray,
+        due: np.ndarray,
+        top: float,
+        t0: float,
     ) -> None:
         self.pos = pos
         self.lot = lot
         self.tab = tab
         self.due = due
         self.top = top
-        self.start = t
+        self.t0 = t0  # (re)start time in seconds since the path's start
         self.head = 0  # members before head are finished
         self.n = int(pos.size)
-        self.price = top  # auction price at the current step
+        self.price = top  # auction price at the end of the current step
 
 
 class _AuctionRuntime(Runtime):
@@ -150,41 +168,163 @@ class _AuctionRuntime(Runtime):
         self.cap_left = cfg.taker_capacity_usd
         self.one_chop = 1.0 + cfg.chop
         self.chost = cfg.dust_usd * self.one_chop
+        self.p_last: float | None = None  # market price of the last round seen
 
     def needs_step(self, t: int) -> bool:
         return bool(self.cohorts)
 
-    def _price(self, co: _Cohort, t: int) -> tuple[float, bool]:
+    # ------------------------------------------------------------------ auction clock
+    def _stair_cusp(self, top: float) -> float:
+        """First stair ``k`` with ``top · cut^k < cusp · top`` (``inf``: never)."""
         cfg = self.cfg
-        elapsed = (t - co.start) * self.dt
+        if cfg.cusp <= 0 or cfg.cut >= 1.0:
+            return math.inf
+        k = max(0, math.floor(math.log(cfg.cusp) / math.log(cfg.cut)))
+        lim = cfg.cusp * top
+        while k > 0 and top * cfg.cut ** (k - 1) < lim:
+            k -= 1
+        while not top * cfg.cut**k < lim:
+            k += 1
+        return float(k)
+
+    def _price_at(self, co: _Cohort, e: float) -> float:
+        cfg = self.cfg
         if cfg.curve == "stairstep":
-            price = co.top * cfg.cut ** math.floor(elapsed / cfg.step_seconds)
-        else:
-            price = co.top * (1.0 - elapsed / cfg.tau_seconds) if elapsed < cfg.tau_seconds else 0.0
-        redo = elapsed > cfg.tail_seconds or price < cfg.cusp * co.top
-        return price, redo
+            return co.top * cfg.cut ** math.floor(e / cfg.step_seconds)
+        return co.top * (1.0 - e / cfg.tau_seconds) if e < cfg.tau_seconds else 0.0
+
+    def _advance(
+        self, co: _Cohort, ta: float, tb: float, p0: float, p1: float
+    ) -> tuple[float, float, float] | None:
+        """Run an auction's clock over ``(ta, tb]`` (seconds) against the market.
+
+        The market price is interpolated linearly from ``p0`` at ``ta`` to ``p1`` at ``tb``.
+        Resets (tail, cusp) happen at the moment their condition first holds, at ``buf ×`` the
+        market price then. Returns the first take ``(time, auction price, market price)``, where
+        the auction price reaches ``market · (1 − taker_margin)``, or ``None``.
+        """
+        cfg = self.cfg
+        dt = tb - ta
+        kmarg = 1.0 - cfg.taker_margin
+
+        def market(time: float) -> float:
+            w = (time - ta) / dt if dt > 0 else 1.0
+            return p0 * (1.0 - w) + p1 * w
+
+        lo = ta
+        while True:
+            e0 = lo - co.t0
+            e1 = tb - co.t0
+            if cfg.curve == "stairstep":
+                k_cusp = self._stair_cusp(co.top)
+                redo_cusp = k_cusp * cfg.step_seconds  # closed: the price is below from here
+                open_redo = min(cfg.tail_seconds, math.inf)
+            else:
+                k_cusp = math.inf
+                redo_cusp = math.inf
+                open_redo = min(cfg.tail_seconds, cfg.tau_seconds * (1.0 - cfg.cusp))
+            hit = self._first_take(co, e0, min(e1, open_redo), k_cusp, market, kmarg)
+            if hit is not None:
+                e, price = hit
+                time = co.t0 + e
+                return time, price, market(time)
+            # the first reset in this interval, if any
+            r_open = open_redo if e0 <= open_redo < e1 else math.inf
+            r_closed = redo_cusp if e0 < redo_cusp <= e1 else math.inf
+            e_r = min(r_open, r_closed)
+            if math.isinf(e_r):
+                co.price = self._price_at(co, e1)
+                return None
+            time = co.t0 + e_r
+            self._redo(co, time, market(time))
+            lo = time
+
+    def _first_take(
+        self,
+        co: _Cohort,
+        e0: float,
+        u: float,
+        k_cusp: float,
+        market: Callable[[float], float],
+        kmarg: float,
+    ) -> tuple[float, float] | None:
+        """First elapsed ``e`` in ``(e0, u]`` with ``price(e) <= kmarg · market``.
+
+        Returns ``(e, price(e))`` or ``None``; stairs from ``k_cusp`` on are excluded (reset).
+        """
+        if u < e0:
+            return None
+        cfg = self.cfg
+        t0 = co.t0
+        if cfg.curve == "stairstep":
+            s = cfg.step_seconds
+            k_lo = math.floor(e0 / s)
+            k_hi = math.floor(u / s)
+            if k_hi >= k_cusp:
+                k_hi = int(k_cusp) - 1
+            for k in range(k_lo, k_hi + 1):
+                a = max(e0, k * s)
+                b = min(u, (k + 1) * s)
+                price = co.top * cfg.cut**k
+                target = price / kmarg
+                m_a = market(t0 + a)
+                if m_a >= target:
+                    return a, price
+                m_b = market(t0 + b)
+                if m_b >= target:
+                    return a + (b - a) * (target - m_a) / (m_b - m_a), price
+            return None
+        tau = cfg.tau_seconds
+        top = co.top
+
+        def gap(e: float) -> float:
+            return (top * (1.0 - e / tau) if e < tau else 0.0) - kmarg * market(t0 + e)
+
+        g0 = gap(e0)
+        if g0 <= 0:
+            return e0, self._price_at(co, e0)
+        b = min(u, tau)
+        g1 = gap(b) if b < tau else -kmarg * market(t0 + b)
+        if u >= tau and g1 > 0:  # the price reached 0 at tau
+            g1 = -kmarg * market(t0 + tau)
+        if g1 > 0:
+            return None
+        e = e0 + (b - e0) * g0 / (g0 - g1)
+        return e, self._price_at(co, e)
 
     def round(self, t: int, r: int, p: float) -> tuple[int, float]:
         acted = 0
         sold = 0.0
         if self.cohorts:
-            if r == 0:  # prices move once per step; resets happen before any take
+            if r == 0:  # the step's interval: resets and takes where the curve meets the market
                 self.cap_left = self.cfg.taker_capacity_usd
-                for co in self.cohorts:
-                    price, redo = self._price(co, t)
-                    if redo:
-                        self._redo(co, t, p)
-                        price = co.top
+                tb = t * self.dt
+                ta = tb - self.dt
+                p0 = self.p_last if self.p_last is not None else p
+                events = []
+                for k, co in enumerate(self.cohorts):
+                    hit = self._advance(co, ta, tb, p0, p)
+                    if hit is not None:
+                        events.append((hit[0], k, hit[1], hit[2]))
+                events.sort(key=lambda ev: (ev[0], ev[1]))
+                for _, k, price, m in events:
+                    if self.cap_left <= 0:
+                        break
+                    co = self.cohorts[k]
                     co.price = price
-            limit = p * (1.0 - self.cfg.taker_margin)
-            for co in self.cohorts:
-                if self.cap_left <= 0:
-                    break
-                if co.price > limit:
-                    continue
-                n_taken, usd = self._take(co, co.price, p)
-                acted += n_taken
-                sold += usd
+                    n_taken, usd = self._take(co, price, m)
+                    acted += n_taken
+                    sold += usd
+            else:  # auctions barked earlier in this step, at the round's market price
+                limit = p * (1.0 - self.cfg.taker_margin)
+                for co in self.cohorts:
+                    if self.cap_left <= 0:
+                        break
+                    if co.price > limit:
+                        continue
+                    n_taken, usd = self._take(co, co.price, p)
+                    acted += n_taken
+                    sold += usd
             if acted:
                 self.cohorts = [co for co in self.cohorts if co.head < co.n]
         room = self.cap - self.dirt
@@ -192,6 +332,7 @@ class _AuctionRuntime(Runtime):
             idx = self.pool.pop(p, room / self.one_chop)
             if idx.size:
                 acted += self._bark(idx, p, t, room)
+        self.p_last = p
         return acted, sold
 
     # ------------------------------------------------------------------ dog.bark
@@ -232,17 +373,17 @@ class _AuctionRuntime(Runtime):
         tab = debt * self.one_chop
         tab_total = float(tab.sum())
         self.dirt += tab_total
-        self.cohorts.append(_Cohort(idx, coll, tab, debt.copy(), cfg.buf * p, t))
+        self.cohorts.append(_Cohort(idx, coll, tab, debt.copy(), cfg.buf * p, t * self.dt))
         coin = n * cfg.tip_usd + cfg.chip * tab_total
         led.liquidator_profit_usd += coin
         led.protocol_revenue_usd -= coin
         return n
 
     # ------------------------------------------------------------------ clip.redo
-    def _redo(self, co: _Cohort, t: int, p: float) -> None:
+    def _redo(self, co: _Cohort, time: float, p: float) -> None:
         cfg = self.cfg
         co.top = cfg.buf * p
-        co.start = t
+        co.t0 = time
         if cfg.tip_usd > 0 or cfg.chip > 0:
             h = co.head
             tab = co.tab[h:]
@@ -316,3 +457,11 @@ class _AuctionRuntime(Runtime):
         coll = sum(float(co.lot[co.head :].sum()) for co in self.cohorts)
         debt = sum(float(co.due[co.head :].sum()) for co in self.cohorts)
         return coll, debt
+
+    def in_flight_shortfall(self, p_final: float) -> float:
+        total = 0.0
+        for co in self.cohorts:
+            h = co.head
+            gap = co.due[h:] - co.lot[h:] * p_final
+            total += float(gap[gap > 0].sum())
+        return total

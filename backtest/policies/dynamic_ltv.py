@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from backtest.errors import PathValidationError, PolicyConfigError
 from backtest.fractions import fraction_problem
@@ -20,7 +21,72 @@ from backtest.policies.base import (
 from backtest.policies.instant import Instant
 from backtest.policies.staged import repay_to_target
 
-__all__ = ["DynamicLTV", "ramp_limited"]
+__all__ = ["SMART_LTV_DEFAULTS", "DynamicLTV", "ramp_limited", "smart_ltv_thresholds"]
+
+#: Default constants of :func:`smart_ltv_thresholds`. REFERENCES.md gives the closed form but no
+#: values: ``c = 1`` (the risk-level / confidence factor) and ``beta = 0.05`` (the liquidation
+#: bonus of the library's books) are assumptions; ``floor`` keeps thresholds in ``(0, 1]``.
+SMART_LTV_DEFAULTS: dict[str, float] = {"c": 1.0, "beta": 0.05, "floor": 0.01}
+
+
+def smart_ltv_thresholds(
+    sigma: ArrayLike,
+    *,
+    liquidity_usd: ArrayLike,
+    debt_usd: ArrayLike,
+    c: float = SMART_LTV_DEFAULTS["c"],
+    beta: float = SMART_LTV_DEFAULTS["beta"],
+    floor: float = SMART_LTV_DEFAULTS["floor"],
+) -> np.ndarray:
+    """B.Protocol / Risk DAO SmartLTV: ``LTV(t) = exp(−c · σ(t) / sqrt(l / d)) − β``.
+
+    A dynamic-LTV baseline that needs no forecast model: the threshold tightens with volatility
+    and with debt relative to the liquidity that can absorb its liquidation. The result is a
+    threshold path for ``dynamic_ltv`` (``build_policy("smart_ltv", threshold_path=...)``).
+
+    Parameters
+    ----------
+    sigma : array_like
+        Volatility ``σ`` of the collateral against the debt asset, one value per step (a
+        fraction, e.g. daily volatility 0.05; the horizon is the caller's choice and must match
+        ``c``).
+    liquidity_usd : array_like
+        ``l``: DEX liquidity (USD) available within a slippage of ``β``; a scalar or one value
+        per step.
+    debt_usd : array_like
+        ``d``: the debt (cap) that may need liquidating (USD); a scalar or one value per step.
+    c : float, optional
+        Risk-level (confidence) factor; larger is more conservative (assumption: 1).
+    beta : float, optional
+        Liquidation bonus ``β`` (assumption: 0.05).
+    floor : float, optional
+        Lowest threshold returned (thresholds must stay in ``(0, 1]``).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``clip(exp(−c·σ/sqrt(l/d)) − β, floor, 1)``, one threshold per step.
+
+    Raises
+    ------
+    PolicyConfigError
+        Non-positive liquidity or debt, negative ``c``, ``σ`` or ``β``.
+
+    Examples
+    --------
+    >>> smart_ltv_thresholds([0.05], liquidity_usd=4e6, debt_usd=1e6, c=2.0, beta=0.05).round(4)
+    array([0.9012])
+    """
+    sig = np.atleast_1d(np.asarray(sigma, dtype=np.float64))
+    liq = np.asarray(liquidity_usd, dtype=np.float64)
+    debt = np.asarray(debt_usd, dtype=np.float64)
+    if not (np.all(liq > 0) and np.all(debt > 0)):
+        raise PolicyConfigError("smart_ltv needs liquidity_usd > 0 and debt_usd > 0")
+    if c < 0 or beta < 0 or not np.all(sig >= 0):
+        raise PolicyConfigError("smart_ltv needs c >= 0, beta >= 0 and sigma >= 0")
+    check_fraction("smart_ltv", "floor", floor, low=1e-9)
+    ltv = np.exp(-c * sig / np.sqrt(liq / debt)) - beta
+    return np.clip(ltv, floor, 1.0)
 
 
 def ramp_limited(path: np.ndarray, max_step_change: float) -> np.ndarray:
@@ -145,3 +211,6 @@ class _DynamicRuntime(Runtime):
 
     def finish(self, p_final: float) -> tuple[float, float]:
         return self.base.finish(p_final)
+
+    def in_flight_shortfall(self, p_final: float) -> float:
+        return self.base.in_flight_shortfall(p_final)

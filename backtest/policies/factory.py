@@ -12,9 +12,27 @@ frozen :class:`~backtest.policies.base.Policy`:
 * **Time-based defaults.** The step-denominated library defaults assume one-minute steps;
   the factory sets them from durations so a policy means the same on hourly and minute paths
   (:data:`TIME_DEFAULTS_SECONDS`: circuit-breaker look-back and cool-down 1 h, batch interval
-  10 min, staged minimum interval 5 min; each at least one step). The liquidity buffer's
-  capacity is :data:`BUFFER_CAPACITY_SHARE` of the book's debt, unwound over
-  :data:`BUFFER_UNWIND_SECONDS`.
+  10 min, staged minimum interval 5 min). The liquidity buffer's capacity is
+  :data:`BUFFER_CAPACITY_SHARE` of the book's debt, unwound over :data:`BUFFER_UNWIND_SECONDS`.
+* **Time scales shorter than a bar** (issue #9). The same time scales can be given in seconds
+  (:data:`SECONDS_PARAMS`: ``lookback_seconds``, ``cooldown_seconds``, ``interval_seconds``,
+  ``min_interval_seconds``); a user-given duration shorter than one bar of the path raises
+  :class:`~backtest.errors.StepTooCoarseError` instead of silently collapsing to one step. A
+  *default* shorter than one bar (e.g. the 10-minute batch interval on hourly bars) is clamped
+  to one step and recorded in the policy's ``clamped_to_bar`` field, so the pipeline's defaults
+  keep working on hourly event paths. (``clamped_to_bar`` is not part of ``params()``: the
+  parameters and run ids of existing configurations stay as they were.) The ``*_seconds``
+  names are accepted by :func:`build_policy` but not listed by :func:`policy_param_names`
+  (:func:`seconds_param_names` lists them). Step-denominated parameters given by
+  the user (``lookback_steps``…) are at least one bar by construction and are taken as given.
+  The Dutch auction's own ``step_seconds`` is never refused: its takes are priced inside the
+  step (:class:`~backtest.DutchAuction`).
+* **Presets** (:data:`PRESETS`): named reference configurations built on a policy of
+  :data:`POLICY_NAMES` — ``dutch_auction@gauntlet`` (Gauntlet's recommended LIQ 2.0 region)
+  and ``smart_ltv`` (B.Protocol's SmartLTV threshold path on ``dynamic_ltv``; build the path
+  with :func:`~backtest.policies.dynamic_ltv.smart_ltv_thresholds`). They are not in
+  :data:`POLICY_NAMES`, so the default sweep keeps its size; user parameters override the
+  preset's, which override ``auction_defaults``.
 * **Dynamic thresholds.** For ``dynamic_ltv`` the forecast threshold path ``LT(t)`` is turned
   into the path :class:`~backtest.DynamicLTV` expects by :func:`scale_threshold_path`.
 """
@@ -32,6 +50,7 @@ from backtest.errors import (
     MissingThresholdPathError,
     PolicyConfigError,
     PolicyParameterError,
+    StepTooCoarseError,
     UnknownPolicyError,
 )
 from backtest.policies.base import Policy
@@ -50,11 +69,14 @@ __all__ = [
     "BUFFER_UNWIND_SECONDS",
     "DYNAMIC_POLICIES",
     "POLICY_NAMES",
+    "PRESETS",
+    "SECONDS_PARAMS",
     "TIME_DEFAULTS_SECONDS",
     "build_policy",
     "check_policy_name",
     "policy_param_names",
     "scale_threshold_path",
+    "seconds_param_names",
     "steps_for_seconds",
 ]
 
@@ -67,6 +89,26 @@ TIME_DEFAULTS_SECONDS: Mapping[type, Mapping[str, float]] = {
     CircuitBreaker: {"lookback_steps": 3_600.0, "cooldown_steps": 3_600.0},
     Batch: {"interval_steps": 600.0},
     Staged: {"min_interval_steps": 300.0},
+}
+#: Time scales accepted in seconds: ``{class: {seconds parameter: step parameter}}``.
+SECONDS_PARAMS: Mapping[type, Mapping[str, str]] = {
+    CircuitBreaker: {"lookback_seconds": "lookback_steps", "cooldown_seconds": "cooldown_steps"},
+    Batch: {"interval_seconds": "interval_steps"},
+    Staged: {"min_interval_seconds": "min_interval_steps"},
+}
+#: Named reference configurations: ``preset name → (policy name, parameters)``.
+#:
+#: * ``dutch_auction@gauntlet``: Gauntlet's LIQ 2.0 assessment for Maker (2021), recommended
+#:   region ``buf 1.10, cusp 0.60, tail 5,200 s, step 30 s, cut 0.997`` (REFERENCES.md).
+#: * ``smart_ltv``: ``dynamic_ltv`` whose threshold path is B.Protocol's SmartLTV closed form
+#:   (:func:`~backtest.policies.dynamic_ltv.smart_ltv_thresholds`); its reference threshold
+#:   defaults to the book's largest threshold, since SmartLTV is an absolute LTV.
+PRESETS: Mapping[str, tuple[str, Mapping[str, Any]]] = {
+    "dutch_auction@gauntlet": (
+        "dutch_auction",
+        {"buf": 1.10, "cusp": 0.60, "tail_seconds": 5_200.0, "step_seconds": 30.0, "cut": 0.997},
+    ),
+    "smart_ltv": ("dynamic_ltv", {}),
 }
 #: Default liquidity-buffer capacity as a share of the book's debt.
 BUFFER_CAPACITY_SHARE = 0.10
@@ -87,16 +129,44 @@ _PARTS: Mapping[str, tuple[type, ...]] = {
 
 
 def _fields(cls: type) -> set[str]:
-    return {f.name for f in dataclasses.fields(cls)} - {"base", "threshold_path"}
+    return {f.name for f in dataclasses.fields(cls)} - {"base", "threshold_path", "clamped_to_bar"}
 
 
-def check_policy_name(name: str) -> str:
-    """Return ``name`` if it is a known policy.
+def _routable(cls: type) -> set[str]:
+    """Fields of ``cls`` plus its ``*_seconds`` time scales (what :func:`_take` routes)."""
+    return _fields(cls) | set(SECONDS_PARAMS.get(cls, {}))
+
+
+def seconds_param_names(name: str) -> frozenset[str]:
+    """The ``*_seconds`` time scales a policy (or preset) accepts besides its fields.
+
+    They are accepted by :func:`build_policy` but not listed by :func:`policy_param_names`
+    (whose list is the pipeline's flag set and stays as it was).
 
     Parameters
     ----------
     name : str
-        Policy name.
+        A name of :data:`POLICY_NAMES` or :data:`PRESETS`.
+
+    Returns
+    -------
+    frozenset of str
+    """
+    check_policy_name(name)
+    name = PRESETS[name][0] if name in PRESETS else name
+    out: set[str] = set()
+    for cls in _PARTS[name]:
+        out |= set(SECONDS_PARAMS.get(cls, {}))
+    return frozenset(out)
+
+
+def check_policy_name(name: str) -> str:
+    """Return ``name`` if it is a known policy or preset.
+
+    Parameters
+    ----------
+    name : str
+        Policy name (:data:`POLICY_NAMES`) or preset name (:data:`PRESETS`).
 
     Returns
     -------
@@ -108,9 +178,10 @@ def check_policy_name(name: str) -> str:
     UnknownPolicyError
         Listing the known policies.
     """
-    if name not in POLICY_NAMES:
+    if name not in POLICY_NAMES and name not in PRESETS:
         raise UnknownPolicyError(
-            f"unknown policy {name!r}; known policies: {', '.join(POLICY_NAMES)}"
+            f"unknown policy {name!r}; known policies: {', '.join(POLICY_NAMES)}; "
+            f"presets: {', '.join(PRESETS)}"
         )
     return name
 
@@ -134,6 +205,7 @@ def policy_param_names(name: str) -> frozenset[str]:
         Unknown policy name.
     """
     check_policy_name(name)
+    name = PRESETS[name][0] if name in PRESETS else name
     out: set[str] = set()
     for cls in _PARTS[name]:
         out |= _fields(cls)
@@ -186,14 +258,37 @@ def scale_threshold_path(
 
 
 def _take(params: dict[str, Any], cls: type) -> dict[str, Any]:
-    names = _fields(cls)
+    names = _routable(cls)
     return {k: params.pop(k) for k in list(params) if k in names}
 
 
-def _with_time_defaults(cls: type, kwargs: dict[str, Any], step_seconds: float) -> dict[str, Any]:
-    defaults = TIME_DEFAULTS_SECONDS.get(cls, {})
-    out: dict[str, Any] = {k: steps_for_seconds(v, step_seconds) for k, v in defaults.items()}
+def _with_time_defaults(
+    cls: type, kwargs: dict[str, Any], step_seconds: float, policy: str
+) -> dict[str, Any]:
+    """Step parameters from user seconds (refused below one bar) and clamped defaults."""
+    kwargs = dict(kwargs)
+    for sec_name, field in SECONDS_PARAMS.get(cls, {}).items():
+        if sec_name not in kwargs:
+            continue
+        seconds = kwargs.pop(sec_name)
+        if field in kwargs:
+            raise PolicyConfigError(f"policy {policy!r}: give {sec_name} or {field}, not both")
+        if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not seconds > 0:
+            raise PolicyConfigError(f"policy {policy!r}: {sec_name}={seconds!r} must be > 0")
+        if seconds < step_seconds:
+            raise StepTooCoarseError(policy, sec_name, seconds, step_seconds)
+        kwargs[field] = steps_for_seconds(seconds, step_seconds)
+    out: dict[str, Any] = {}
+    clamped: list[str] = []
+    for field, seconds in TIME_DEFAULTS_SECONDS.get(cls, {}).items():
+        if field in kwargs:
+            continue
+        out[field] = steps_for_seconds(seconds, step_seconds)
+        if seconds < step_seconds:
+            clamped.append(field)
     out.update(kwargs)
+    if clamped:
+        out["clamped_to_bar"] = tuple(clamped)
     return out
 
 
@@ -213,11 +308,12 @@ def build_policy(
     Parameters
     ----------
     name : str
-        A name of :data:`POLICY_NAMES`.
+        A name of :data:`POLICY_NAMES` or :data:`PRESETS`.
     params : mapping, optional
-        User parameters (library field names), routed to the part of the policy that has them.
+        User parameters (library field names, or the ``*_seconds`` time scales of
+        :data:`SECONDS_PARAMS`), routed to the part of the policy that has them.
     step_seconds : float
-        Bar size of the price path (for the time-based defaults).
+        Bar size of the price path (for the time-based defaults and the bar check).
     total_debt : float, optional
         Debt of the book (USD): the default liquidity-buffer capacity is
         :data:`BUFFER_CAPACITY_SHARE` of it. Needed by ``liquidity_buffer`` unless
@@ -246,6 +342,9 @@ def build_policy(
         A parameter no part of the policy accepts (names the policy and the parameters).
     MissingThresholdPathError
         A dynamic policy without ``threshold_path``.
+    StepTooCoarseError
+        A user-given ``*_seconds`` time scale shorter than one bar (defaults are clamped to one
+        bar instead and listed in the policy's ``clamped_to_bar``).
     PolicyConfigError
         A parameter with an impossible value.
 
@@ -254,13 +353,21 @@ def build_policy(
     >>> p = build_policy("circuit_breaker", {"close_factor": 0.5}, step_seconds=3600.0)
     >>> p.lookback_steps, p.base.close_factor
     (1, 0.5)
+    >>> build_policy("batch", step_seconds=3600.0).clamped_to_bar
+    ('interval_steps',)
     """
     check_policy_name(name)
     rest = dict(params or {})
     accepted = policy_param_names(name)
-    unknown = set(rest) - accepted
+    unknown = set(rest) - accepted - seconds_param_names(name)
     if unknown:
         raise PolicyParameterError(name, tuple(sorted(unknown)), tuple(sorted(accepted)))
+    if name in PRESETS:
+        preset = name
+        name, preset_params = PRESETS[preset]
+        rest = {**preset_params, **rest}
+        if preset == "smart_ltv" and reference_threshold is None:
+            reference_threshold = max_threshold
     auction = (
         {**(auction_defaults or {}), **_take(rest, DutchAuction)} if "dutch_auction" in name else {}
     )
@@ -284,13 +391,13 @@ def build_policy(
     if name == "dutch_auction":
         return DutchAuction(**auction)
     if name == "circuit_breaker":
-        own = _with_time_defaults(CircuitBreaker, _take(rest, CircuitBreaker), step_seconds)
+        own = _with_time_defaults(CircuitBreaker, _take(rest, CircuitBreaker), step_seconds, name)
         return CircuitBreaker(base=Instant(**_take(rest, Instant)), **own)
     if name == "liquidity_buffer":
         return LiquidityBuffer(**_buffer_params(rest, step_seconds, total_debt))
     if name == "batch":
-        return Batch(**_with_time_defaults(Batch, rest, step_seconds))
-    return Staged(**_with_time_defaults(Staged, rest, step_seconds))
+        return Batch(**_with_time_defaults(Batch, rest, step_seconds, name))
+    return Staged(**_with_time_defaults(Staged, rest, step_seconds, name))
 
 
 def _buffer_params(

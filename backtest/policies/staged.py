@@ -15,6 +15,7 @@ from backtest.policies.base import (
     check_fraction,
     check_int,
     check_positive,
+    clamped_field,
     sell_to_market,
 )
 
@@ -60,6 +61,10 @@ class Staged(Policy):
         up to 2.5 % is not modelled).
     max_discount : float, optional
         Cap of the Euler discount (Euler v1: 20 %).
+    clamped_to_bar : tuple of str, optional
+        Set by :func:`~backtest.build_policy`: step parameters whose time-based default was
+        shorter than one bar of the path and was clamped to one step (not part of
+        ``params()``).
     """
 
     name: ClassVar[str] = "staged"
@@ -68,6 +73,7 @@ class Staged(Policy):
     bonus: float | None = None
     euler_discount: bool = False
     max_discount: float = 0.20
+    clamped_to_bar: tuple[str, ...] = clamped_field()
 
     def __post_init__(self) -> None:
         check_positive("staged", "target_health", self.target_health - 1.0)

@@ -22,14 +22,17 @@ CREATE TABLE IF NOT EXISTS backtest_metrics (
     liquidator_profit_usd DOUBLE, protocol_revenue_usd DOUBLE, time_to_clear_steps BIGINT,
     cleared BOOLEAN, in_flight_collateral DOUBLE, in_flight_debt_usd DOUBLE, final_price DOUBLE,
     cf_n_liquidations BIGINT, cf_liquidated_usd DOUBLE, cf_bad_debt_usd DOUBLE,
-    cf_sold_usd DOUBLE, cf_final_price DOUBLE
+    cf_sold_usd DOUBLE, cf_final_price DOUBLE,
+    repeat_liquidation_rounds INTEGER, unhealthy_open_debt_usd DOUBLE,
+    in_flight_shortfall_usd DOUBLE, underwater_debt_usd DOUBLE, underwater_shortfall_usd DOUBLE,
+    total_loss_usd DOUBLE
 );
 
 -- One row per step; cf_* = the zero-impact counterfactual of the same step.
 CREATE TABLE IF NOT EXISTS backtest_steps (
     run_id VARCHAR NOT NULL, step INTEGER NOT NULL, ts TIMESTAMPTZ, p_exo DOUBLE,
     p_open DOUBLE, p_mkt DOUBLE, impact DOUBLE, rounds INTEGER, cascade_depth INTEGER,
-    n_liquidations BIGINT, liquidated_usd DOUBLE, seized_usd DOUBLE, sold_usd DOUBLE,
+    repeat_rounds INTEGER, n_liquidations BIGINT, liquidated_usd DOUBLE, seized_usd DOUBLE, sold_usd DOUBLE,
     repaid_usd DOUBLE, bad_debt_usd DOUBLE, borrower_loss_usd DOUBLE,
     liquidator_profit_usd DOUBLE, protocol_revenue_usd DOUBLE,
     cf_n_liquidations BIGINT, cf_liquidated_usd DOUBLE,
