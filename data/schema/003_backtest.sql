@@ -76,6 +76,7 @@ SELECT s.event_id, s.policy, s.forecast_model, s.book, s.impact, s.asset, s.base
        b.induced_usd - s.induced_usd AS avoided_induced_usd,
        b.cascade_episodes - s.cascade_episodes AS avoided_episodes,
        b.bad_debt_usd - s.bad_debt_usd AS avoided_bad_debt_usd,
+       b.total_loss_usd - s.total_loss_usd AS avoided_total_loss_usd,
        b.peak_price_deviation - s.peak_price_deviation AS avoided_peak_deviation,
        b.borrower_loss_usd - s.borrower_loss_usd AS avoided_borrower_loss_usd,
        b.liquidated_usd - s.liquidated_usd AS avoided_liquidated_usd,
@@ -94,10 +95,11 @@ WITH runs AS (
     WHERE s.threshold_source <> '-'
 ), long AS (
     UNPIVOT (SELECT event_id, book, policy, forecast_model, impact, threshold_source,
-                    bad_debt_usd, borrower_loss_usd, liquidated_usd, induced_usd,
-                    peak_price_deviation
+                    total_loss_usd, bad_debt_usd, borrower_loss_usd, liquidated_usd,
+                    induced_usd, peak_price_deviation
              FROM runs)
-    ON bad_debt_usd, borrower_loss_usd, liquidated_usd, induced_usd, peak_price_deviation
+    ON total_loss_usd, bad_debt_usd, borrower_loss_usd, liquidated_usd, induced_usd,
+       peak_price_deviation
     INTO NAME metric VALUE value
 ), wide AS (
     SELECT event_id, book, policy, forecast_model, impact, metric,

@@ -48,6 +48,7 @@ STRESS_SEED = 20_200_312
 FIT_DAYS = 90
 #: Loss-type metrics summarised over the paths.
 INTERVAL_METRICS: tuple[str, ...] = (
+    "total_loss_usd",
     "bad_debt_usd",
     "liquidated_usd",
     "induced_usd",

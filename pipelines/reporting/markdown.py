@@ -291,7 +291,8 @@ def _scoreboard_frame(con: duckdb.DuckDBPyConnection, impact: str) -> pl.DataFra
         f"""
         SELECT coalesce(e.window_label, s.event_id, '(own path)') AS w, s.event_id, s.book,
                {_label_expr()} AS policy, s.n_liquidations, s.liquidated_usd, s.induced_usd,
-               s.amplification, s.max_cascade_depth, s.bad_debt_usd, s.borrower_loss_usd,
+               s.amplification, s.max_cascade_depth, s.bad_debt_usd, s.total_loss_usd,
+               s.unhealthy_open_debt_usd, s.borrower_loss_usd,
                a.avoided_induced_usd, s.run_id
         FROM policy_scoreboard s
         LEFT JOIN avoided_cascades a USING (run_id)
@@ -340,6 +341,12 @@ def scoreboard_page(con: duckdb.DuckDBPyConnection, stamp: _Stamp, *, impact: st
         ("Amplification (liquidated debt / zero-impact counterfactual)", "amplification", None),
         ("Borrower loss, $M", "borrower_loss_usd", _musd),
         ("Bad debt, $M", "bad_debt_usd", _musd),
+        (
+            "Total loss incl. deferred losses at the window end, $M (bad debt + in-flight and "
+            "underwater shortfall)",
+            "total_loss_usd",
+            _musd,
+        ),
     ]
     for title, column, fmt in tables:
         wide = _wide(frame, column)
@@ -371,7 +378,7 @@ def scoreboard_page(con: duckdb.DuckDBPyConnection, stamp: _Stamp, *, impact: st
 
 
 #: Loss metric the evidence page judges forecasts and ranks policies by (lower is better).
-EVIDENCE_METRICS = ("borrower_loss_usd", "bad_debt_usd")
+EVIDENCE_METRICS = ("total_loss_usd", "borrower_loss_usd")
 
 
 def _forecast_value_frame(con: duckdb.DuckDBPyConnection, impact: str) -> pl.DataFrame:
@@ -396,7 +403,7 @@ def _intervals_frame(con: duckdb.DuckDBPyConnection, impact: str) -> pl.DataFram
         SELECT coalesce(e.window_label, i.event_id) AS w, i.book, i.policy, i.metric, i.real,
                i.median, i.lo, i.hi, i.p95, i.rank, i.overlaps_best, i.n_paths, i.run_id
         FROM policy_intervals i LEFT JOIN events e ON e.event_id = i.event_id
-        WHERE i.impact = ? AND i.metric IN ('bad_debt_usd', 'liquidated_usd')
+        WHERE i.impact = ? AND i.metric IN ('bad_debt_usd', 'liquidated_usd', 'total_loss_usd')
         ORDER BY w, i.metric, i.rank, i.policy
         """,
         [impact],
