@@ -140,6 +140,8 @@ def _library_error_classes() -> list[type[BaseException]]:
 def _instance(cls: type[BaseException]) -> BaseException:
     if issubclass(cls, backtest_errors.BookValidationError):
         return cls("debt", 7, "is negative;\nkeep debts >= 0")
+    if issubclass(cls, backtest_errors.StepTooCoarseError):
+        return cls("batch", "interval_seconds", 30.0, 3600.0)
     if issubclass(cls, backtest_errors.PolicyParameterError):
         return cls("batch", ("dust_usd",), ("bonus", "interval_steps"))
     return cls("bad input:\nsee the docs")
