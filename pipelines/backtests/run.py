@@ -27,6 +27,7 @@ import numpy as np
 import polars as pl
 
 from backtest import Book, ImpactModel, Policy, PricePath, Result, simulate
+from backtest.errors import StepTooCoarseError
 from pipelines.backtests.books import (
     LoadedBook,
     aave_steth_book,
@@ -375,15 +376,24 @@ def _resolve_policy(
         **mechanism_defaults(sc.book_name, request.policy, book),
         **dict(request.policy_params),
     }
-    return build_policy(
-        request.policy,
-        params,
-        step_seconds=sc.path.step_seconds,
-        total_debt=book.total_debt,
-        max_threshold=float(book.liquidation_threshold.max()) if len(book) else 1.0,
-        auction_defaults=auction_defaults,
-        margin=margin,
-    )
+    try:
+        return build_policy(
+            request.policy,
+            params,
+            step_seconds=sc.path.step_seconds,
+            total_debt=book.total_debt,
+            max_threshold=float(book.liquidation_threshold.max()) if len(book) else 1.0,
+            auction_defaults=auction_defaults,
+            margin=margin,
+        )
+    except StepTooCoarseError as exc:
+        where = (
+            f"the finest bars covering {sc.event.event_id} for {sc.asset} in the warehouse are "
+            f"{sc.path.step_seconds:g} s"
+            if sc.event is not None
+            else f"the --prices file has {sc.path.step_seconds:g} s steps"
+        )
+        raise CascadeError(f"{exc}; {where}") from None
 
 
 def resolve_run(
