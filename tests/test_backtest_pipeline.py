@@ -385,8 +385,9 @@ def test_sweep_flow_fills_scoreboard(prefect_harness, db_copy: Path, tmp_path: P
     finally:
         con.close()
     run_ids, computed = backtest_flow(db_path=str(db_copy), forecast_models=["ewma"])
-    # 7 events x 8 policies, + 4 threshold controls of each of the 2 dynamic policies
-    assert len(run_ids) == len(set(run_ids)) == 7 * 8 + 7 * 2 * 4
+    # 7 events x (8 policies + the Gauntlet preset), + 4 threshold controls of each of the 2
+    # dynamic policies
+    assert len(run_ids) == len(set(run_ids)) == 7 * 9 + 7 * 2 * 4
     con = connect(db_copy, read_only=True)
     try:
         board = con.sql("SELECT * FROM policy_scoreboard").pl()
@@ -394,12 +395,12 @@ def test_sweep_flow_fills_scoreboard(prefect_harness, db_copy: Path, tmp_path: P
         frame = scoreboard_frame(con)
     finally:
         con.close()
-    assert board["event_id"].n_unique() == 7 and board["policy"].n_unique() == 8
-    assert board.group_by("event_id").len()["len"].to_list() == [8] * 7
+    assert board["event_id"].n_unique() == 7 and board["policy"].n_unique() == 9
+    assert board.group_by("event_id").len()["len"].to_list() == [9] * 7
     assert set(board.filter(pl.col("policy").str.starts_with("dynamic"))["forecast_model"]) == {
         "ewma"
     }
-    assert avoided.height == 56
+    assert avoided.height == 63
     zero = avoided.filter(pl.col("policy") == pl.col("baseline_policy"))["avoided_induced_usd"]
     assert zero.to_list() == [0.0] * 7
     books = dict(board.select("event_id", "book").unique().iter_rows())
@@ -410,7 +411,7 @@ def test_sweep_flow_fills_scoreboard(prefect_harness, db_copy: Path, tmp_path: P
     assert _counts(db_copy) == before
     png = plot_scoreboard(frame, tmp_path / "scoreboard.png")
     assert png.stat().st_size > 10_000
-    assert scoreboard_markdown(frame).count("\n") == 2 + 56 - 1
+    assert scoreboard_markdown(frame).count("\n") == 2 + 63 - 1
 
 
 def test_flow_module_has_building_blocks() -> None:

@@ -10,7 +10,7 @@ import duckdb
 import polars as pl
 import pytest
 
-from pipelines.backtests.policy import DYNAMIC_POLICIES, POLICY_NAMES
+from pipelines.backtests.policy import DYNAMIC_POLICIES, SWEEP_POLICIES
 from pipelines.catalog.registry import load_events
 from pipelines.cli.main import main
 from pipelines.orchestration.plan import DEFAULT_FORECAST_MODELS, plan_pipeline
@@ -68,12 +68,12 @@ def test_scoreboard_covers_seven_events_and_every_policy(first_run):
     assert {r[0] for r in rows} == events
     for event_id in events:
         combos = {(p, m) for e, p, m in rows if e == event_id}
-        assert {p for p, _m in combos} == set(POLICY_NAMES), event_id
+        assert {p for p, _m in combos} == set(SWEEP_POLICIES), event_id
         for policy in DYNAMIC_POLICIES:
             models = {m for p, m in combos if p == policy}
             assert models == set(DEFAULT_FORECAST_MODELS), (event_id, policy)
     expected = len(events) * (
-        len(POLICY_NAMES) - len(DYNAMIC_POLICIES)
+        len(SWEEP_POLICIES) - len(DYNAMIC_POLICIES)
         + len(DYNAMIC_POLICIES) * len(DEFAULT_FORECAST_MODELS)
     )  # fmt: skip
     assert len(rows) == expected

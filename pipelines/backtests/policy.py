@@ -27,10 +27,17 @@ from pipelines.errors import CascadeError, UnknownNameError
 __all__ = [
     "DYNAMIC_POLICIES",
     "POLICY_NAMES",
+    "SWEEP_POLICIES",
     "build_policy",
     "check_policy_name",
     "policy_param_names",
 ]
+
+
+#: The default sweep: every policy, plus the field's reference presets that need no input of
+#: their own — Gauntlet's published LIQ 2.0 optimum (``dutch_auction@gauntlet``: buf 1.10, cusp
+#: 0.60, tail 5,200 s, step 30 s, cut 0.997) beside the book's own auction parameters.
+SWEEP_POLICIES: tuple[str, ...] = (*POLICY_NAMES, "dutch_auction@gauntlet")
 
 
 def policy_param_names(name: str) -> set[str]:

@@ -724,12 +724,12 @@ def plan_sweep(
         MissingMarginPathError,
         available_models,
     )
-    from pipelines.backtests.policy import POLICY_NAMES, policy_param_names
+    from pipelines.backtests.policy import SWEEP_POLICIES, policy_param_names
     from pipelines.catalog.registry import load_events
 
     cache = {} if cache is None else cache
     event_ids = events or [e.event_id for e in load_events()]
-    policy_names = [check_policy_name(p) for p in (policies or list(POLICY_NAMES))]
+    policy_names = [check_policy_name(p) for p in (policies or list(SWEEP_POLICIES))]
     overrides = dict(overrides or {})
     user_params = dict(overrides.get("policy") or {})
     accepted = set().union(*(policy_param_names(p) for p in policy_names))
