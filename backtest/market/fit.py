@@ -25,8 +25,8 @@ DEFAULT_GRID: dict[str, tuple[float, ...]] = {
     "lev_median": (5.0, 20.0),
     "lev_spread": (1.5, 3.0),
     "funding_k": (0.0, 0.5),
-    "turnover_per_day": (0.03, 0.1, 0.3, 1.0),
-    "turnover_lev_exp": (0.0, 1.0),
+    "turnover_per_day": (0.1, 0.3, 1.0),
+    "turnover_lev_exp": (0.0, 1.0, 2.0),
 }
 
 #: Floor (USD) added inside the logs so quiet days do not dominate the loss.

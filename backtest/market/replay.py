@@ -41,6 +41,7 @@ __all__ = [
     "impact_path",
     "replay",
     "signed_impact",
+    "spread_totals",
 ]
 
 
@@ -206,3 +207,37 @@ def replay(
                 hi[t] = max(hi[t], k + 1)
                 lo[t] = min(lo[t], k)
     return ReplayResult(out_c, out_l, out_i, out_ll, out_ls, out_r)
+
+
+def spread_totals(totals: np.ndarray, group: np.ndarray, *weights: np.ndarray) -> np.ndarray:
+    """Spread per-group totals over the steps of each group, by the first usable weights.
+
+    Parameters
+    ----------
+    totals : numpy.ndarray
+        Total of each group (e.g. a day's reported liquidations).
+    group : numpy.ndarray
+        Group index (into ``totals``) of every step.
+    *weights : numpy.ndarray
+        Candidate non-negative weights per step, in order of preference; a group uses the first
+        whose sum over the group is positive, else it is spread evenly.
+
+    Returns
+    -------
+    numpy.ndarray
+        Per-step values whose sum over each group is that group's total.
+    """
+    group = np.asarray(group, dtype=np.int64)
+    out = np.zeros(len(group))
+    for g, total in enumerate(np.asarray(totals, dtype=float).tolist()):
+        idx = np.flatnonzero(group == g)
+        if idx.size == 0 or total == 0:
+            continue
+        share = np.full(idx.size, 1.0 / idx.size)
+        for w in weights:
+            wg = np.clip(np.asarray(w, dtype=float)[idx], 0.0, None)
+            if wg.sum() > 0:
+                share = wg / wg.sum()
+                break
+        out[idx] = total * share
+    return out
