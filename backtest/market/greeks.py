@@ -109,9 +109,10 @@ def book_greeks(
     lp_desc = lp[order]
     neg = -lp_desc  # increasing
     qty = np.stack([b.long.ravel() for b in books])[:, order]
-    cum = np.concatenate(
-        [np.zeros((len(books), 1)), np.cumsum(qty * lp_desc, axis=1)], axis=1
-    ) * params.levered_share
+    cum = (
+        np.concatenate([np.zeros((len(books), 1)), np.cumsum(qty * lp_desc, axis=1)], axis=1)
+        * params.levered_share
+    )
     p = np.asarray(prices, dtype=float)[:, None]
     rows = np.arange(len(books))[:, None]
 
