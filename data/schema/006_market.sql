@@ -26,6 +26,7 @@ CREATE TABLE IF NOT EXISTS cascade_attribution (
     observed_drawdown DOUBLE, fundamental_drawdown DOUBLE, replayed_drawdown DOUBLE,
     replayed_fundamental_drawdown DOUBLE, cascade_share DOUBLE, observed_cascade_share DOUBLE,
     observed_liq_usd DOUBLE, replayed_liq_usd DOUBLE, defi_liq_usd DOUBLE,
+    other_venue_liq_usd DOUBLE, critical_shock_24h_before DOUBLE, liq_10pct_24h_before_usd DOUBLE,
     max_cascade_depth INTEGER, drawdown_error DOUBLE, consistent BOOLEAN,
     sigma_day DOUBLE, adv_usd DOUBLE, oi_source VARCHAR, flow_source VARCHAR, note VARCHAR
 );
@@ -33,5 +34,16 @@ CREATE TABLE IF NOT EXISTS cascade_attribution (
 CREATE TABLE IF NOT EXISTS market_paths (
     run_id VARCHAR NOT NULL, event_id VARCHAR NOT NULL, asset VARCHAR NOT NULL,
     ts TIMESTAMPTZ NOT NULL, observed DOUBLE, fundamental DOUBLE, replayed DOUBLE,
-    observed_flow_usd DOUBLE, replayed_flow_usd DOUBLE, defi_flow_usd DOUBLE
+    observed_flow_usd DOUBLE, replayed_flow_usd DOUBLE, defi_flow_usd DOUBLE,
+    other_venue_flow_usd DOUBLE
+);
+
+-- Hourly Greeks of the fitted book over each window's 7-day lead-in and the crash:
+-- L(x) = USD liquidated by an instantaneous move of -x (without / with impact feedback),
+-- delta = dL/dx at 10 %, and the critical shock x* (docs/market-replay.md#book-greeks).
+CREATE TABLE IF NOT EXISTS book_greeks (
+    run_id VARCHAR NOT NULL, event_id VARCHAR NOT NULL, asset VARCHAR NOT NULL,
+    ts TIMESTAMPTZ NOT NULL, price DOUBLE, liq_5pct_usd DOUBLE, liq_10pct_usd DOUBLE,
+    liq_20pct_usd DOUBLE, liq_10pct_feedback_usd DOUBLE, delta_10pct DOUBLE,
+    critical_shock DOUBLE
 );

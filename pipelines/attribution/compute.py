@@ -17,6 +17,7 @@ import polars as pl
 from backtest.impact import SqrtImpact
 from backtest.market.cohorts import CohortParams, MarketSeries, PriceGrid, run_cohorts
 from backtest.market.fit import DEFAULT_GRID, fit_cohorts
+from backtest.market.greeks import book_greeks, default_shocks
 from backtest.market.replay import (
     cascade_share,
     decascade,
@@ -36,6 +37,8 @@ EVENT_PAD_DAYS = 1
 #: A replay is consistent when its drawdown is within this fraction of the observed one.
 CONSISTENCY_TOL = 0.20
 _HOUR = timedelta(hours=1)
+#: Hours of lead-in before an event with hourly book Greeks.
+GREEKS_LEAD_HOURS = 7 * 24
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -331,7 +334,8 @@ def _event_asset(con, asset, ev, params, d, config, notes):  # noqa: ANN001, ANN
     i0 = int(np.searchsorted(ts, np.datetime64(start.replace(tzinfo=None))))
     grid = PriceGrid.covering(float(low.min()), float(high.max()))
     p = params.get(ev["event_id"], params[None])
-    pre = run_cohorts(full, p, grid=grid, snapshot_at=(i0,))
+    lead = max(i0 - GREEKS_LEAD_HOURS, 1)
+    pre = run_cohorts(full, p, grid=grid, snapshot_at=tuple(range(lead, len(full))) + (i0,))
     book = pre.snapshots[i0]
     win = full.slice(i0, len(full))
     vol = run_cohorts(win, p, grid=grid, initial=book)
@@ -344,10 +348,17 @@ def _event_asset(con, asset, ev, params, d, config, notes):  # noqa: ANN001, ANN
     if defi.height:
         k = np.searchsorted(wts, _np_ts(defi["ts"]))
         np.add.at(defi_flow, np.clip(k, 0, len(wts) - 1), defi["defi_usd"].to_numpy())
+    other = store.other_venue_flow_hourly(con, asset, start, end)
+    other_flow = np.zeros(len(wts))
+    if other.height:
+        k = np.searchsorted(wts, _np_ts(other["ts"]))
+        np.add.at(other_flow, np.clip(k, 0, len(wts) - 1), other["usd"].to_numpy())
     imp = _impact(con, asset, start, config)
-    net = obs_l - obs_s + defi_flow
+    exo = defi_flow + other_flow
+    net = obs_l - obs_s + exo
     dc = decascade(wc, wl, wh, net, imp)
-    rep = replay(book, p, vol, dc.close, dc.low, dc.high, imp, exo_flow_usd=defi_flow)
+    rep = replay(book, p, vol, dc.close, dc.low, dc.high, imp, exo_flow_usd=exo)
+    greeks, x24, l24 = _greeks(pre, full, i0, p, imp, ev, asset)
     dd_obs, dd_f = drawdown(wc, wl), drawdown(dc.close, dc.low)
     dd_rep = drawdown(rep.close, rep.low)
     err = (dd_rep - dd_obs) / dd_obs if dd_obs > 0 else 0.0
@@ -363,6 +374,9 @@ def _event_asset(con, asset, ev, params, d, config, notes):  # noqa: ANN001, ANN
         "observed_liq_usd": float(obs_l.sum() + obs_s.sum()),
         "replayed_liq_usd": float(rep.liq_long_usd.sum() + rep.liq_short_usd.sum()),
         "defi_liq_usd": float(defi_flow.sum()),
+        "other_venue_liq_usd": float(other_flow.sum()),
+        "critical_shock_24h_before": x24,
+        "liq_10pct_24h_before_usd": l24,
         "max_cascade_depth": int(rep.rounds.max()),
         "drawdown_error": err,
         "consistent": bool(abs(err) <= CONSISTENCY_TOL),
@@ -381,9 +395,38 @@ def _event_asset(con, asset, ev, params, d, config, notes):  # noqa: ANN001, ANN
             "observed_flow_usd": obs_l - obs_s,
             "replayed_flow_usd": rep.liq_long_usd - rep.liq_short_usd,
             "defi_flow_usd": defi_flow,
+            "other_venue_flow_usd": other_flow,
         }
     ).with_columns(pl.lit(ev["event_id"]).alias("event_id"), pl.lit(asset).alias("asset"))
-    return row, paths
+    return row, paths, greeks
+
+
+def _greeks(pre, full, i0, p, imp, ev, asset):  # noqa: ANN001, ANN202
+    """Hourly book Greeks from the lead-in to the window end; x* and L(10 %) 24 h before."""
+    idx = sorted(pre.snapshots)
+    books = [pre.snapshots[i] for i in idx]
+    prices = full.close[np.array(idx) - 1]  # the book before step i sits at the previous close
+    shocks = default_shocks(100)
+    g = book_greeks(
+        books, prices, p, lambda usd: imp.Y * imp.sigma_day * np.sqrt(usd / imp.adv_usd), shocks
+    )
+    j5, j10, j20 = (int(np.argmin(np.abs(shocks - x))) for x in (0.05, 0.10, 0.20))
+    ts = pl.Series(full.ts[np.array(idx)]).dt.replace_time_zone("UTC")
+    frame = pl.DataFrame(
+        {
+            "ts": ts,
+            "price": prices,
+            "liq_5pct_usd": g.curve[:, j5],
+            "liq_10pct_usd": g.curve[:, j10],
+            "liq_20pct_usd": g.curve[:, j20],
+            "liq_10pct_feedback_usd": g.curve_feedback[:, j10],
+            "delta_10pct": g.delta[:, j10],
+            "critical_shock": g.critical_shock,
+        }
+    ).with_columns(pl.lit(ev["event_id"]).alias("event_id"), pl.lit(asset).alias("asset"))
+    k = idx.index(i0 - 24) if (i0 - 24) in idx else 0
+    x24 = float(g.critical_shock[k])
+    return frame, (None if np.isnan(x24) else x24), float(g.curve[k, j10])
 
 
 def compute_attribution(
@@ -392,7 +435,7 @@ def compute_attribution(
     """Fit, check and replay every (event, asset) of the config; nothing is written here."""
     events = store.event_windows(con)
     notes: list[str] = []
-    checks, books, rows, paths = [], [], [], []
+    checks, books, rows, paths, greeks = [], [], [], [], []
     for asset in config.assets:
         params, check, book_frame, d = _fit_asset(con, asset, events, config, notes)
         checks.append(check)
@@ -403,13 +446,15 @@ def compute_attribution(
             if d["day"][0] + timedelta(days=1) > ev["start_ts"]:
                 notes.append(f"{asset} {ev['event_id']}: no open interest before the event")
                 continue
-            row, path = _event_asset(con, asset, ev, params, d, config, notes)
+            row, path, greek = _event_asset(con, asset, ev, params, d, config, notes)
             rows.append(row)
             paths.append(path)
+            greeks.append(greek)
     frames = {
         "market_books": pl.concat(books, how="diagonal_relaxed"),
         "liquidation_model_check": pl.concat(checks, how="diagonal_relaxed"),
         "cascade_attribution": pl.DataFrame(rows) if rows else pl.DataFrame(),
         "market_paths": pl.concat(paths) if paths else pl.DataFrame(),
+        "book_greeks": pl.concat(greeks) if greeks else pl.DataFrame(),
     }
     return AttributionRun(config.run_id, config, frames, tuple(notes))

@@ -18,7 +18,9 @@ __all__ = [
     "ATTRIBUTION_TABLES",
     "cex_liquidations_4h",
     "daily_inputs",
+    "book_greeks_rows",
     "defi_flow_hourly",
+    "other_venue_flow_hourly",
     "event_windows",
     "hourly_bars",
     "oi_4h_all",
@@ -32,6 +34,7 @@ ATTRIBUTION_TABLES = (
     "liquidation_model_check",
     "cascade_attribution",
     "market_paths",
+    "book_greeks",
 )
 
 #: Venue set of the daily open interest and reported liquidations the model is fitted on.
@@ -157,6 +160,36 @@ def defi_flow_hourly(
         GROUP BY 1 ORDER BY 1
         """,
         params=[syms, start, end],
+    ).pl()
+
+
+def other_venue_flow_hourly(
+    con: duckdb.DuckDBPyConnection, asset: str, start: datetime, end: datetime
+) -> pl.DataFrame:
+    """Hourly liquidations of venues outside the fitted set (Hyperliquid on W7): ``ts, usd``.
+
+    Long minus short liquidations where the split is known, else the total (the W7 Hyperliquid
+    episode, 21:15-21:27 UTC, was a long squeeze); auto-deleveraging is not a market sale and is
+    left out.
+    """
+    return con.sql(
+        """
+        SELECT date_trunc('hour', ts) AS ts,
+               sum(coalesce(long_usd - short_usd, total_usd, 0)) AS usd
+        FROM cex_liquidations
+        WHERE asset = ? AND venue_set NOT IN ('binance', 'binance+okx+bybit', 'all')
+          AND ts >= ? AND ts < ?
+        GROUP BY 1 ORDER BY 1
+        """,
+        params=[asset, start, end],
+    ).pl()
+
+
+def book_greeks_rows(con: duckdb.DuckDBPyConnection, run_id: str) -> pl.DataFrame:
+    """The ``book_greeks`` rows of a run."""
+    return con.sql(
+        "SELECT * EXCLUDE (run_id) FROM book_greeks WHERE run_id = ? ORDER BY event_id, asset, ts",
+        params=[run_id],
     ).pl()
 
 
