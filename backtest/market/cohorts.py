@@ -12,8 +12,9 @@ funding rate):
 2. **Turnover.** A fraction ``1 − exp(−τ_L · dt)`` of every cohort of tier ``L`` closes (positions
    closed voluntarily and re-opened in step 4 at the prevailing price), with
    ``τ_L = turnover_per_day · (L / 10) ** turnover_lev_exp``: high leverage is short-lived.
-3. **Closing rule.** The levered book is held at ``2 · levered_share · OI`` (both sides): when the
-   book after steps 1–2 is larger, every cohort is closed *pro rata*.
+3. **Closing rule.** The levered book is held at ``2 · levered_share · OI · m(f)`` (both sides,
+   ``m(f) = exp(funding_lev_k · clip(f − f₀, −5, 20))``, more leverage when funding is high):
+   when the book after steps 1–2 is larger, every cohort is closed *pro rata*.
 4. **Opening rule.** When it is smaller, the difference is opened at the bar's close, split
    long / short by the funding rule ``long_share = 0.5 + 0.45 · tanh(funding_k · (f − f₀))``
    (``f`` the 8-hour funding rate in basis points, ``f₀`` = 1 bp, the rate's interest part: longs
@@ -74,6 +75,10 @@ class CohortParams:
     turnover_lev_exp : float
         Tier ``L`` turns over at ``turnover_per_day · (L / 10) ** turnover_lev_exp``: with a
         positive exponent high-leverage positions are short-lived and low-leverage ones stay.
+    funding_lev_k : float
+        Levered share grows with funding: the book is held at
+        ``2 · levered_share · OI · exp(funding_lev_k · clip(f − f₀, −5, 20))`` (``f`` in bp per
+        8 h): when longs pay a lot to hold, more of the open interest is levered.
     mmr : float
         Maintenance-margin rate (fraction of notional).
     tiers : tuple of float
@@ -87,6 +92,7 @@ class CohortParams:
     funding_base_bps: float = 1.0
     turnover_per_day: float = 0.1
     turnover_lev_exp: float = 0.0
+    funding_lev_k: float = 0.0
     mmr: float = 0.005
     tiers: tuple[float, ...] = DEFAULT_TIERS
 
@@ -461,7 +467,9 @@ def run_cohorts(
     hi, lo = liq.bounds(book)
     scale = np.ones(len(tiers))  # book = scale[t] · raw arrays of tier t
     tot_l, tot_s = book.long.sum(axis=1), book.short.sum(axis=1)  # raw, per tier
-    oi_list, share_list = oi_coin.tolist(), share.tolist()
+    f_bps = np.nan_to_num(series.funding_8h, nan=params.funding_base_bps / 1e4) * 1e4
+    lev_mult = np.exp(params.funding_lev_k * np.clip(f_bps - params.funding_base_bps, -5, 20))
+    oi_list, share_list = (oi_coin * lev_mult).tolist(), share.tolist()
     for i in range(n):
         if i in want:
             snaps[i] = _scaled(book, scale)

@@ -22,15 +22,16 @@ __all__ = ["DEFAULT_GRID", "CohortFit", "Selection", "fit_cohorts", "fit_scale",
 
 #: Candidate values per parameter searched by default.
 DEFAULT_GRID: dict[str, tuple[float, ...]] = {
-    "lev_median": (5.0, 20.0),
-    "lev_spread": (1.5, 3.0),
+    "lev_median": (5.0, 10.0, 20.0),
+    "lev_spread": (1.5,),
     "funding_k": (0.0, 0.5),
     "turnover_per_day": (0.1, 0.3, 1.0),
     "turnover_lev_exp": (0.0, 1.0, 2.0),
 }
 
-#: Floor (USD) added inside the logs so quiet days do not dominate the loss.
-LOG_FLOOR_USD = 1e6
+#: Floor (USD) added inside the logs so quiet days (a few $M of noise-dominated liquidations) do
+#: not dominate the loss.
+LOG_FLOOR_USD = 1e7
 
 
 def log_loss(pred: np.ndarray, rep: np.ndarray, floor: float = LOG_FLOOR_USD) -> float:
@@ -91,7 +92,12 @@ class CohortFit:
     pred_short: np.ndarray
 
     def select(
-        self, rep_long: np.ndarray, rep_short: np.ndarray, fit_mask: np.ndarray
+        self,
+        rep_long: np.ndarray,
+        rep_short: np.ndarray,
+        fit_mask: np.ndarray,
+        *,
+        floor: float = LOG_FLOOR_USD,
     ) -> Selection:
         """Best candidate and scale on the days of ``fit_mask`` (long and short together)."""
         m = np.asarray(fit_mask, dtype=bool)
@@ -102,8 +108,8 @@ class CohortFit:
         for j, cand in enumerate(self.candidates):
             pu = np.concatenate([self.pred_long[j, m], self.pred_short[j, m]])
             rep = np.concatenate([rl, rs])
-            a = fit_scale(pu, rep)
-            loss = log_loss(a * pu, rep)
+            a = fit_scale(pu, rep, floor)
+            loss = log_loss(a * pu, rep, floor)
             if best is None or loss < best.loss:
                 best = Selection(replace(cand, levered_share=a), loss, int(m.sum()))
         assert best is not None

@@ -92,7 +92,13 @@ def markdown_tables(attribution: pl.DataFrame, check: pl.DataFrame) -> str:
         "cascade_share", "observed_liq_usd", "replayed_liq_usd", "defi_liq_usd",
         "max_cascade_depth", "drawdown_error", "consistent",
     ]  # fmt: skip
-    return table(attribution.select(cols)) + "\n\n" + table(check)
+    early = [
+        "event_id", "asset", "critical_shock_24h_before", "liq_10pct_24h_before_usd",
+        "observed_drawdown", "oi_source", "flow_source",
+    ]  # fmt: skip
+    return "\n\n".join(
+        [table(attribution.select(cols)), table(check), table(attribution.select(early))]
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover - documentation helper
@@ -108,7 +114,9 @@ if __name__ == "__main__":  # pragma: no cover - documentation helper
     con = connect(a.db, read_only=True)
     rid = (
         a.run_id
-        or con.sql("SELECT run_id FROM market_runs ORDER BY created_at DESC LIMIT 1").fetchone()[0]
+        or con.execute(
+            "SELECT run_id FROM market_runs ORDER BY created_at DESC LIMIT 1"
+        ).fetchall()[0][0]
     )
     print(f"run {rid}\n")
     print(
