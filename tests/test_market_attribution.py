@@ -40,6 +40,7 @@ def test_attribution_rows_and_consistency(attribution_db):
         att = store.read_attribution(con, run.run_id)
         greeks = store.book_greeks_rows(con, run.run_id)
         check = store.read_model_check(con, run.run_id)
+        impact = store.read_impact_check(con, run.run_id)
     finally:
         con.close()
     assert att["event_id"].to_list() == ["2024-08-05-yen-carry-unwind", "2025-10-10-tariff-crash"]
@@ -55,6 +56,10 @@ def test_attribution_rows_and_consistency(attribution_db):
         np.diff(greeks.select("liq_5pct_usd", "liq_10pct_usd", "liq_20pct_usd").to_numpy(), axis=1)
         >= 0
     )
+    # impact check outside the windows: daily and 4-hourly, with a finite interval
+    assert impact["interval"].str.starts_with("1d").sum() == 1
+    assert impact["interval"].str.starts_with("4h").sum() == 1
+    assert (impact["slope_lo"] < impact["slope"]).all() and (impact["n"] > 1000).all()
     # leave-one-event-out rows exist for W6 (reported data) and not for W7 (none)
     held = set(check["held_out_event"].drop_nulls().unique())
     assert "2024-08-05-yen-carry-unwind" in held and "2025-10-10-tariff-crash" not in held

@@ -174,3 +174,16 @@ def test_gap_in_steps_is_an_error():
             funding_8h=np.zeros(n),
             step_days=1.0,
         )
+
+
+def test_impact_slope_recovers_a_known_multiplier():
+    from backtest.market.check import impact_slope, predicted_returns
+
+    rng = np.random.default_rng(3)
+    flow = rng.normal(0, 2e8, 2_000)
+    pred = predicted_returns(flow, np.full(2_000, 0.04), np.full(2_000, 5e9))
+    obs = 2.0 * pred + rng.normal(0, 0.002, 2_000)
+    s = impact_slope(obs, pred)
+    assert s.slope_lo < 2.0 < s.slope_hi
+    assert s.slope_lo > 1 and "understates" in s.verdict
+    assert s.r2 > 0.5 and s.n == 2_000

@@ -47,3 +47,10 @@ CREATE TABLE IF NOT EXISTS book_greeks (
     liq_20pct_usd DOUBLE, liq_10pct_feedback_usd DOUBLE, delta_10pct DOUBLE,
     critical_shock DOUBLE
 );
+
+-- Impact check outside the event windows: OLS of observed log returns on the returns the
+-- square-root law predicts from the interval's net liquidation flow (docs/market-replay.md).
+CREATE TABLE IF NOT EXISTS impact_check (
+    run_id VARCHAR NOT NULL, asset VARCHAR NOT NULL, interval VARCHAR NOT NULL, n INTEGER,
+    slope DOUBLE, slope_lo DOUBLE, slope_hi DOUBLE, intercept DOUBLE, r2 DOUBLE, verdict VARCHAR
+);

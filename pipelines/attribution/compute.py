@@ -15,6 +15,7 @@ import numpy as np
 import polars as pl
 
 from backtest.impact import SqrtImpact
+from backtest.market.check import impact_slope, predicted_returns
 from backtest.market.cohorts import CohortParams, MarketSeries, PriceGrid, run_cohorts
 from backtest.market.fit import DEFAULT_GRID, fit_cohorts
 from backtest.market.greeks import book_greeks, default_shocks
@@ -429,17 +430,94 @@ def _greeks(pre, full, i0, p, imp, ev, asset):  # noqa: ANN001, ANN202
     return frame, (None if np.isnan(x24) else x24), float(g.curve[k, j10])
 
 
+def _impact_check(con, asset, d, events, config):  # noqa: ANN001, ANN202
+    """Observed vs predicted returns of liquidation flow outside the windows (daily and 4h)."""
+    h = store.hourly_closes(con, asset).with_columns(
+        r=pl.col("close").log().diff(), usd=pl.col("volume") * pl.col("close")
+    )
+    day = (
+        h.group_by(pl.col("ts").dt.truncate("1d").alias("day"))
+        .agg(
+            adv=pl.col("usd").sum(),
+            sigma=pl.col("r").std() * math.sqrt(24),
+            close=pl.col("close").last(),
+        )
+        .sort("day")
+        .with_columns(
+            adv=pl.col("adv").rolling_mean(config.adv_days).shift(1),
+            sigma=pl.col("sigma").rolling_mean(config.adv_days).shift(1),
+            ret=pl.col("close").log().diff(),
+        )
+    )
+    outside = pl.lit(True)
+    for r in events.iter_rows(named=True):
+        lo = r["start_ts"] - timedelta(days=EVENT_PAD_DAYS)
+        hi = r["end_ts"] + timedelta(days=EVENT_PAD_DAYS)
+        outside = outside & ~pl.col("day").is_between(lo, hi, closed="left")
+    rows = []
+    daily = (
+        d.select("day", "reported_long_usd", "reported_short_usd")
+        .join(day, on="day")
+        .filter(outside & pl.col("reported_long_usd").is_not_null())
+        .drop_nulls(["adv", "sigma", "ret"])
+    )
+    flow = (daily["reported_long_usd"] - daily["reported_short_usd"]).to_numpy()
+    pred = predicted_returns(
+        flow, daily["sigma"].to_numpy(), daily["adv"].to_numpy(), config.impact_y
+    )
+    rows.append(("1d " + store.VENUE_SET, impact_slope(daily["ret"].to_numpy(), pred)))
+    b4 = store.cex_liquidations_4h(con, asset)
+    if b4.height > 10:
+        bd = store.binance_daily_liquidations(con, asset)
+        j = d.join(bd, on="day", how="inner").filter(
+            (pl.col("long_usd") > 0) & (pl.col("reported_long_usd") > 0)
+        )
+        ratio = float((j["reported_long_usd"] / j["long_usd"]).median() or 1.0)
+        c4 = h.select("ts", "close").with_columns(ts=pl.col("ts") - pl.duration(hours=3))
+        c0 = h.select("ts", pl.col("close").alias("c0")).with_columns(
+            ts=pl.col("ts") + pl.duration(hours=1)
+        )
+        four = (
+            b4.join(c4, on="ts")
+            .join(c0, on="ts")
+            .with_columns(day=pl.col("ts").dt.truncate("1d"))
+            .join(day.select("day", "adv", "sigma"), on="day")
+            .filter(outside)
+            .drop_nulls()
+        )
+        flow4 = ((four["long_usd"] - four["short_usd"]) * ratio).to_numpy()
+        sig4 = four["sigma"].to_numpy()
+        pred4 = predicted_returns(flow4, sig4, four["adv"].to_numpy(), config.impact_y)
+        ret4 = np.log(four["close"].to_numpy() / four["c0"].to_numpy())
+        rows.append((f"4h binance x {ratio:.2f}", impact_slope(ret4, pred4)))
+    return [
+        {
+            "asset": asset,
+            "interval": name,
+            "n": s.n,
+            "slope": s.slope,
+            "slope_lo": s.slope_lo,
+            "slope_hi": s.slope_hi,
+            "intercept": s.intercept,
+            "r2": s.r2,
+            "verdict": s.verdict,
+        }
+        for name, s in rows
+    ]
+
+
 def compute_attribution(
     con: duckdb.DuckDBPyConnection, config: AttributionConfig
 ) -> AttributionRun:
     """Fit, check and replay every (event, asset) of the config; nothing is written here."""
     events = store.event_windows(con)
     notes: list[str] = []
-    checks, books, rows, paths, greeks = [], [], [], [], []
+    checks, books, rows, paths, greeks, impact_rows = [], [], [], [], [], []
     for asset in config.assets:
         params, check, book_frame, d = _fit_asset(con, asset, events, config, notes)
         checks.append(check)
         books.append(book_frame)
+        impact_rows.extend(_impact_check(con, asset, d, events, config))
         for ev in events.filter(pl.col("event_id").is_in(list(config.events))).iter_rows(
             named=True
         ):
@@ -456,5 +534,6 @@ def compute_attribution(
         "cascade_attribution": pl.DataFrame(rows) if rows else pl.DataFrame(),
         "market_paths": pl.concat(paths) if paths else pl.DataFrame(),
         "book_greeks": pl.concat(greeks) if greeks else pl.DataFrame(),
+        "impact_check": pl.DataFrame(impact_rows),
     }
     return AttributionRun(config.run_id, config, frames, tuple(notes))

@@ -73,7 +73,9 @@ def write_event_plots(paths: pl.DataFrame, event_id: str, directory: Path) -> Pa
     return out
 
 
-def markdown_tables(attribution: pl.DataFrame, check: pl.DataFrame) -> str:
+def markdown_tables(
+    attribution: pl.DataFrame, check: pl.DataFrame, impact: pl.DataFrame | None = None
+) -> str:
     """The attribution and the model check as Markdown tables (for docs/market-replay.md)."""
 
     def fmt(v: object) -> str:
@@ -96,9 +98,10 @@ def markdown_tables(attribution: pl.DataFrame, check: pl.DataFrame) -> str:
         "event_id", "asset", "critical_shock_24h_before", "liq_10pct_24h_before_usd",
         "observed_drawdown", "oi_source", "flow_source",
     ]  # fmt: skip
-    return "\n\n".join(
-        [table(attribution.select(cols)), table(check), table(attribution.select(early))]
-    )
+    parts = [table(attribution.select(cols)), table(check), table(attribution.select(early))]
+    if impact is not None and impact.height:
+        parts.append(table(impact))
+    return "\n\n".join(parts)
 
 
 if __name__ == "__main__":  # pragma: no cover - documentation helper
@@ -121,6 +124,8 @@ if __name__ == "__main__":  # pragma: no cover - documentation helper
     print(f"run {rid}\n")
     print(
         markdown_tables(
-            store.read_attribution(con, rid), model_check_summary(store.read_model_check(con, rid))
+            store.read_attribution(con, rid),
+            model_check_summary(store.read_model_check(con, rid)),
+            store.read_impact_check(con, rid),
         )
     )

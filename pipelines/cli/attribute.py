@@ -66,6 +66,7 @@ def cmd_attribute(args: argparse.Namespace) -> int:
         ]  # fmt: skip
         print_frame(attribution.select(cols), args.format)
         print_frame(check, args.format)
+        print_frame(store.read_impact_check(con, run_id), args.format)
         if args.plots:
             for eid in attribution["event_id"].unique(maintain_order=True):
                 out = write_event_plots(store.read_paths(con, run_id, eid), eid, args.plots)

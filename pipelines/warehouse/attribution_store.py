@@ -23,6 +23,8 @@ __all__ = [
     "other_venue_flow_hourly",
     "event_windows",
     "hourly_bars",
+    "hourly_closes",
+    "read_impact_check",
     "oi_4h_all",
     "run_exists",
     "write_attribution_run",
@@ -35,6 +37,7 @@ ATTRIBUTION_TABLES = (
     "cascade_attribution",
     "market_paths",
     "book_greeks",
+    "impact_check",
 )
 
 #: Venue set of the daily open interest and reported liquidations the model is fitted on.
@@ -189,6 +192,24 @@ def book_greeks_rows(con: duckdb.DuckDBPyConnection, run_id: str) -> pl.DataFram
     """The ``book_greeks`` rows of a run."""
     return con.sql(
         "SELECT * EXCLUDE (run_id) FROM book_greeks WHERE run_id = ? ORDER BY event_id, asset, ts",
+        params=[run_id],
+    ).pl()
+
+
+def hourly_closes(con: duckdb.DuckDBPyConnection, asset: str) -> pl.DataFrame:
+    """Every hourly Binance spot bar of an asset: ``ts, close, volume``."""
+    return con.sql(
+        "SELECT ts, arg_max(close, ts) AS close, sum(volume) AS volume FROM prices "
+        "WHERE asset = ? AND market = 'spot' AND venue = 'binance' AND bar_seconds = 3600 "
+        "GROUP BY ts ORDER BY ts",
+        params=[asset],
+    ).pl()
+
+
+def read_impact_check(con: duckdb.DuckDBPyConnection, run_id: str) -> pl.DataFrame:
+    """The ``impact_check`` rows of a run."""
+    return con.sql(
+        "SELECT * EXCLUDE (run_id) FROM impact_check WHERE run_id = ? ORDER BY asset, interval",
         params=[run_id],
     ).pl()
 
