@@ -20,12 +20,16 @@ __all__ = ["attribution_flow", "run_attribution"]
 
 
 def run_attribution(
-    db_path: str, *, events: list[str] | None = None, assets: list[str] | None = None
+    db_path: str,
+    *,
+    events: list[str] | None = None,
+    assets: list[str] | None = None,
+    impact_y: float = 1.0,
 ) -> AttributionRun:
     """Compute and store a run without Prefect; returns it."""
     con = connect(db_path, read_only=True)
     try:
-        config = build_config(con, events=events, assets=assets)
+        config = build_config(con, events=events, assets=assets, impact_y=impact_y)
         run = compute_attribution(con, config)
     finally:
         con.close()
@@ -38,16 +42,21 @@ def run_attribution(
 
 
 @task(cache_policy=NO_CACHE)
-def _compute(db_path: str, events: list[str] | None, assets: list[str] | None) -> AttributionRun:
-    return run_attribution(db_path, events=events, assets=assets)
+def _compute(
+    db_path: str, events: list[str] | None, assets: list[str] | None, impact_y: float
+) -> AttributionRun:
+    return run_attribution(db_path, events=events, assets=assets, impact_y=impact_y)
 
 
 @flow(name="attribute")
 def attribution_flow(
-    db_path: str, events: list[str] | None = None, assets: list[str] | None = None
+    db_path: str,
+    events: list[str] | None = None,
+    assets: list[str] | None = None,
+    impact_y: float = 1.0,
 ) -> str:
     """Fit the leverage books, replay every event, store the attribution; returns the run id."""
-    run = _compute(db_path, events, assets)
+    run = _compute(db_path, events, assets, impact_y)
     log = get_run_logger()
     for note in run.notes:
         log.info(note)

@@ -26,6 +26,9 @@ def _attribute_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--events", action="append", help="comma list of event ids or W1..W7")
     p.add_argument("--assets", action="append", help="comma list (default BTC,ETH)")
     p.add_argument("--plots", type=Path, help="write one PNG per event to this directory")
+    p.add_argument(
+        "--impact-y", type=float, default=1.0, help="square-root-law prefactor Y (default 1)"
+    )
     p.add_argument("--no-prefect", action="store_true", help="compute in process, no Prefect")
     p.add_argument("--format", default="table", choices=["table", "csv", "json"])
 
@@ -41,20 +44,24 @@ def cmd_attribute(args: argparse.Namespace) -> int:
     from pipelines.warehouse.connection import connect
 
     t0 = time.perf_counter()
+    if not args.impact_y > 0:
+        raise CascadeError(f"--impact-y {args.impact_y!r} must be > 0 (order 1)")
     if not Path(args.db).exists():
         raise CascadeError(f"database {str(args.db)!r} does not exist; run `cascade ingest` first")
     events, assets = _split(args.events), _split(args.assets)
     if args.no_prefect:
         from pipelines.attribution.flow import run_attribution
 
-        run = run_attribution(str(args.db), events=events, assets=assets)
+        run = run_attribution(str(args.db), events=events, assets=assets, impact_y=args.impact_y)
         run_id = run.run_id
         for note in run.notes:
             print(f"note: {note}")
     else:
         from pipelines.attribution.flow import attribution_flow
 
-        run_id = attribution_flow(db_path=str(args.db), events=events, assets=assets)
+        run_id = attribution_flow(
+            db_path=str(args.db), events=events, assets=assets, impact_y=args.impact_y
+        )
     con = connect(args.db, read_only=True)
     try:
         attribution = store.read_attribution(con, run_id)
