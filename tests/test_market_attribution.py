@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -13,17 +11,10 @@ import pytest
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-def _warehouse() -> Path:
-    path = Path(os.environ.get("CASCADE_TEST_DB", "/tmp/i10/cascade.duckdb"))
-    if not path.exists():
-        pytest.skip(f"no warehouse at {path}; run `cascade ingest --db {path}` (CASCADE_TEST_DB)")
-    return path
-
-
 @pytest.fixture(scope="module")
-def attribution_db(tmp_path_factory):
+def attribution_db(tmp_path_factory, ingested_db):
     db = tmp_path_factory.mktemp("attr") / "cascade.duckdb"
-    shutil.copy(_warehouse(), db)
+    shutil.copy(ingested_db, db)
     from pipelines.attribution.flow import run_attribution
 
     run = run_attribution(str(db), events=["W6", "W7"], assets=["BTC"])
@@ -65,14 +56,14 @@ def test_attribution_rows_and_consistency(attribution_db):
     assert "2024-08-05-yen-carry-unwind" in held and "2025-10-10-tariff-crash" not in held
 
 
-def test_bad_open_interest_is_a_clear_error_and_nothing_is_written(tmp_path):
+def test_bad_open_interest_is_a_clear_error_and_nothing_is_written(tmp_path, ingested_db):
     import duckdb
 
     from pipelines.attribution.flow import run_attribution
     from pipelines.errors import CascadeError
 
     db = tmp_path / "bad.duckdb"
-    shutil.copy(_warehouse(), db)
+    shutil.copy(ingested_db, db)
     con = duckdb.connect(str(db))
     con.execute(
         "DELETE FROM raw_open_interest WHERE asset = 'BTC' AND venue_set = 'binance+okx+bybit' "

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 import pytest
@@ -55,7 +54,7 @@ def test_feedback_reaches_a_second_cohort():
     assert g.curve_feedback[0, 1] == pytest.approx(90_000.0 + 1_000.0 * lp2)
 
 
-def test_matches_naive_loop_and_is_fast_on_1440_snapshots():
+def test_matches_naive_loop_on_1440_snapshots():
     rng = np.random.default_rng(1)
     n = 1_440
     close = 100 * np.exp(np.cumsum(rng.normal(0, 0.006, n)))
@@ -74,14 +73,8 @@ def test_matches_naive_loop_and_is_fast_on_1440_snapshots():
     books = [run.snapshots[i] for i in range(n)]
     xs = default_shocks(100)
     impact = lambda usd: 0.04 * np.sqrt(usd / 2e9)  # noqa: E731
-    t0 = time.perf_counter()
-    g = book_greeks(books, close, p, impact, xs)
-    fast = time.perf_counter() - t0
-    assert fast <= 5.0
-    t0 = time.perf_counter()
+    g = book_greeks(books, close, p, impact, xs)  # speed: bench/bench_market_greeks.py
     naive = [liquidation_curve_naive(books[i], close[i], p, xs) for i in range(0, n, 48)]
-    slow = (time.perf_counter() - t0) * 48
     np.testing.assert_allclose(g.curve[::48], np.array(naive), rtol=1e-9, atol=1e-3)
     assert g.curve.shape == (n, 100)
     assert np.all(np.diff(g.curve, axis=1) >= -1e-6)
-    print(f"greeks 1440x100: {fast:.2f} s; naive loop (extrapolated) {slow:.2f} s")

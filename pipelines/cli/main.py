@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 # Importing a command module registers its sub-commands; each keeps heavy imports inside handlers.
+from pipelines.cli import attribute as _attribute  # noqa: F401
 from pipelines.cli import backtest as _backtest  # noqa: F401
 from pipelines.cli import data as _data  # noqa: F401
 from pipelines.cli import forecast as _forecast  # noqa: F401
