@@ -1,0 +1,172 @@
+"""backtest.maker on synthetic vaults: fee accrual, OSM, keepers' dust rule, owners, causality."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from backtest.maker import (
+    SECONDS_PER_YEAR,
+    KeeperRule,
+    OsmModel,
+    OwnerRule,
+    RateAccumulator,
+    VaultEvents,
+    fit_margin,
+    replay_day,
+    score,
+    vault_state,
+)
+
+DAY = 1_650_000_000 - (1_650_000_000 % 86_400)  # a UTC midnight
+HOUR = 3600
+
+
+def _events(rows: list[tuple[str, int, float, float]]) -> VaultEvents:
+    return VaultEvents(
+        vault=np.array([r[0] for r in rows]),
+        ts=np.array([r[1] for r in rows]),
+        collateral_delta=np.array([r[2] for r in rows]),
+        dai_delta=np.array([r[3] for r in rows]),
+    )
+
+
+def test_rate_accumulator_hand_computed_vault() -> None:
+    # 4 %/year for 100 days, then 10 %/year for 50 days
+    t0 = DAY
+    t1 = t0 + 100 * 86_400
+    rates = RateAccumulator(change_ts=np.array([t0, t1]), annual=np.array([0.04, 0.10]))
+    # draw 10,000 DAI on day 10, repay 3,000 DAI on day 120, look at day 150
+    draw_t, repay_t, at = t0 + 10 * 86_400, t0 + 120 * 86_400, t0 + 150 * 86_400
+    ev = _events([("1", draw_t, 5.0, 10_000.0), ("1", repay_t, 0.0, -3_000.0)])
+    state = vault_state(ev, rates, at + 1)
+    debt = float(state.debt(rates, at)[0])
+    g = lambda a, s: (1 + a) ** (s / SECONDS_PER_YEAR)  # noqa: E731
+    by_hand = 10_000 * g(0.04, 90 * 86_400) * g(0.10, 50 * 86_400) - 3_000 * g(0.10, 30 * 86_400)
+    assert debt == pytest.approx(by_hand, rel=1e-12)
+    assert float(state.ink[0]) == 5.0
+    # one full year at 4 % compounds to exactly 1.04
+    r = RateAccumulator(change_ts=np.array([0]), annual=np.array([0.04]))
+    assert float(r.rate(SECONDS_PER_YEAR)) == pytest.approx(1.04, rel=1e-12)
+
+
+def test_osm_current_is_the_previous_read_and_next_is_public() -> None:
+    price_ts = DAY - HOUR + np.arange(0, 26 * HOUR, 300)
+    price = 1000.0 + np.arange(price_ts.size)
+    osm = OsmModel(poke_minute=0)
+    poke, cur, nxt = osm.pokes(DAY, DAY + 86_400, price_ts, price)
+    assert poke.size == 24 and poke[0] == DAY and poke[7] == DAY + 7 * HOUR
+    # current at 07:00 = read at 06:00, next = read at 07:00
+    at = lambda t: price[np.searchsorted(price_ts, t, side="right") - 1]  # noqa: E731
+    assert cur[7] == at(DAY + 6 * HOUR) and nxt[7] == at(DAY + 7 * HOUR)
+    assert np.array_equal(cur[1:], nxt[:-1])
+    shifted, _, _ = OsmModel(poke_minute=5).pokes(DAY, DAY + 86_400, price_ts, price)
+    assert shifted[0] == DAY + 300
+
+
+def _prices(values: list[float]) -> tuple[np.ndarray, np.ndarray]:
+    """Hourly price steps from 23:00 the day before (values[0]) on."""
+    ts = DAY - HOUR + HOUR * np.arange(len(values))
+    return ts, np.array(values, dtype=float)
+
+
+FLAT = RateAccumulator(change_ts=np.array([0]), annual=np.array([0.0]))
+
+
+def _replay(history, intraday, prices, *, dust=0.0, margin=0.0, mat=1.5):
+    rates = FLAT
+    state = vault_state(_events(history), rates, DAY)
+    poke = OsmModel().pokes(DAY, DAY + 86_400, *_prices(prices))
+    return replay_day(
+        state,
+        _events(intraday),
+        rates,
+        *poke,
+        mat=mat,
+        keeper=KeeperRule(dust=dust),
+        owner=OwnerRule(margin=margin),
+    )
+
+
+# vault "a": 10 ETH, 6,000 DAI at mat 1.5 → liquidation price 900
+HISTORY = [("a", DAY - 86_400, 10.0, 6_000.0), ("b", DAY - 86_400, 10.0, 3_000.0)]
+CRASH = [1000.0] * 6 + [850.0] * 20  # read at 05:00 is 850 → current from 06:00
+
+
+def test_crash_barks_the_vault_at_the_delayed_price() -> None:
+    rep = _replay(HISTORY, [], CRASH)
+    assert rep.barked == {"a"}
+    (bark,) = rep.barks
+    assert bark.ts == DAY + 6 * HOUR  # 05:00 read becomes current at the 06:00 poke
+    assert bark.price == 850.0 and bark.debt == pytest.approx(6_000.0)
+    assert bark.health == pytest.approx(10 * 850 / 1.5 / 6_000)
+
+
+def test_intraday_top_up_is_not_flagged() -> None:
+    top_up = [("a", DAY + 5 * HOUR + 1_800, 2.0, 0.0)]  # 05:30: +2 ETH → liq. price 750
+    rep = _replay(HISTORY, top_up, CRASH)
+    assert rep.barked == frozenset()
+    # a top-up after the bark changes nothing
+    late = [("a", DAY + 6 * HOUR + 60, 2.0, 0.0)]
+    assert _replay(HISTORY, late, CRASH).barked == {"a"}
+
+
+def test_dust_vault_is_not_barked() -> None:
+    history = [("d", DAY - 86_400, 0.2, 150.0)]  # liq. price 1125, debt below dust
+    rep = _replay(history, [], [1000.0] * 26, dust=500.0)
+    assert rep.barked == frozenset() and rep.dusty == {"d"}
+    assert _replay(history, [], [1000.0] * 26, dust=100.0).barked == {"d"}
+
+
+def test_gap_vault_without_collateral_is_not_barked() -> None:
+    history = [("g", DAY - 86_400, 1.0, 500.0), ("g", DAY - 3_600, -1.0, 0.0)]
+    rep = _replay(history, [], [1000.0] * 26)
+    assert rep.barked == frozenset() and rep.gaps == {"g"}
+
+
+def test_owner_rule_defends_a_vault_barely_unsafe_at_the_next_price() -> None:
+    prices = [1000.0] * 6 + [895.0] * 20  # health at 895 = 0.9944
+    assert _replay(HISTORY, [], prices).barked == {"a"}
+    rep = _replay(HISTORY, [], prices, margin=0.01)
+    assert rep.barked == frozenset() and rep.defended["a"] == DAY + 5 * HOUR
+    # a deep drop is beyond the margin: barked
+    assert _replay(HISTORY, [], CRASH, margin=0.01).barked == {"a"}
+
+
+def test_events_after_t_leave_earlier_output_unchanged() -> None:
+    rng = np.random.default_rng(0)
+    history = [(str(i), DAY - 86_400, 10.0, float(rng.uniform(4_000, 6_500))) for i in range(40)]
+    prices = list(1000.0 * np.exp(np.cumsum(rng.normal(0, 0.02, 26))))
+    base = [
+        (str(rng.integers(40)), int(DAY + rng.integers(0, 86_400)), float(rng.normal(0, 1)), 0.0)
+        for _ in range(60)
+    ]
+    cut = DAY + 12 * HOUR
+    changed = [e for e in base if e[1] < cut] + [
+        (str(i), cut + 10 * i, 5.0, -1_000.0) for i in range(40)
+    ]
+    a = _replay(history, base, prices, margin=0.01)
+    b = _replay(history, changed, prices, margin=0.01)
+    early = lambda rep: [x for x in rep.barks if x.ts <= cut]  # noqa: E731
+    assert early(a) == early(b)
+    assert {v: t for v, t in a.defended.items() if t < cut} == {
+        v: t for v, t in b.defended.items() if t < cut
+    }
+
+
+def test_score_and_fit_margin() -> None:
+    s = score(frozenset({"a", "b"}), ["b", "c"])
+    assert (s["tp"], s["fp"], s["fn"]) == (1, 1, 1) and s["precision"] == 0.5
+    assert score(frozenset(), [])["precision"] == 1.0
+
+    # margin 0.02 removes the false vault and keeps the real one
+    def replay(m: float):
+        pred = {"real"} | ({"false"} if m < 0.02 else set())
+        if m > 0.04:
+            pred.discard("real")
+        return [(frozenset(pred), ["real"])]
+
+    assert fit_margin(replay, [0.0, 0.01, 0.02, 0.03, 0.05]) == 0.02
+    assert math.isfinite(fit_margin(replay, [0.05]))
