@@ -21,7 +21,7 @@ The pieces, each a documented model of one contract or actor:
   next price, but by less than ``margin`` (health at the next price ``≥ 1 − margin``), defends it
   before the poke (tops up or repays) — the real owners' actions already in the event log are
   replayed as they happened; this rule stands for the defence that the hour-delayed replay price
-  cannot see. ``margin`` is fitted on days outside the validation set (:func:`fit_margin`).
+  cannot see. ``margin`` is fitted on days outside the validation set (:func:`fit_owner_rule`).
 
 :func:`replay_day` plays a day: the book at the day start, the owners' events in time order
 (each applied before the first poke after it), and at every poke the keepers' and owners' rules.
@@ -45,10 +45,11 @@ __all__ = [
     "RateAccumulator",
     "VaultEvents",
     "VaultState",
-    "fit_margin",
+    "fit_owner_rule",
     "replay_day",
     "score",
     "vault_state",
+    "warm_up",
 ]
 
 #: DAI under which a rebuilt vault counts as closed (rounding of the export's amounts).
@@ -186,10 +187,14 @@ class OsmModel:
         Minute past the hour of each poke (0 = on the hour, when ``hop`` allows it).
     hop_seconds : int
         Seconds between pokes (Maker's ``hop`` = 3600).
+    read_lag_minutes : float
+        Age of the medianizer value the OSM reads at a poke (the medianizer itself is updated
+        by relayers only when the price has moved enough, so it trails the market).
     """
 
     poke_minute: float = 0.0
     hop_seconds: int = 3600
+    read_lag_minutes: float = 0.0
 
     def pokes(
         self, start: int, end: int, price_ts: np.ndarray, price: np.ndarray
@@ -213,9 +218,70 @@ class OsmModel:
         reads = _step_value(
             np.asarray(price_ts, np.int64),
             np.asarray(price, float),
-            np.r_[poke_ts - self.hop_seconds, poke_ts[-1:]] if poke_ts.size else poke_ts,
+            (np.r_[poke_ts - self.hop_seconds, poke_ts[-1:]] if poke_ts.size else poke_ts)
+            - int(round(self.read_lag_minutes * 60)),
         )
         return poke_ts, reads[:-1], reads[1:]
+
+
+def warm_up(
+    state: VaultState,
+    events: VaultEvents,
+    rates: RateAccumulator,
+    poke_ts: np.ndarray,
+    current: np.ndarray,
+    *,
+    mat: float,
+    barked: VaultEvents,
+    hop_seconds: int = 3600,
+) -> tuple[VaultState, dict[str, int]]:
+    """Carry a book through past pokes, correcting it where the chain contradicts it.
+
+    Every event (liquidations included) is applied in time order. At each poke, a vault the
+    rebuilt book shows unsafe that the chain did *not* bark within ``hop_seconds`` (no row of
+    ``barked`` for it in ``[poke, poke + hop)``) proves the book understates its collateral:
+    its ``ink`` is raised to health 1 at that poke's price (the least the chain's survival
+    implies). Only the past is used: the result is the book at the end of the last poke.
+
+    Returns
+    -------
+    (VaultState, corrections)
+        The corrected book (vaults of ``state`` and of ``events``) and the number of
+        corrections per vault.
+    """
+    vaults = list(dict.fromkeys(state.vault.tolist() + events.vault.tolist()))
+    index = {v: i for i, v in enumerate(vaults)}
+    n = len(vaults)
+    ink = np.zeros(n)
+    art = np.zeros(n)
+    ink[: state.vault.size] = state.ink
+    art[: state.vault.size] = state.art
+    ev_idx = np.array([index[v] for v in events.vault.tolist()], dtype=np.int64)
+    ev_art = events.dai_delta / rates.rate(events.ts) if len(events) else np.zeros(0)
+    bark_idx = np.array([index.get(v, -1) for v in barked.vault.tolist()], dtype=np.int64)
+    corrections: dict[str, int] = {}
+    cursor = 0
+    for k, t in enumerate(np.asarray(poke_ts, dtype=np.int64).tolist()):
+        stop = int(np.searchsorted(events.ts, t, side="left"))
+        if stop > cursor:
+            np.add.at(ink, ev_idx[cursor:stop], events.collateral_delta[cursor:stop])
+            np.add.at(art, ev_idx[cursor:stop], ev_art[cursor:stop])
+            cursor = stop
+        debt = art * float(rates.rate(t))
+        live = (debt > MIN_DEBT) & (ink > MIN_COLLATERAL)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            health = np.where(live, ink * current[k] / mat / debt, np.inf)
+        unsafe = live & (health < 1.0)
+        if unsafe.any():
+            window = (barked.ts >= t) & (barked.ts < t + hop_seconds)
+            unsafe[bark_idx[window & (bark_idx >= 0)]] = False
+            for i in np.flatnonzero(unsafe).tolist():
+                ink[i] = debt[i] * mat / current[k]
+                corrections[vaults[i]] = corrections.get(vaults[i], 0) + 1
+    rest = slice(cursor, None)
+    np.add.at(ink, ev_idx[rest], events.collateral_delta[rest])
+    np.add.at(art, ev_idx[rest], ev_art[rest])
+    return VaultState(vault=np.array(vaults, dtype=str), ink=ink, art=art), corrections
 
 
 def _step_value(ts: np.ndarray, values: np.ndarray, at: np.ndarray) -> np.ndarray:
@@ -227,9 +293,14 @@ def _step_value(ts: np.ndarray, values: np.ndarray, at: np.ndarray) -> np.ndarra
 
 @dataclass(frozen=True)
 class KeeperRule:
-    """Keepers bark unsafe vaults whose debt is at least ``dust`` DAI."""
+    """Keepers bark unsafe vaults whose debt is at least ``dust`` DAI, soon after each poke.
+
+    An owner's transaction at most ``delay_seconds`` after the poke (same block included) is
+    applied before the keepers look: it won the race.
+    """
 
     dust: float = 0.0
+    delay_seconds: int = 0
 
     def barkable(self, debt: np.ndarray) -> np.ndarray:
         """Vaults a keeper would bark (given unsafe)."""
@@ -238,17 +309,28 @@ class KeeperRule:
 
 @dataclass(frozen=True)
 class OwnerRule:
-    """Owners defend vaults that the next OSM price makes unsafe by less than ``margin``.
+    """Which owners act on the next OSM price before it takes effect.
 
-    A vault unsafe at the current price is still barked: the rule only acts on the next price,
-    an hour ahead, as an owner watching the OSM would. ``margin = 0`` turns the rule off.
+    An owner whose vault the next price makes unsafe (health at the next price < 1) defends it
+    before the next poke — adds collateral up to health ``1 + buffer`` at the next price — when
+
+    * the owner is *attentive*: acted on the vault (deposit, withdraw, draw, repay) within the
+      last ``attention_hours`` before the poke, or
+    * the vault is unsafe at the next price by less than ``margin``.
+
+    A vault already unsafe at the current price is barked: the rule only acts an hour ahead.
+    ``attention_hours = 0`` and ``margin = 0`` turn the rule off.
     """
 
+    attention_hours: float = 0.0
     margin: float = 0.0
+    buffer: float = 0.01
 
-    def defends(self, health_next: np.ndarray) -> np.ndarray:
-        """Vaults whose owners act before the next poke."""
-        return (health_next < 1.0) & (health_next >= 1.0 - self.margin)
+    def defends(self, health_next: np.ndarray, idle_seconds: np.ndarray) -> np.ndarray:
+        """Vaults whose owners act before the next poke (``idle_seconds`` since last action)."""
+        attentive = idle_seconds <= self.attention_hours * 3600.0
+        close = health_next >= 1.0 - self.margin
+        return (health_next < 1.0) & (attentive | close)
 
 
 @dataclass(frozen=True)
@@ -297,6 +379,7 @@ def replay_day(
     mat: float,
     keeper: KeeperRule,
     owner: OwnerRule,
+    last_action: dict[str, int] | None = None,
 ) -> DayReplay:
     """Replay one day of owners' events and pokes.
 
@@ -315,6 +398,8 @@ def replay_day(
         Liquidation ratio (``SPOTTER.ilks.mat``).
     keeper, owner : KeeperRule, OwnerRule
         Actors' rules.
+    last_action : dict, optional
+        Time of each vault's last owner action before the day (for :class:`OwnerRule`).
     """
     index = {v: i for i, v in enumerate(start_state.vault.tolist())}
     new = [v for v in dict.fromkeys(events.vault.tolist()) if v not in index]
@@ -328,6 +413,11 @@ def replay_day(
     ev_idx = np.array([index[v] for v in events.vault.tolist()], dtype=np.int64)
     ev_art = events.dai_delta / rates.rate(events.ts) if len(events) else np.zeros(0)
     ids = np.array(list(index), dtype=object)
+    last = np.full(n, np.iinfo(np.int64).min // 2, dtype=np.int64)  # last owner action
+    if last_action is not None:
+        for v, ts in last_action.items():
+            if v in index:
+                last[index[v]] = ts
     alive = np.ones(n, dtype=bool)  # not barked yet
     barks: list[Bark] = []
     defended: dict[str, int] = {}
@@ -336,10 +426,12 @@ def replay_day(
     gaps: set[str] = set()
     cursor = 0
     for k, t in enumerate(np.asarray(poke_ts, dtype=np.int64).tolist()):
-        stop = int(np.searchsorted(events.ts, t, side="left"))
+        # owners' transactions up to the keepers' latency after the poke win the race
+        stop = int(np.searchsorted(events.ts, t + keeper.delay_seconds, side="right"))
         if stop > cursor:
             np.add.at(ink, ev_idx[cursor:stop], events.collateral_delta[cursor:stop])
             np.add.at(art, ev_idx[cursor:stop], ev_art[cursor:stop])
+            np.maximum.at(last, ev_idx[cursor:stop], events.ts[cursor:stop])
             cursor = stop
         debt = art * float(rates.rate(t))
         indebted = alive & (debt > MIN_DEBT)
@@ -372,10 +464,10 @@ def replay_day(
             alive[i] = False
         # owners see the next price: those it makes barely unsafe top up before the next poke,
         # to health 1 + margin at the next price
-        react = live & alive & owner.defends(health_next) & ~(health < 1.0)
+        react = live & alive & owner.defends(health_next, t - last) & ~(health < 1.0)
         for i in np.flatnonzero(react).tolist():
             defended.setdefault(ids[i], t)
-            ink[i] = debt[i] * mat * (1.0 + owner.margin) / nxt[k]
+            ink[i] = debt[i] * mat * (1.0 + owner.buffer) / nxt[k]
     return DayReplay(
         barks=tuple(barks),
         defended=defended,
@@ -402,17 +494,17 @@ def score(predicted: Sequence[str] | frozenset[str], real: Sequence[str]) -> dic
     }
 
 
-def fit_margin(
+def fit_owner_rule(
     replay: Callable[[float], Sequence[tuple[frozenset[str], Sequence[str]]]],
     grid: Sequence[float],
     *,
     min_recall: float = 0.9,
 ) -> float:
-    """The owners' margin with the best pooled F1 on the fitting days.
+    """The owner-rule parameter with the best pooled F1 on the fitting days.
 
-    ``replay(margin)`` returns, per fitting day, the predicted and the real vaults. Among the
-    margins whose pooled recall is at least ``min_recall`` (all of them if none) the one with the
-    highest F1 wins; ties go to the smallest margin.
+    ``replay(value)`` returns, per fitting day, the predicted and the real vaults. Among the
+    values whose pooled recall is at least ``min_recall`` (all of them if none) the one with the
+    highest F1 wins; ties go to the first in ``grid``.
     """
     best: tuple[float, float] | None = None
     candidates = []

@@ -14,10 +14,11 @@ from backtest.maker import (
     OwnerRule,
     RateAccumulator,
     VaultEvents,
-    fit_margin,
+    fit_owner_rule,
     replay_day,
     score,
     vault_state,
+    warm_up,
 )
 
 DAY = 1_650_000_000 - (1_650_000_000 % 86_400)  # a UTC midnight
@@ -75,7 +76,7 @@ def _prices(values: list[float]) -> tuple[np.ndarray, np.ndarray]:
 FLAT = RateAccumulator(change_ts=np.array([0]), annual=np.array([0.0]))
 
 
-def _replay(history, intraday, prices, *, dust=0.0, margin=0.0, mat=1.5):
+def _replay(history, intraday, prices, *, dust=0.0, margin=0.0, mat=1.5, attention=0.0, last=None):
     rates = FLAT
     state = vault_state(_events(history), rates, DAY)
     poke = OsmModel().pokes(DAY, DAY + 86_400, *_prices(prices))
@@ -86,7 +87,8 @@ def _replay(history, intraday, prices, *, dust=0.0, margin=0.0, mat=1.5):
         *poke,
         mat=mat,
         keeper=KeeperRule(dust=dust),
-        owner=OwnerRule(margin=margin),
+        owner=OwnerRule(margin=margin, attention_hours=attention),
+        last_action=last,
     )
 
 
@@ -135,6 +137,50 @@ def test_owner_rule_defends_a_vault_barely_unsafe_at_the_next_price() -> None:
     assert _replay(HISTORY, [], CRASH, margin=0.01).barked == {"a"}
 
 
+def test_attentive_owner_defends_against_the_next_price() -> None:
+    # 05:00 poke reads 850 (next price): an owner who acted 2 h before tops up in time
+    last = {"a": DAY + 3 * HOUR}
+    rep = _replay(HISTORY, [], CRASH, attention=4.0, last=last)
+    assert rep.barked == frozenset() and rep.defended["a"] == DAY + 5 * HOUR
+    # a dormant owner (last action 2 days ago) does not
+    dormant = {"a": DAY - 2 * 86_400}
+    assert _replay(HISTORY, [], CRASH, attention=4.0, last=dormant).barked == {"a"}
+    # an intraday action makes a dormant owner attentive
+    poke_day = [("a", DAY + 4 * HOUR, 0.01, 0.0)]
+    assert _replay(HISTORY, poke_day, CRASH, attention=4.0, last=dormant).barked == frozenset()
+
+
+def test_owner_transaction_just_after_the_poke_beats_the_keepers() -> None:
+    top_up = [("a", DAY + 6 * HOUR + 30, 2.0, 0.0)]  # 30 s after the 06:00 poke
+    rates = FLAT
+    state = vault_state(_events(HISTORY), rates, DAY)
+    poke = OsmModel().pokes(DAY, DAY + 86_400, *_prices(CRASH))
+    run = lambda delay: replay_day(  # noqa: E731
+        state, _events(top_up), rates, *poke, mat=1.5,
+        keeper=KeeperRule(delay_seconds=delay), owner=OwnerRule(),
+    )  # fmt: skip
+    assert run(0).barked == {"a"} and run(60).barked == frozenset()
+
+
+def test_warm_up_corrects_a_vault_the_chain_did_not_bark() -> None:
+    # "a" is unsafe at 850 from the 06:00 poke of the previous day, yet the chain never barked
+    # it: its collateral is raised to health 1 at that price; "b" is safe and untouched
+    start = DAY - 86_400
+    state = vault_state(_events(HISTORY), FLAT, start + 1)
+    ts, px = _prices(CRASH)
+    poke, cur, _ = OsmModel().pokes(start, DAY, ts - 86_400, px)
+    no_barks = _events([])
+    fixed, corrections = warm_up(state, _events([]), FLAT, poke, cur, mat=1.5, barked=no_barks)
+    a = list(fixed.vault).index("a")
+    assert corrections == {"a": 1}
+    assert fixed.ink[a] == pytest.approx(6_000 * 1.5 / 850)
+    assert fixed.ink[list(fixed.vault).index("b")] == 10.0
+    # a real bark within the hour: no correction
+    barked = _events([("a", start + 6 * HOUR + 24, -10.0, -6_000.0)])
+    _, none = warm_up(state, barked, FLAT, poke, cur, mat=1.5, barked=barked)
+    assert none == {}
+
+
 def test_events_after_t_leave_earlier_output_unchanged() -> None:
     rng = np.random.default_rng(0)
     history = [(str(i), DAY - 86_400, 10.0, float(rng.uniform(4_000, 6_500))) for i in range(40)]
@@ -147,8 +193,9 @@ def test_events_after_t_leave_earlier_output_unchanged() -> None:
     changed = [e for e in base if e[1] < cut] + [
         (str(i), cut + 10 * i, 5.0, -1_000.0) for i in range(40)
     ]
-    a = _replay(history, base, prices, margin=0.01)
-    b = _replay(history, changed, prices, margin=0.01)
+    last = {str(i): DAY - 3600 * i for i in range(40)}
+    a = _replay(history, base, prices, margin=0.01, attention=6.0, last=last)
+    b = _replay(history, changed, prices, margin=0.01, attention=6.0, last=last)
     early = lambda rep: [x for x in rep.barks if x.ts <= cut]  # noqa: E731
     assert early(a) == early(b)
     assert {v: t for v, t in a.defended.items() if t < cut} == {
@@ -168,5 +215,5 @@ def test_score_and_fit_margin() -> None:
             pred.discard("real")
         return [(frozenset(pred), ["real"])]
 
-    assert fit_margin(replay, [0.0, 0.01, 0.02, 0.03, 0.05]) == 0.02
-    assert math.isfinite(fit_margin(replay, [0.05]))
+    assert fit_owner_rule(replay, [0.0, 0.01, 0.02, 0.03, 0.05]) == 0.02
+    assert math.isfinite(fit_owner_rule(replay, [0.05]))

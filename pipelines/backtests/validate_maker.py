@@ -4,25 +4,29 @@ The days are every UTC day with a real ETH-B liquidation (``defi_liquidations``,
 ``maker-ethb``) from LIQ 2.0's start (the first ``CLIPPER.buf`` in ``risk_params``,
 2021-05-06). For each day the stage reads from the warehouse and calls :mod:`backtest.maker`:
 
-* **book** at 00:00 UTC from every ``vault_events`` row before it (liquidations included), with
-  debt accrued by the ``JUG.ilks.duty`` rate accumulator;
-* **owners' events** of the day (deposit, withdraw, mint, repay) replayed in time order, each
-  before the first poke after it; the day's real liquidations are *not* replayed (they are
-  what the replay predicts);
+* **book**: every ``vault_events`` row (liquidations included) before :data:`WARMUP_DAYS` days
+  earlier, debt accrued by the ``JUG.ilks.duty`` rate accumulator, then carried through those
+  days' events and pokes by :func:`backtest.maker.warm_up`, which corrects a vault the book shows
+  unsafe at a poke where the chain did not bark it (its collateral is raised to health 1);
+* **owners' events** of the day (deposit, withdraw, mint, repay) replayed in time order; an
+  event up to :data:`KEEPER_DELAY` seconds after a poke is applied before the keepers look.
+  The day's real liquidations are *not* replayed (they are what the replay predicts);
 * **OSM**: a poke every hour at minute :data:`POKE_MINUTE`; the current price is the market
   price read one poke earlier (Binance ETH/USDT, the finest bar stored: 1-min, 5-min, else the
-  hourly open);
+  hourly open), the next price is the one read at the poke;
 * **keepers** bark vaults unsafe at the current OSM price (``ink · price / mat < debt``) with
-  debt ≥ ``VAT.ilks.dust`` in force that day;
-* **owners** act on the next OSM price: a vault the next price makes unsafe by less than the
-  margin is defended (:class:`backtest.maker.OwnerRule`).
+  debt ≥ ``VAT.ilks.dust`` in force that day; vaults with debt and no collateral in the rebuilt
+  book are export gaps and never barked;
+* **owners** act on the next OSM price: an owner who acted on the vault within the last
+  ``attention_hours`` defends a vault the next price makes unsafe
+  (:class:`backtest.maker.OwnerRule`).
 
-**Fitting and held-out days.** The owners' margin is the one parameter fitted. The days, in
-date order, are split by parity into fold A (1st, 3rd, …) and fold B (2nd, 4th, …). The margin
-fitted on fold A (best pooled F1 with recall ≥ 0.9, grid :data:`MARGIN_GRID`) is used for the
-days of fold B and vice versa, so every day's figures are held out: its own barks never chose the
-margin applied to it. ``pooled_held_out`` pools exactly those figures. ``--margin`` fixes the
-margin instead (then no day is held out).
+**Fitting and held-out days.** ``attention_hours`` is the one fitted parameter. The days, in
+date order, are split by parity into fold A (1st, 3rd, …) and fold B (2nd, 4th, …). The value
+fitted on fold A (best pooled F1 with recall ≥ :data:`FIT_MIN_RECALL`, grid
+:data:`ATTENTION_GRID`) is applied to the days of fold B and vice versa, so every day's figures
+are held out: its own barks never chose the value applied to it. ``pooled_held_out`` pools
+exactly those figures. ``--attention-hours`` fixes the value instead (then no day is held out).
 
 Per vault the stage stores ``maker_validation`` and per day ``validation_results``
 (``data/schema/005_validation.sql``).
@@ -45,16 +49,17 @@ from backtest.maker import (
     OwnerRule,
     RateAccumulator,
     VaultEvents,
-    fit_margin,
+    fit_owner_rule,
     replay_day,
     score,
     vault_state,
+    warm_up,
 )
 from pipelines.backtests.books import maker_params
 from pipelines.errors import CascadeError
 
 __all__ = [
-    "MARGIN_GRID",
+    "ATTENTION_GRID",
     "POKE_MINUTE",
     "DayResult",
     "VaultRow",
@@ -69,10 +74,16 @@ __all__ = [
 #: Minute past the hour of the modelled OSM poke (the real barks of these days sit in the first
 #: minute of the hour: ``poke`` is called as soon as ``hop`` allows it).
 POKE_MINUTE = 0.0
-#: Owners' margins tried when fitting (health at the next OSM price ≥ 1 − margin is defended).
-MARGIN_GRID = tuple(round(0.005 * i, 3) for i in range(0, 21))
-#: Recall the fitted margin must keep on the fitting days.
+#: Owners' attention windows (hours) tried when fitting.
+ATTENTION_GRID = (0.0, 0.25, 0.5, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 24.0, 48.0)
+#: Recall the fitted attention window must keep on the fitting days.
 FIT_MIN_RECALL = 0.9
+#: Seconds after a poke within which an owner's transaction still beats the keepers (the real
+#: ETH-B barks of these days come a median 24 s after the hour).
+KEEPER_DELAY = 60
+#: Days before each validation day over which the book is carried and corrected by the chain's
+#: own verdicts (:func:`backtest.maker.warm_up`).
+WARMUP_DAYS = 30
 _OWNER_EVENTS = ("deposit", "withdraw", "mint", "repay")
 
 
@@ -102,7 +113,7 @@ class DayResult:
 
     day: str
     fold: str
-    margin: float
+    attention_hours: float
     held_out: bool
     n_vaults: int
     tp: int
@@ -130,10 +141,10 @@ def _brief(v: VaultRow) -> dict[str, Any]:
 
 @dataclass(frozen=True, kw_only=True)
 class Validation:
-    """All days, the fitted margins and the pooled figures."""
+    """All days, the fitted attention windows and the pooled figures."""
 
     days: tuple[DayResult, ...]
-    margins: dict[str, float]
+    attention: dict[str, float]
     poke_minute: float
 
     def pooled(self, *, held_out_only: bool = False) -> dict[str, Any]:
@@ -163,7 +174,7 @@ class Validation:
         """The JSON of ``cascade validate --json``."""
         return {
             "days": [d.as_dict() for d in self.days],
-            "margins": self.margins,
+            "attention": self.attention,
             "poke_minute": self.poke_minute,
             "pooled": {**self.pooled(), "pooled_held_out": self.pooled(held_out_only=True)},
         }
@@ -179,6 +190,7 @@ class _Day:
     mat: float
     dust: float
     real: dict[str, tuple[float, datetime]]
+    last_action: dict[str, int]
 
 
 @dataclass(frozen=True, eq=False)
@@ -187,6 +199,7 @@ class MakerInputs:
 
     events: VaultEvents
     owner_events: VaultEvents
+    liquidations: VaultEvents
     rates: RateAccumulator
     price_ts: np.ndarray
     price: np.ndarray
@@ -236,6 +249,13 @@ def load_inputs(con: duckdb.DuckDBPyConnection) -> MakerInputs:
         collateral_delta=own["c"].to_numpy(),
         dai_delta=own["d"].to_numpy(),
     )
+    liq = ev.filter(ev["event_type"] == "liquidation")
+    liquidations = VaultEvents(
+        vault=liq["vault_id"].to_numpy(),
+        ts=liq["t"].to_numpy(),
+        collateral_delta=liq["c"].to_numpy(),
+        dai_delta=liq["d"].to_numpy(),
+    )
     duty = con.execute(
         "SELECT epoch(effective_ts)::BIGINT, value FROM risk_params WHERE protocol = 'maker' "
         "AND market = 'ETH-B' AND parameter = 'JUG.ilks.duty' ORDER BY effective_ts, value"
@@ -255,6 +275,7 @@ def load_inputs(con: duckdb.DuckDBPyConnection) -> MakerInputs:
     return MakerInputs(
         events=events,
         owner_events=owner_events,
+        liquidations=liquidations,
         rates=rates,
         price_ts=px["t"].to_numpy(),
         price=px["p"].to_numpy(),
@@ -262,13 +283,28 @@ def load_inputs(con: duckdb.DuckDBPyConnection) -> MakerInputs:
 
 
 def _prepare_day(
-    con: duckdb.DuckDBPyConnection, inputs: MakerInputs, day: str, osm: OsmModel
+    con: duckdb.DuckDBPyConnection,
+    inputs: MakerInputs,
+    day: str,
+    osm: OsmModel,
+    warmup_days: int = WARMUP_DAYS,
 ) -> _Day:
     start_dt = datetime.fromisoformat(day).replace(tzinfo=UTC)
     end_dt = start_dt + timedelta(days=1)
     start, end = _epoch(start_dt), _epoch(end_dt)
     params = maker_params(con, start_dt)
-    state = vault_state(inputs.events, inputs.rates, start)
+    if warmup_days > 0:
+        w0 = start - warmup_days * 86_400
+        state, _ = warm_up(
+            vault_state(inputs.events, inputs.rates, w0),
+            inputs.events.between(w0, start),
+            inputs.rates,
+            *osm.pokes(w0, start, inputs.price_ts, inputs.price)[:2],
+            mat=params.mat,
+            barked=inputs.liquidations,
+        )
+    else:
+        state = vault_state(inputs.events, inputs.rates, start)
     pokes = osm.pokes(start, end, inputs.price_ts, inputs.price)
     rows = con.execute(
         "SELECT position_ref, sum(debt_repaid_usd), min(ts) FROM defi_liquidations "
@@ -276,6 +312,8 @@ def _prepare_day(
         [start_dt, end_dt],
     ).fetchall()
     real = {str(r[0]): (float(r[1] or 0.0), r[2]) for r in rows}
+    before = inputs.owner_events.between(None, start)
+    last_action = dict(zip(before.vault.tolist(), before.ts.tolist(), strict=True))
     return _Day(
         day=day,
         start=start,
@@ -285,18 +323,20 @@ def _prepare_day(
         mat=params.mat,
         dust=params.dust,
         real=real,
+        last_action=last_action,
     )
 
 
-def _run(d: _Day, inputs: MakerInputs, margin: float) -> DayReplay:
+def _run(d: _Day, inputs: MakerInputs, attention_hours: float) -> DayReplay:
     return replay_day(
         d.state,
         d.events,
         inputs.rates,
         *d.pokes,
         mat=d.mat,
-        keeper=KeeperRule(dust=d.dust),
-        owner=OwnerRule(margin=margin),
+        keeper=KeeperRule(dust=d.dust, delay_seconds=KEEPER_DELAY),
+        owner=OwnerRule(attention_hours=attention_hours),
+        last_action=d.last_action,
     )
 
 
@@ -321,7 +361,7 @@ def _vault_rows(d: _Day, rep: DayReplay) -> tuple[VaultRow, ...]:
         elif v in rep.defended:
             reason = (
                 f"owner rule: defended at {_dt(rep.defended[v]):%H:%M} "
-                "(next OSM price within the margin)"
+                "(attentive owner, next OSM price unsafe)"
             )
         elif v in rep.gaps:
             reason = "debt without collateral in the rebuilt book (export gap; never barked)"
@@ -351,7 +391,9 @@ def _vault_rows(d: _Day, rep: DayReplay) -> tuple[VaultRow, ...]:
     return tuple(out)
 
 
-def _day_result(d: _Day, rep: DayReplay, fold: str, margin: float, held_out: bool) -> DayResult:
+def _day_result(
+    d: _Day, rep: DayReplay, fold: str, attention_hours: float, held_out: bool
+) -> DayResult:
     s = score(rep.barked, list(d.real))
     rows = _vault_rows(d, rep)
     matched = [v for v in rows if v.predicted and v.real]
@@ -361,7 +403,7 @@ def _day_result(d: _Day, rep: DayReplay, fold: str, margin: float, held_out: boo
     return DayResult(
         day=d.day,
         fold=fold,
-        margin=margin,
+        attention_hours=attention_hours,
         held_out=held_out,
         n_vaults=int((d.state.art > 0).sum()),
         tp=s["tp"],
@@ -384,7 +426,9 @@ def validate_maker(
     *,
     days: list[str] | None = None,
     poke_minute: float = POKE_MINUTE,
-    margin: float | None = None,
+    attention_hours: float | None = None,
+    read_lag_minutes: float = 0.0,
+    warmup_days: int = WARMUP_DAYS,
 ) -> Validation:
     """Replay ETH-B on LIQ 2.0 liquidation days and score each against the real barks.
 
@@ -393,12 +437,16 @@ def validate_maker(
     con : duckdb.DuckDBPyConnection
         Warehouse connection.
     days : list of str, optional
-        ``YYYY-MM-DD`` days to report (default: every LIQ 2.0 liquidation day). The margins are
+        ``YYYY-MM-DD`` days to report (default: every LIQ 2.0 liquidation day). The fitted values
         always fitted on the folds of *all* liquidation days, so a filter does not change them.
     poke_minute : float
         Minute past the hour of the OSM poke.
-    margin : float, optional
-        Fix the owners' margin instead of fitting it (no day is then held out).
+    attention_hours : float, optional
+        Fix the owners' attention window (hours) instead of fitting it (no day is then held out).
+    read_lag_minutes : float
+        Age of the market price the OSM reads at a poke (0: the price at the poke).
+    warmup_days : int
+        Days over which the book is carried and corrected before each day (0: none).
     """
     all_days = liq2_days(con)
     wanted = all_days if days is None else list(days)
@@ -409,11 +457,11 @@ def validate_maker(
             f"known: {all_days[0]} .. {all_days[-1]} ({len(all_days)} days)"
         )
     inputs = load_inputs(con)
-    osm = OsmModel(poke_minute=poke_minute)
+    osm = OsmModel(poke_minute=poke_minute, read_lag_minutes=read_lag_minutes)
     folds = {d: ("A" if i % 2 == 0 else "B") for i, d in enumerate(all_days)}
-    need = all_days if margin is None else wanted
-    prepared = {d: _prepare_day(con, inputs, d, osm) for d in need}
-    if margin is None:
+    need = all_days if attention_hours is None else wanted
+    prepared = {d: _prepare_day(con, inputs, d, osm, warmup_days) for d in need}
+    if attention_hours is None:
 
         def replays(fold: str):
             def run(m: float):
@@ -425,24 +473,31 @@ def validate_maker(
 
             return run
 
-        margins = {
-            f: fit_margin(replays(f), MARGIN_GRID, min_recall=FIT_MIN_RECALL) for f in ("A", "B")
+        attention = {
+            f: fit_owner_rule(replays(f), ATTENTION_GRID, min_recall=FIT_MIN_RECALL)
+            for f in ("A", "B")
         }
         other = {"A": "B", "B": "A"}
         results = []
         for d in wanted:
-            m = margins[other[folds[d]]]
+            m = attention[other[folds[d]]]
             results.append(
                 _day_result(prepared[d], _run(prepared[d], inputs, m), folds[d], m, True)
             )
-        fitted = {f"fitted_on_{f}": m for f, m in margins.items()}
+        fitted = {f"fitted_on_{f}": m for f, m in attention.items()}
     else:
         results = [
-            _day_result(prepared[d], _run(prepared[d], inputs, margin), folds[d], margin, False)
+            _day_result(
+                prepared[d],
+                _run(prepared[d], inputs, attention_hours),
+                folds[d],
+                attention_hours,
+                False,
+            )
             for d in wanted
         ]
-        fitted = {"fixed": margin}
-    return Validation(days=tuple(results), margins=fitted, poke_minute=poke_minute)
+        fitted = {"fixed": attention_hours}
+    return Validation(days=tuple(results), attention=fitted, poke_minute=poke_minute)
 
 
 def store_validation(con: duckdb.DuckDBPyConnection, validation: Validation) -> None:
@@ -462,8 +517,9 @@ def store_validation(con: duckdb.DuckDBPyConnection, validation: Validation) -> 
             "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 (
-                    d.day, d.fold, d.margin, d.held_out, validation.poke_minute, d.n_vaults,
-                    d.tp, d.fp, d.fn, d.precision, d.recall, d.simulated_dai, d.real_dai,
+                    d.day, d.fold, d.attention_hours, d.held_out, validation.poke_minute,
+                    d.n_vaults, d.tp, d.fp, d.fn, d.precision, d.recall, d.simulated_dai,
+                    d.real_dai,
                     d.matched_dai_within_2pct, d.bark_error_minutes, created,
                 )
                 for d in validation.days
@@ -488,17 +544,17 @@ def store_validation(con: duckdb.DuckDBPyConnection, validation: Validation) -> 
 
 
 def format_table(validation: Validation) -> str:
-    """Markdown: one row per day, the pooled figures, the margins and the missed/false vaults."""
+    """Markdown: one row per day, pooled figures, fitted values and the missed/false vaults."""
     lines = [
-        "| day | fold | margin | held out | real | predicted | tp | fp | fn | precision | recall "
-        "| simulated DAI (M) | real DAI (M) | DAI within 2 % | bark error (min) |",
+        "| day | fold | attention (h) | held out | real | predicted | tp | fp | fn | precision "
+        "| recall | simulated DAI (M) | real DAI (M) | DAI within 2 % | bark error (min) |",
         "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
         "| ---: | ---: |",
     ]
     for r in validation.days:
         err = "–" if r.bark_error_minutes is None else f"{r.bark_error_minutes:.0f}"
         lines.append(
-            f"| {r.day} | {r.fold} | {r.margin:.3f} | {'yes' if r.held_out else 'no'} | "
+            f"| {r.day} | {r.fold} | {r.attention_hours:g} | {'yes' if r.held_out else 'no'} | "
             f"{r.tp + r.fn} | {r.tp + r.fp} | {r.tp} | {r.fp} | {r.fn} | {r.precision:.2f} | "
             f"{r.recall:.2f} | {r.simulated_dai / 1e6:.2f} | {r.real_dai / 1e6:.2f} | "
             f"{r.matched_dai_within_2pct}/{r.tp} | {err} |"
@@ -515,8 +571,11 @@ def format_table(validation: Validation) -> str:
             f"DAI within 2 % {p['matched_dai_within_2pct']}/{p['tp']}, "
             f"median bark error {err} min"
         )
-    margins = ", ".join(f"{k} = {v:.3f}" for k, v in validation.margins.items())
-    lines.append(f"owners' margin: {margins}; OSM poke minute {validation.poke_minute:g}")
+    attention = ", ".join(f"{k} = {v:g} h" for k, v in validation.attention.items())
+    lines.append(
+        f"owners' attention window: {attention}; OSM poke minute {validation.poke_minute:g}; "
+        f"keeper delay {KEEPER_DELAY} s; warm-up {WARMUP_DAYS} days"
+    )
     lines.append("")
     for r in validation.days:
         for v in r.vaults:

@@ -285,10 +285,11 @@ def _validate_args(p: argparse.ArgumentParser) -> None:
         help="minute past the hour of the modelled OSM poke (default 0)",
     )
     p.add_argument(
-        "--margin",
+        "--attention-hours",
         type=float,
         default=None,
-        help="fix the owners' margin instead of fitting it on the other fold (no day held out)",
+        help="fix the owners' attention window (hours) instead of fitting it on the other fold "
+        "(then no day is held out)",
     )
     p.add_argument(
         "--markdown",
@@ -324,7 +325,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
     poke = POKE_MINUTE if args.poke_minute is None else args.poke_minute
     con = connect(args.db, read_only=args.no_store)
     try:
-        result = validate_maker(con, days=days, poke_minute=poke, margin=args.margin)
+        result = validate_maker(
+            con, days=days, poke_minute=poke, attention_hours=args.attention_hours
+        )
         if not args.no_store:
             store_validation(con, result)
     finally:
@@ -345,7 +348,7 @@ def _validation_page(table: str, args: argparse.Namespace) -> str:
         for f in (
             "" if args.days == "all" else f"--day {args.days}",
             "" if args.poke_minute is None else f"--poke-minute {args.poke_minute:g}",
-            "" if args.margin is None else f"--margin {args.margin:g}",
+            "" if args.attention_hours is None else f"--attention-hours {args.attention_hours:g}",
         )
         if f
     )
