@@ -15,8 +15,8 @@ The days are every UTC day with a real ETH-B liquidation (``defi_liquidations``,
   price read one poke earlier (Binance ETH/USDT, the finest bar stored: 1-min, 5-min, else the
   hourly open), the next price is the one read at the poke;
 * **keepers** bark vaults unsafe at the current OSM price (``ink · price / mat < debt``) with
-  debt ≥ ``VAT.ilks.dust`` in force that day; vaults with debt and no collateral in the rebuilt
-  book are export gaps and never barked;
+  debt ≥ :data:`DUST_FRACTION` × ``VAT.ilks.dust`` in force that day; vaults with debt and no
+  collateral in the rebuilt book are export gaps and never barked;
 * **owners** act on the next OSM price: an owner who acted on the vault within the last
   ``attention_hours`` defends a vault the next price makes unsafe
   (:class:`backtest.maker.OwnerRule`).
@@ -78,6 +78,9 @@ POKE_MINUTE = 0.0
 ATTENTION_GRID = (0.0, 0.25, 0.5, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 24.0, 48.0)
 #: Recall the fitted attention window must keep on the fitting days.
 FIT_MIN_RECALL = 0.9
+#: Vaults with debt under this fraction of ``VAT.ilks.dust`` are remnants keepers leave (the
+#: smallest real ETH-B bark of the LIQ 2.0 days is 0.78 × the dust in force).
+DUST_FRACTION = 0.25
 #: Seconds after a poke within which an owner's transaction still beats the keepers (the real
 #: ETH-B barks of these days come a median 24 s after the hour).
 KEEPER_DELAY = 60
@@ -334,7 +337,7 @@ def _run(d: _Day, inputs: MakerInputs, attention_hours: float) -> DayReplay:
         inputs.rates,
         *d.pokes,
         mat=d.mat,
-        keeper=KeeperRule(dust=d.dust, delay_seconds=KEEPER_DELAY),
+        keeper=KeeperRule(dust=d.dust, fraction=DUST_FRACTION, delay_seconds=KEEPER_DELAY),
         owner=OwnerRule(attention_hours=attention_hours),
         last_action=d.last_action,
     )
@@ -366,7 +369,7 @@ def _vault_rows(d: _Day, rep: DayReplay) -> tuple[VaultRow, ...]:
         elif v in rep.gaps:
             reason = "debt without collateral in the rebuilt book (export gap; never barked)"
         elif v in rep.dusty:
-            reason = "unsafe but debt below dust (keeper rule)"
+            reason = "unsafe but debt a remnant under the keepers' dust fraction"
         elif low is not None:
             reason = (
                 f"never unsafe at the modelled OSM price: lowest health {low[0]:.4f} at "
