@@ -562,19 +562,20 @@ def format_table(validation: Validation) -> str:
             f"{r.recall:.2f} | {r.simulated_dai / 1e6:.2f} | {r.real_dai / 1e6:.2f} | "
             f"{r.matched_dai_within_2pct}/{r.tp} | {err} |"
         )
-    lines.append("")
     for label, p in (
         ("pooled (all days shown)", validation.pooled()),
         ("pooled (held-out days)", validation.pooled(held_out_only=True)),
     ):
         err = "–" if p["bark_error_minutes"] is None else f"{p['bark_error_minutes']:.0f}"
+        lines.append("")
         lines.append(
-            f"{label}: {p['days']} days, tp {p['tp']}, fp {p['fp']}, fn {p['fn']}, "
+            f"**{label}**: {p['days']} days, tp {p['tp']}, fp {p['fp']}, fn {p['fn']}, "
             f"precision {p['precision']:.3f}, recall {p['recall']:.3f}, "
             f"DAI within 2 % {p['matched_dai_within_2pct']}/{p['tp']}, "
             f"median bark error {err} min"
         )
     attention = ", ".join(f"{k} = {v:g} h" for k, v in validation.attention.items())
+    lines.append("")
     lines.append(
         f"owners' attention window: {attention}; OSM poke minute {validation.poke_minute:g}; "
         f"keeper delay {KEEPER_DELAY} s; warm-up {WARMUP_DAYS} days"

@@ -354,7 +354,8 @@ def _validation_page(table: str, args: argparse.Namespace) -> str:
     )
     return (
         "# Maker ETH-B replay validation (generated)\n\n"
-        f"Written by `cascade validate {flags} --markdown <file>`; do not edit by hand. "
+        f"Written by `cascade validate {flags + ' ' if flags else ''}--markdown <file>`; "
+        "do not edit by hand. "
         "Method: [backtesting]"
         "(../backtesting.md#validation-maker-eth-b-replays-cascade-validate).\n\n" + table + "\n"
     )
