@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 
@@ -51,6 +52,8 @@ __all__ = [
     "vault_state",
     "warm_up",
 ]
+
+_T = TypeVar("_T")
 
 #: DAI under which a rebuilt vault counts as closed (rounding of the export's amounts).
 MIN_DEBT = 1.0
@@ -502,27 +505,27 @@ def score(predicted: Sequence[str] | frozenset[str], real: Sequence[str]) -> dic
 
 
 def fit_owner_rule(
-    replay: Callable[[float], Sequence[tuple[frozenset[str], Sequence[str]]]],
-    grid: Sequence[float],
+    replay: Callable[[_T], Sequence[tuple[frozenset[str], Sequence[str]]]],
+    grid: Sequence[_T],
     *,
     min_recall: float = 0.9,
-) -> float:
+) -> _T:
     """The owner-rule parameter with the best pooled F1 on the fitting days.
 
     ``replay(value)`` returns, per fitting day, the predicted and the real vaults. Among the
     values whose pooled recall is at least ``min_recall`` (all of them if none) the one with the
     highest F1 wins; ties go to the first in ``grid``.
     """
-    best: tuple[float, float] | None = None
+    best: tuple[_T, float] | None = None
     candidates = []
     for m in grid:
         tp = fp = fn = 0
-        for pred, real in replay(float(m)):
+        for pred, real in replay(m):
             s = score(pred, real)
             tp, fp, fn = tp + s["tp"], fp + s["fp"], fn + s["fn"]
         recall = tp / (tp + fn) if tp + fn else 1.0
         f1 = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 1.0
-        candidates.append((float(m), recall, f1))
+        candidates.append((m, recall, f1))
     eligible = [c for c in candidates if c[1] >= min_recall] or candidates
     for m, _recall, f1 in eligible:
         if best is None or f1 > best[1] + 1e-12:

@@ -217,3 +217,6 @@ def test_score_and_fit_margin() -> None:
 
     assert fit_owner_rule(replay, [0.0, 0.01, 0.02, 0.03, 0.05]) == 0.02
     assert math.isfinite(fit_owner_rule(replay, [0.05]))
+    # any parameter type: pairs (attention, margin)
+    pairs = [(0.0, 0.0), (1.0, 0.02), (2.0, 0.05)]
+    assert fit_owner_rule(lambda p: replay(p[1]), pairs) == (1.0, 0.02)

@@ -70,6 +70,6 @@ def test_day_filter_keeps_the_fitted_margins(db_copy: Path) -> None:
         one = validate_maker(con, days=["2022-06-13"])
     finally:
         con.close()
-    assert one.attention == full.attention
+    assert one.owner_rule == full.owner_rule
     (day,) = one.days
     assert day == next(d for d in full.days if d.day == "2022-06-13")

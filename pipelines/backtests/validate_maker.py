@@ -18,15 +18,16 @@ The days are every UTC day with a real ETH-B liquidation (``defi_liquidations``,
   debt ≥ :data:`DUST_FRACTION` × ``VAT.ilks.dust`` in force that day; vaults with debt and no
   collateral in the rebuilt book are export gaps and never barked;
 * **owners** act on the next OSM price: an owner who acted on the vault within the last
-  ``attention_hours`` defends a vault the next price makes unsafe
-  (:class:`backtest.maker.OwnerRule`).
+  ``attention_hours``, or whose vault the next price makes unsafe by less than ``margin``,
+  defends a vault the next price makes unsafe (:class:`backtest.maker.OwnerRule`).
 
-**Fitting and held-out days.** ``attention_hours`` is the one fitted parameter. The days, in
-date order, are split by parity into fold A (1st, 3rd, …) and fold B (2nd, 4th, …). The value
+**Fitting and held-out days.** ``(attention_hours, margin)`` is the owners' rule fitted. The days,
+in date order, are split by parity into fold A (1st, 3rd, …) and fold B (2nd, 4th, …). The pair
 fitted on fold A (best pooled F1 with recall ≥ :data:`FIT_MIN_RECALL`, grid
-:data:`ATTENTION_GRID`) is applied to the days of fold B and vice versa, so every day's figures
-are held out: its own barks never chose the value applied to it. ``pooled_held_out`` pools
-exactly those figures. ``--attention-hours`` fixes the value instead (then no day is held out).
+:data:`ATTENTION_GRID` × :data:`MARGIN_GRID`) is applied to the days of fold B and vice versa, so
+every day's figures are held out: its own barks never chose the rule applied to it.
+``pooled_held_out`` pools exactly those figures. ``--attention-hours``/``--owner-margin`` fix the
+rule instead (then no day is held out).
 
 Per vault the stage stores ``maker_validation`` and per day ``validation_results``
 (``data/schema/005_validation.sql``).
@@ -74,6 +75,8 @@ __all__ = [
 #: Minute past the hour of the modelled OSM poke (the real barks of these days sit in the first
 #: minute of the hour: ``poke`` is called as soon as ``hop`` allows it).
 POKE_MINUTE = 0.0
+#: Owners' margins tried when fitting (health at the next price ≥ 1 − margin is defended).
+MARGIN_GRID = (0.0, 0.002, 0.005, 0.01)
 #: Owners' attention windows (hours) tried when fitting.
 ATTENTION_GRID = (0.0, 0.25, 0.5, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 24.0, 48.0)
 #: Recall the fitted attention window must keep on the fitting days.
@@ -117,6 +120,7 @@ class DayResult:
     day: str
     fold: str
     attention_hours: float
+    owner_margin: float
     held_out: bool
     n_vaults: int
     tp: int
@@ -144,10 +148,10 @@ def _brief(v: VaultRow) -> dict[str, Any]:
 
 @dataclass(frozen=True, kw_only=True)
 class Validation:
-    """All days, the fitted attention windows and the pooled figures."""
+    """All days, the owners' rules applied and the pooled figures."""
 
     days: tuple[DayResult, ...]
-    attention: dict[str, float]
+    owner_rule: dict[str, dict[str, float]]
     poke_minute: float
 
     def pooled(self, *, held_out_only: bool = False) -> dict[str, Any]:
@@ -177,7 +181,7 @@ class Validation:
         """The JSON of ``cascade validate --json``."""
         return {
             "days": [d.as_dict() for d in self.days],
-            "attention": self.attention,
+            "owner_rule": self.owner_rule,
             "poke_minute": self.poke_minute,
             "pooled": {**self.pooled(), "pooled_held_out": self.pooled(held_out_only=True)},
         }
@@ -330,7 +334,7 @@ def _prepare_day(
     )
 
 
-def _run(d: _Day, inputs: MakerInputs, attention_hours: float) -> DayReplay:
+def _run(d: _Day, inputs: MakerInputs, rule: tuple[float, float]) -> DayReplay:
     return replay_day(
         d.state,
         d.events,
@@ -338,7 +342,7 @@ def _run(d: _Day, inputs: MakerInputs, attention_hours: float) -> DayReplay:
         *d.pokes,
         mat=d.mat,
         keeper=KeeperRule(dust=d.dust, fraction=DUST_FRACTION, delay_seconds=KEEPER_DELAY),
-        owner=OwnerRule(attention_hours=attention_hours),
+        owner=OwnerRule(attention_hours=rule[0], margin=rule[1]),
         last_action=d.last_action,
     )
 
@@ -395,7 +399,7 @@ def _vault_rows(d: _Day, rep: DayReplay) -> tuple[VaultRow, ...]:
 
 
 def _day_result(
-    d: _Day, rep: DayReplay, fold: str, attention_hours: float, held_out: bool
+    d: _Day, rep: DayReplay, fold: str, rule: tuple[float, float], held_out: bool
 ) -> DayResult:
     s = score(rep.barked, list(d.real))
     rows = _vault_rows(d, rep)
@@ -406,7 +410,8 @@ def _day_result(
     return DayResult(
         day=d.day,
         fold=fold,
-        attention_hours=attention_hours,
+        attention_hours=rule[0],
+        owner_margin=rule[1],
         held_out=held_out,
         n_vaults=int((d.state.art > 0).sum()),
         tp=s["tp"],
@@ -430,6 +435,7 @@ def validate_maker(
     days: list[str] | None = None,
     poke_minute: float = POKE_MINUTE,
     attention_hours: float | None = None,
+    owner_margin: float | None = None,
     read_lag_minutes: float = 0.0,
     warmup_days: int = WARMUP_DAYS,
 ) -> Validation:
@@ -445,7 +451,10 @@ def validate_maker(
     poke_minute : float
         Minute past the hour of the OSM poke.
     attention_hours : float, optional
-        Fix the owners' attention window (hours) instead of fitting it (no day is then held out).
+        Fix the owners' attention window (hours) instead of fitting the rule (no day is then
+        held out; the margin defaults to 0).
+    owner_margin : float, optional
+        Fix the owners' margin (the attention window defaults to 0).
     read_lag_minutes : float
         Age of the market price the OSM reads at a poke (0: the price at the poke).
     warmup_days : int
@@ -462,12 +471,15 @@ def validate_maker(
     inputs = load_inputs(con)
     osm = OsmModel(poke_minute=poke_minute, read_lag_minutes=read_lag_minutes)
     folds = {d: ("A" if i % 2 == 0 else "B") for i, d in enumerate(all_days)}
-    need = all_days if attention_hours is None else wanted
+    fixed = None
+    if attention_hours is not None or owner_margin is not None:
+        fixed = (attention_hours or 0.0, owner_margin or 0.0)
+    need = all_days if fixed is None else wanted
     prepared = {d: _prepare_day(con, inputs, d, osm, warmup_days) for d in need}
-    if attention_hours is None:
+    if fixed is None:
 
         def replays(fold: str):
-            def run(m: float):
+            def run(m: tuple[float, float]):
                 return [
                     (_run(prepared[d], inputs, m).barked, list(prepared[d].real))
                     for d in all_days
@@ -476,9 +488,9 @@ def validate_maker(
 
             return run
 
+        grid = [(a, m) for m in MARGIN_GRID for a in ATTENTION_GRID]
         attention = {
-            f: fit_owner_rule(replays(f), ATTENTION_GRID, min_recall=FIT_MIN_RECALL)
-            for f in ("A", "B")
+            f: fit_owner_rule(replays(f), grid, min_recall=FIT_MIN_RECALL) for f in ("A", "B")
         }
         other = {"A": "B", "B": "A"}
         results = []
@@ -487,20 +499,23 @@ def validate_maker(
             results.append(
                 _day_result(prepared[d], _run(prepared[d], inputs, m), folds[d], m, True)
             )
-        fitted = {f"fitted_on_{f}": m for f, m in attention.items()}
+        fitted = {
+            f"fitted_on_{f}": {"attention_hours": m[0], "margin": m[1]}
+            for f, m in attention.items()
+        }
     else:
         results = [
             _day_result(
                 prepared[d],
-                _run(prepared[d], inputs, attention_hours),
+                _run(prepared[d], inputs, fixed),
                 folds[d],
-                attention_hours,
+                fixed,
                 False,
             )
             for d in wanted
         ]
-        fitted = {"fixed": attention_hours}
-    return Validation(days=tuple(results), attention=fitted, poke_minute=poke_minute)
+        fitted = {"fixed": {"attention_hours": fixed[0], "margin": fixed[1]}}
+    return Validation(days=tuple(results), owner_rule=fitted, poke_minute=poke_minute)
 
 
 def store_validation(con: duckdb.DuckDBPyConnection, validation: Validation) -> None:
@@ -517,13 +532,13 @@ def store_validation(con: duckdb.DuckDBPyConnection, validation: Validation) -> 
             con.execute("DELETE FROM validation_results WHERE day = ?", [d])
         con.executemany(
             "INSERT INTO validation_results VALUES "
-            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 (
-                    d.day, d.fold, d.attention_hours, d.held_out, validation.poke_minute,
-                    d.n_vaults, d.tp, d.fp, d.fn, d.precision, d.recall, d.simulated_dai,
-                    d.real_dai,
-                    d.matched_dai_within_2pct, d.bark_error_minutes, created,
+                    d.day, d.fold, d.attention_hours, d.owner_margin, d.held_out,
+                    validation.poke_minute, d.n_vaults, d.tp, d.fp, d.fn, d.precision,
+                    d.recall, d.simulated_dai, d.real_dai, d.matched_dai_within_2pct,
+                    d.bark_error_minutes, created,
                 )
                 for d in validation.days
             ],
@@ -549,15 +564,17 @@ def store_validation(con: duckdb.DuckDBPyConnection, validation: Validation) -> 
 def format_table(validation: Validation) -> str:
     """Markdown: one row per day, pooled figures, fitted values and the missed/false vaults."""
     lines = [
-        "| day | fold | attention (h) | held out | real | predicted | tp | fp | fn | precision "
-        "| recall | simulated DAI (M) | real DAI (M) | DAI within 2 % | bark error (min) |",
-        "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
-        "| ---: | ---: |",
+        "| day | fold | attention (h) | margin | held out | real | predicted | tp | fp | fn "
+        "| precision | recall | simulated DAI (M) | real DAI (M) | DAI within 2 % "
+        "| bark error (min) |",
+        "| --- | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
+        "| ---: | ---: | ---: |",
     ]
     for r in validation.days:
         err = "–" if r.bark_error_minutes is None else f"{r.bark_error_minutes:.0f}"
         lines.append(
-            f"| {r.day} | {r.fold} | {r.attention_hours:g} | {'yes' if r.held_out else 'no'} | "
+            f"| {r.day} | {r.fold} | {r.attention_hours:g} | {r.owner_margin:g} | "
+            f"{'yes' if r.held_out else 'no'} | "
             f"{r.tp + r.fn} | {r.tp + r.fp} | {r.tp} | {r.fp} | {r.fn} | {r.precision:.2f} | "
             f"{r.recall:.2f} | {r.simulated_dai / 1e6:.2f} | {r.real_dai / 1e6:.2f} | "
             f"{r.matched_dai_within_2pct}/{r.tp} | {err} |"
@@ -574,10 +591,13 @@ def format_table(validation: Validation) -> str:
             f"DAI within 2 % {p['matched_dai_within_2pct']}/{p['tp']}, "
             f"median bark error {err} min"
         )
-    attention = ", ".join(f"{k} = {v:g} h" for k, v in validation.attention.items())
+    attention = ", ".join(
+        f"{k}: attention {v['attention_hours']:g} h, margin {v['margin']:g}"
+        for k, v in validation.owner_rule.items()
+    )
     lines.append("")
     lines.append(
-        f"owners' attention window: {attention}; OSM poke minute {validation.poke_minute:g}; "
+        f"owners' rule: {attention}; OSM poke minute {validation.poke_minute:g}; "
         f"keeper delay {KEEPER_DELAY} s; warm-up {WARMUP_DAYS} days"
     )
     lines.append("")

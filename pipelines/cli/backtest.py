@@ -292,6 +292,12 @@ def _validate_args(p: argparse.ArgumentParser) -> None:
         "(then no day is held out)",
     )
     p.add_argument(
+        "--owner-margin",
+        type=float,
+        default=None,
+        help="fix the owners' margin instead of fitting the rule on the other fold",
+    )
+    p.add_argument(
         "--markdown",
         default=None,
         help="also write the table and the missed/false vaults to this Markdown file",
@@ -326,7 +332,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
     con = connect(args.db, read_only=args.no_store)
     try:
         result = validate_maker(
-            con, days=days, poke_minute=poke, attention_hours=args.attention_hours
+            con,
+            days=days,
+            poke_minute=poke,
+            attention_hours=args.attention_hours,
+            owner_margin=args.owner_margin,
         )
         if not args.no_store:
             store_validation(con, result)
@@ -349,6 +359,7 @@ def _validation_page(table: str, args: argparse.Namespace) -> str:
             "" if args.days == "all" else f"--day {args.days}",
             "" if args.poke_minute is None else f"--poke-minute {args.poke_minute:g}",
             "" if args.attention_hours is None else f"--attention-hours {args.attention_hours:g}",
+            "" if args.owner_margin is None else f"--owner-margin {args.owner_margin:g}",
         )
         if f
     )
