@@ -1,207 +1,609 @@
-"""``cascade validate``: replay Maker ETH-B on real liquidation days and score the replay.
+"""``cascade validate``: replay Maker ETH-B vault by vault on every LIQ 2.0 liquidation day.
 
-For each day (2021-05-19, 2022-05-12, 2022-06-13):
+The days are every UTC day with a real ETH-B liquidation (``defi_liquidations``, protocol
+``maker-ethb``) from LIQ 2.0's start (the first ``CLIPPER.buf`` in ``risk_params``,
+2021-05-06). For each day the stage reads from the warehouse and calls :mod:`backtest.maker`:
 
-* **book**: ETH-B vaults rebuilt from ``vault_events`` at 00:00 UTC (:func:`maker_book`); the
-  owners' top-ups and repayments during the day are *not* replayed (the replay answers "which
-  vaults would the day's prices liquidate if nobody acted"), so it over-predicts liquidations
-  of vaults that were defended;
-* **parameters** in force that morning (``risk_params``): ``mat``, ``chop``, ``buf``, ``tail``,
-  ``cusp``, ``chip``, ``tip``, ``hole``, ``dust`` (``cut`` 0.99 / 60 s are ETH-B's documented
-  values, not in the history);
-* **trigger price** (``--trigger osm``, default): Maker compares vaults with the Oracle Security
-  Module price, which lags the market by one hour: at each hourly ``poke`` the OSM publishes
-  the median read one hour earlier. The replay runs on hourly steps ``h = 00:00 … 23:00`` whose
-  price is the Binance ETH/USDT price at ``h − 1 h`` (the open of the previous hourly bar, the
-  best proxy of the medianizer read at that poke). ``--trigger spot`` runs on the day's finest
-  spot path instead (what a market-price trigger would have liquidated), for comparison;
-* **mechanism**: :class:`backtest.DutchAuction` with those parameters and no price impact — the
-  historical path already contains the real market's impact, so adding modelled impact would
-  count it twice.
+* **book**: every ``vault_events`` row (liquidations included) before :data:`WARMUP_DAYS` days
+  earlier, debt accrued by the ``JUG.ilks.duty`` rate accumulator, then carried through those
+  days' events and pokes by :func:`backtest.maker.warm_up`, which corrects a vault the book shows
+  unsafe at a poke where the chain did not bark it (its collateral is raised to health 1);
+* **owners' events** of the day (deposit, withdraw, mint, repay) replayed in time order; an
+  event up to :data:`KEEPER_DELAY` seconds after a poke is applied before the keepers look.
+  The day's real liquidations are *not* replayed (they are what the replay predicts);
+* **OSM**: a poke every hour at minute :data:`POKE_MINUTE`; the current price is the market
+  price read one poke earlier (Binance ETH/USDT, the finest bar stored: 1-min, 5-min, else the
+  hourly open), the next price is the one read at the poke;
+* **keepers** bark vaults unsafe at the current OSM price (``ink · price / mat < debt``) with
+  debt ≥ :data:`DUST_FRACTION` × ``VAT.ilks.dust`` in force that day; vaults with debt and no
+  collateral in the rebuilt book are export gaps and never barked;
+* **owners** act on the next OSM price: an owner who acted on the vault within the last
+  ``attention_hours``, or whose vault the next price makes unsafe by less than ``margin``,
+  defends a vault the next price makes unsafe (:class:`backtest.maker.OwnerRule`).
 
-A vault counts as simulated-liquidated when any of its debt was barked; it matches when it also
-has a real liquidation row that day (``defi_liquidations``, protocol ``maker-ethb``).
-``precision = matched / simulated`` and ``recall = matched / real`` (1.0 when the denominator
-is 0 and so is the numerator's other side, 0.0 otherwise). ``simulated_dai`` is the debt the
-replay barked (principal, without the 13 % penalty); ``real_dai`` is the source's
-``DAI_REPAYED`` (debt without penalty, with accrued stability fee).
+**Fitting and held-out days.** ``(attention_hours, margin)`` is the owners' rule fitted. The days,
+in date order, are split by parity into fold A (1st, 3rd, …) and fold B (2nd, 4th, …). The pair
+fitted on fold A (best pooled F1 with recall ≥ :data:`FIT_MIN_RECALL`, grid
+:data:`ATTENTION_GRID` × :data:`MARGIN_GRID`) is applied to the days of fold B and vice versa, so
+every day's figures are held out: its own barks never chose the rule applied to it.
+``pooled_held_out`` pools exactly those figures. ``--attention-hours``/``--owner-margin`` fix the
+rule instead (then no day is held out).
+
+Per vault the stage stores ``maker_validation`` and per day ``validation_results``
+(``data/schema/005_validation.sql``).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import statistics
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import duckdb
 import numpy as np
 
-from backtest import DutchAuction, NoImpact, PricePath, simulate
-from pipelines.backtests.books import maker_book, maker_params
-from pipelines.backtests.calibration import choose_bars
-from pipelines.catalog.registry import load_events
+from backtest.maker import (
+    DayReplay,
+    KeeperRule,
+    OsmModel,
+    OwnerRule,
+    RateAccumulator,
+    VaultEvents,
+    fit_owner_rule,
+    replay_day,
+    score,
+    vault_state,
+    warm_up,
+)
+from pipelines.backtests.books import maker_params
 from pipelines.errors import CascadeError
 
 __all__ = [
-    "VALIDATION_DAYS",
-    "ValidationRow",
+    "ATTENTION_GRID",
+    "POKE_MINUTE",
+    "DayResult",
+    "VaultRow",
+    "Validation",
     "format_table",
-    "trigger_path",
-    "validate_day",
+    "liq2_days",
+    "load_inputs",
+    "store_validation",
     "validate_maker",
 ]
 
-#: The three Maker ETH-B liquidation days replayed.
-VALIDATION_DAYS = ("2021-05-19", "2022-05-12", "2022-06-13")
+#: Minute past the hour of the modelled OSM poke (the real barks of these days sit in the first
+#: minute of the hour: ``poke`` is called as soon as ``hop`` allows it).
+POKE_MINUTE = 0.0
+#: Owners' margins tried when fitting (health at the next price ≥ 1 − margin is defended).
+MARGIN_GRID = (0.0, 0.002, 0.005, 0.01)
+#: Owners' attention windows (hours) tried when fitting.
+ATTENTION_GRID = (0.0, 0.25, 0.5, 1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 24.0, 48.0)
+#: Recall the fitted attention window must keep on the fitting days.
+FIT_MIN_RECALL = 0.9
+#: Vaults with debt under this fraction of ``VAT.ilks.dust`` are remnants keepers leave (the
+#: smallest real ETH-B bark of the LIQ 2.0 days is 0.78 × the dust in force).
+DUST_FRACTION = 0.25
+#: Seconds after a poke within which an owner's transaction still beats the keepers (the real
+#: ETH-B barks of these days come a median 24 s after the hour).
+KEEPER_DELAY = 60
+#: Days before each validation day over which the book is carried and corrected by the chain's
+#: own verdicts (:func:`backtest.maker.warm_up`).
+WARMUP_DAYS = 30
+_OWNER_EVENTS = ("deposit", "withdraw", "mint", "repay")
 
 
 @dataclass(frozen=True, kw_only=True)
-class ValidationRow:
-    """Score of one replayed day."""
+class VaultRow:
+    """One vault of one day: predicted and/or really liquidated, and why."""
 
-    event_id: str
-    date: str
-    trigger: str
-    n_vaults: int
-    n_real: int
-    n_simulated: int
-    n_matched: int
-    precision: float
-    recall: float
-    simulated_dai: float
+    day: str
+    vault: str
+    predicted: bool
+    real: bool
+    sim_ts: datetime | None
+    real_ts: datetime | None
+    sim_dai: float
     real_dai: float
-    matched_real_dai: float
+    health: float | None
+    reason: str
 
     def as_dict(self) -> dict[str, Any]:
         """Plain dict (for JSON)."""
         return asdict(self)
 
 
-def _event_of(day: datetime) -> str:
-    for ev in load_events():
-        if ev.start_ts <= day < ev.end_ts:
-            return ev.event_id
-    return day.strftime("%Y-%m-%d")
+@dataclass(frozen=True, kw_only=True)
+class DayResult:
+    """Score of one replayed day."""
+
+    day: str
+    fold: str
+    attention_hours: float
+    owner_margin: float
+    held_out: bool
+    n_vaults: int
+    tp: int
+    fp: int
+    fn: int
+    precision: float
+    recall: float
+    simulated_dai: float
+    real_dai: float
+    matched_dai_within_2pct: int
+    bark_error_minutes: float | None
+    vaults: tuple[VaultRow, ...] = field(default=())
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain dict (for JSON): the vaults as ``missed`` and ``false`` lists."""
+        out = {k: v for k, v in asdict(self).items() if k != "vaults"}
+        out["missed"] = [_brief(v) for v in self.vaults if v.real and not v.predicted]
+        out["false"] = [_brief(v) for v in self.vaults if v.predicted and not v.real]
+        return out
 
 
-def trigger_path(con: duckdb.DuckDBPyConnection, day: datetime, trigger: str) -> PricePath:
-    """The day's trigger-price path (see the module docstring).
-
-    Parameters
-    ----------
-    con : duckdb.DuckDBPyConnection
-        Warehouse connection.
-    day : datetime
-        00:00 UTC of the day.
-    trigger : {"osm", "spot"}
-        Trigger-price model.
-
-    Returns
-    -------
-    backtest.PricePath
-    """
-    end = day + timedelta(days=1)
-    if trigger == "osm":
-        rows = con.sql(
-            "SELECT ts, open FROM prices WHERE asset = 'ETH' AND market = 'spot' "
-            "AND venue = 'binance' AND bar_seconds = 3600 AND ts >= ? AND ts < ? ORDER BY ts",
-            params=[day - timedelta(hours=1), end - timedelta(hours=1)],
-        ).pl()
-        if rows.height < 24:
-            raise CascadeError(
-                f"need 24 hourly ETH bars before/on {day:%Y-%m-%d}; got {rows.height}"
-            )
-        ts = rows["ts"].dt.replace_time_zone(None).to_numpy().astype("datetime64[ms]")
-        return PricePath(ts=ts + np.timedelta64(1, "h"), price=rows["open"].to_numpy())
-    if trigger != "spot":
-        raise CascadeError(f"unknown trigger {trigger!r}; give osm or spot")
-    choice = choose_bars(con, "ETH", day, end)
-    rows = con.sql(
-        "SELECT ts, close FROM prices WHERE asset = 'ETH' AND market = ? AND venue = ? "
-        "AND bar_seconds = ? AND ts >= ? AND ts < ? ORDER BY ts",
-        params=[choice.market, choice.venue, choice.bar_seconds, day, end],
-    ).pl()
-    ts = rows["ts"].dt.replace_time_zone(None).to_numpy().astype("datetime64[ms]")
-    return PricePath(
-        ts=ts + np.timedelta64(choice.bar_seconds, "s"), price=rows["close"].to_numpy()
-    )
+def _brief(v: VaultRow) -> dict[str, Any]:
+    return {"vault": v.vault, "reason": v.reason}
 
 
-def validate_day(
-    con: duckdb.DuckDBPyConnection, day: str, *, trigger: str = "osm"
-) -> ValidationRow:
-    """Replay one day and compare the liquidated vaults with the real ones.
+@dataclass(frozen=True, kw_only=True)
+class Validation:
+    """All days, the owners' rules applied and the pooled figures."""
 
-    Parameters
-    ----------
-    con : duckdb.DuckDBPyConnection
-        Warehouse connection.
-    day : str
-        ``YYYY-MM-DD``.
-    trigger : {"osm", "spot"}
-        Trigger-price model.
+    days: tuple[DayResult, ...]
+    owner_rule: dict[str, dict[str, float]]
+    poke_minute: float
 
-    Returns
-    -------
-    ValidationRow
-    """
-    start = datetime.fromisoformat(day).replace(tzinfo=UTC)
-    loaded = maker_book(con, start)
-    params = maker_params(con, start)
-    path = trigger_path(con, start, trigger)
-    result = simulate(
-        loaded.book, path, NoImpact(), DutchAuction(**params.auction_kwargs()), record_steps=False
-    )
-    liq = result.position_liquidated_usd
-    ids = loaded.book.position_id.astype(str)
-    simulated = {str(v): float(d) for v, d in zip(ids, liq) if d > 0}
-    real_rows = con.execute(
-        "SELECT position_ref, sum(debt_repaid_usd) FROM defi_liquidations "
-        "WHERE protocol = 'maker-ethb' AND ts >= ? AND ts < ? GROUP BY 1 ORDER BY 1",
-        [start, start + timedelta(days=1)],
+    def pooled(self, *, held_out_only: bool = False) -> dict[str, Any]:
+        """Pooled ``tp``/``fp``/``fn``, precision, recall, DAI and timing figures."""
+        rows = [d for d in self.days if d.held_out or not held_out_only]
+        tp = sum(d.tp for d in rows)
+        fp = sum(d.fp for d in rows)
+        fn = sum(d.fn for d in rows)
+        errors = [
+            abs((v.sim_ts - v.real_ts).total_seconds()) / 60
+            for d in rows
+            for v in d.vaults
+            if v.predicted and v.real and v.sim_ts and v.real_ts
+        ]
+        return {
+            "days": len(rows),
+            "tp": tp,
+            "fp": fp,
+            "fn": fn,
+            "precision": tp / (tp + fp) if tp + fp else 1.0,
+            "recall": tp / (tp + fn) if tp + fn else 1.0,
+            "matched_dai_within_2pct": sum(d.matched_dai_within_2pct for d in rows),
+            "bark_error_minutes": statistics.median(errors) if errors else None,
+        }
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON of ``cascade validate --json``."""
+        return {
+            "days": [d.as_dict() for d in self.days],
+            "owner_rule": self.owner_rule,
+            "poke_minute": self.poke_minute,
+            "pooled": {**self.pooled(), "pooled_held_out": self.pooled(held_out_only=True)},
+        }
+
+
+@dataclass(frozen=True, eq=False)
+class _Day:
+    day: str
+    start: int
+    state: Any
+    events: VaultEvents
+    pokes: tuple[np.ndarray, np.ndarray, np.ndarray]
+    mat: float
+    dust: float
+    real: dict[str, tuple[float, datetime]]
+    last_action: dict[str, int]
+
+
+@dataclass(frozen=True, eq=False)
+class MakerInputs:
+    """Everything the replays read from the warehouse."""
+
+    events: VaultEvents
+    owner_events: VaultEvents
+    liquidations: VaultEvents
+    rates: RateAccumulator
+    price_ts: np.ndarray
+    price: np.ndarray
+
+
+def _epoch(ts: datetime) -> int:
+    return int(ts.timestamp())
+
+
+def liq2_days(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Every UTC day with a real ETH-B liquidation since LIQ 2.0 started."""
+    start = con.execute(
+        "SELECT min(effective_ts) FROM risk_params WHERE protocol = 'maker' "
+        "AND market = 'ETH-B' AND parameter = 'CLIPPER.buf'"
+    ).fetchone()[0]
+    if start is None:
+        raise CascadeError("no Maker ETH-B LIQ 2.0 parameters; run `cascade ingest`")
+    rows = con.execute(
+        "SELECT DISTINCT strftime(ts, '%Y-%m-%d') AS d FROM defi_liquidations "
+        "WHERE protocol = 'maker-ethb' AND ts >= ? ORDER BY d",
+        [start],
     ).fetchall()
-    real = {str(r[0]): float(r[1] or 0.0) for r in real_rows}
-    matched = set(simulated) & set(real)
-    return ValidationRow(
-        event_id=_event_of(start),
-        date=day,
-        trigger=trigger,
-        n_vaults=len(loaded.book),
-        n_real=len(real),
-        n_simulated=len(simulated),
-        n_matched=len(matched),
-        precision=_ratio(len(matched), len(simulated), len(real)),
-        recall=_ratio(len(matched), len(real), len(simulated)),
-        simulated_dai=float(sum(simulated.values())),
-        real_dai=float(sum(real.values())),
-        matched_real_dai=float(sum(real[v] for v in matched)),
+    return [r[0] for r in rows]
+
+
+def load_inputs(con: duckdb.DuckDBPyConnection) -> MakerInputs:
+    """Vault events, the ETH-B rate accumulator and the Binance ETH spot price steps."""
+    ev = con.sql(
+        "SELECT vault_id, epoch(ts)::BIGINT AS t, event_type, "
+        "coalesce(collateral_delta, 0.0) AS c, "
+        "coalesce(debt_delta, 0.0) AS d FROM vault_events "
+        "WHERE protocol = 'maker' AND ilk = 'ETH-B' "
+        "ORDER BY t, TRY_CAST(vault_id AS BIGINT), block, event_type, c, d"
+    ).pl()
+    if ev.height == 0:
+        raise CascadeError("vault_events holds no Maker ETH-B history; run `cascade ingest`")
+    events = VaultEvents(
+        vault=ev["vault_id"].to_numpy(),
+        ts=ev["t"].to_numpy(),
+        collateral_delta=ev["c"].to_numpy(),
+        dai_delta=ev["d"].to_numpy(),
+    )
+    own = ev.filter(ev["event_type"].is_in(_OWNER_EVENTS))
+    owner_events = VaultEvents(
+        vault=own["vault_id"].to_numpy(),
+        ts=own["t"].to_numpy(),
+        collateral_delta=own["c"].to_numpy(),
+        dai_delta=own["d"].to_numpy(),
+    )
+    liq = ev.filter(ev["event_type"] == "liquidation")
+    liquidations = VaultEvents(
+        vault=liq["vault_id"].to_numpy(),
+        ts=liq["t"].to_numpy(),
+        collateral_delta=liq["c"].to_numpy(),
+        dai_delta=liq["d"].to_numpy(),
+    )
+    duty = con.execute(
+        "SELECT epoch(effective_ts)::BIGINT, value FROM risk_params WHERE protocol = 'maker' "
+        "AND market = 'ETH-B' AND parameter = 'JUG.ilks.duty' ORDER BY effective_ts, value"
+    ).fetchall()
+    if not duty:
+        raise CascadeError("no JUG.ilks.duty for Maker ETH-B in risk_params; run `cascade ingest`")
+    # several changes in one block: keep the last row per timestamp
+    by_ts = dict(duty)
+    rates = RateAccumulator(
+        change_ts=np.array(list(by_ts), dtype=np.int64), annual=np.array(list(by_ts.values()))
+    )
+    px = con.sql(
+        "SELECT epoch(ts)::BIGINT AS t, arg_min(open, bar_seconds) AS p FROM prices "
+        "WHERE asset = 'ETH' AND market = 'spot' AND venue = 'binance' AND bar_seconds <= 3600 "
+        "AND open > 0 GROUP BY t ORDER BY t"
+    ).pl()
+    return MakerInputs(
+        events=events,
+        owner_events=owner_events,
+        liquidations=liquidations,
+        rates=rates,
+        price_ts=px["t"].to_numpy(),
+        price=px["p"].to_numpy(),
     )
 
 
-def _ratio(num: int, den: int, other: int) -> float:
-    if den:
-        return num / den
-    return 1.0 if other == 0 else 0.0
+def _prepare_day(
+    con: duckdb.DuckDBPyConnection,
+    inputs: MakerInputs,
+    day: str,
+    osm: OsmModel,
+    warmup_days: int = WARMUP_DAYS,
+) -> _Day:
+    start_dt = datetime.fromisoformat(day).replace(tzinfo=UTC)
+    end_dt = start_dt + timedelta(days=1)
+    start, end = _epoch(start_dt), _epoch(end_dt)
+    params = maker_params(con, start_dt)
+    if warmup_days > 0:
+        w0 = start - warmup_days * 86_400
+        state, _ = warm_up(
+            vault_state(inputs.events, inputs.rates, w0),
+            inputs.events.between(w0, start),
+            inputs.rates,
+            *osm.pokes(w0, start, inputs.price_ts, inputs.price)[:2],
+            mat=params.mat,
+            barked=inputs.liquidations,
+        )
+    else:
+        state = vault_state(inputs.events, inputs.rates, start)
+    pokes = osm.pokes(start, end, inputs.price_ts, inputs.price)
+    rows = con.execute(
+        "SELECT position_ref, sum(debt_repaid_usd), min(ts) FROM defi_liquidations "
+        "WHERE protocol = 'maker-ethb' AND ts >= ? AND ts < ? GROUP BY 1 ORDER BY 1",
+        [start_dt, end_dt],
+    ).fetchall()
+    real = {str(r[0]): (float(r[1] or 0.0), r[2]) for r in rows}
+    before = inputs.owner_events.between(None, start)
+    last_action = dict(zip(before.vault.tolist(), before.ts.tolist(), strict=True))
+    return _Day(
+        day=day,
+        start=start,
+        state=state,
+        events=inputs.owner_events.between(start, end),
+        pokes=pokes,
+        mat=params.mat,
+        dust=params.dust,
+        real=real,
+        last_action=last_action,
+    )
+
+
+def _run(d: _Day, inputs: MakerInputs, rule: tuple[float, float]) -> DayReplay:
+    return replay_day(
+        d.state,
+        d.events,
+        inputs.rates,
+        *d.pokes,
+        mat=d.mat,
+        keeper=KeeperRule(dust=d.dust, fraction=DUST_FRACTION, delay_seconds=KEEPER_DELAY),
+        owner=OwnerRule(attention_hours=rule[0], margin=rule[1]),
+        last_action=d.last_action,
+    )
+
+
+def _dt(t: int) -> datetime:
+    return datetime.fromtimestamp(t, tz=UTC)
+
+
+def _vault_rows(d: _Day, rep: DayReplay) -> tuple[VaultRow, ...]:
+    barks = {b.vault: b for b in rep.barks}
+    out = []
+    for v in sorted(set(barks) | set(d.real), key=lambda s: (len(s), s)):
+        b = barks.get(v)
+        real = d.real.get(v)
+        low = rep.min_health.get(v)
+        if b is not None:
+            reason = (
+                f"unsafe at OSM {b.price:.2f} at {_dt(b.ts):%H:%M} (health {b.health:.4f}, "
+                f"debt {b.debt:,.0f} DAI)"
+            )
+            if real is None:
+                reason += "; no real bark that day"
+        elif v in rep.defended:
+            reason = (
+                f"owner rule: defended at {_dt(rep.defended[v]):%H:%M} "
+                "(attentive owner, next OSM price unsafe)"
+            )
+        elif v in rep.gaps:
+            reason = "debt without collateral in the rebuilt book (export gap; never barked)"
+        elif v in rep.dusty:
+            reason = "unsafe but debt a remnant under the keepers' dust fraction"
+        elif low is not None:
+            reason = (
+                f"never unsafe at the modelled OSM price: lowest health {low[0]:.4f} at "
+                f"{_dt(low[1]):%H:%M} (debt {low[2]:,.0f} DAI)"
+            )
+        else:
+            reason = "no debt or no collateral in the rebuilt book (health ≥ 1.5 all day)"
+        out.append(
+            VaultRow(
+                day=d.day,
+                vault=v,
+                predicted=b is not None,
+                real=real is not None,
+                sim_ts=_dt(b.ts) if b else None,
+                real_ts=real[1] if real else None,
+                sim_dai=b.debt if b else 0.0,
+                real_dai=real[0] if real else 0.0,
+                health=b.health if b else (low[0] if low else None),
+                reason=reason,
+            )
+        )
+    return tuple(out)
+
+
+def _day_result(
+    d: _Day, rep: DayReplay, fold: str, rule: tuple[float, float], held_out: bool
+) -> DayResult:
+    s = score(rep.barked, list(d.real))
+    rows = _vault_rows(d, rep)
+    matched = [v for v in rows if v.predicted and v.real]
+    errors = [
+        abs((v.sim_ts - v.real_ts).total_seconds()) / 60 for v in matched if v.sim_ts and v.real_ts
+    ]
+    return DayResult(
+        day=d.day,
+        fold=fold,
+        attention_hours=rule[0],
+        owner_margin=rule[1],
+        held_out=held_out,
+        n_vaults=int((d.state.art > 0).sum()),
+        tp=s["tp"],
+        fp=s["fp"],
+        fn=s["fn"],
+        precision=s["precision"],
+        recall=s["recall"],
+        simulated_dai=float(sum(b.debt for b in rep.barks)),
+        real_dai=float(sum(r[0] for r in d.real.values())),
+        matched_dai_within_2pct=sum(
+            1 for v in matched if v.real_dai and abs(v.sim_dai / v.real_dai - 1) <= 0.02
+        ),
+        bark_error_minutes=statistics.median(errors) if errors else None,
+        vaults=rows,
+    )
 
 
 def validate_maker(
-    con: duckdb.DuckDBPyConnection, *, days: tuple[str, ...] = VALIDATION_DAYS, trigger: str = "osm"
-) -> list[ValidationRow]:
-    """:func:`validate_day` for every day of :data:`VALIDATION_DAYS`."""
-    return [validate_day(con, d, trigger=trigger) for d in days]
+    con: duckdb.DuckDBPyConnection,
+    *,
+    days: list[str] | None = None,
+    poke_minute: float = POKE_MINUTE,
+    attention_hours: float | None = None,
+    owner_margin: float | None = None,
+    read_lag_minutes: float = 0.0,
+    warmup_days: int = WARMUP_DAYS,
+) -> Validation:
+    """Replay ETH-B on LIQ 2.0 liquidation days and score each against the real barks.
 
-
-def format_table(rows: list[ValidationRow]) -> str:
-    """Markdown table of the validation (as in the README)."""
-    lines = [
-        "| day | event | trigger | vaults | real liq. | simulated | matched | precision | recall "
-        "| simulated DAI (M) | real DAI (M) |",
-        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
-    ]
-    for r in rows:
-        lines.append(
-            f"| {r.date} | {r.event_id} | {r.trigger} | {r.n_vaults} | {r.n_real} | "
-            f"{r.n_simulated} | {r.n_matched} | {r.precision:.2f} | {r.recall:.2f} | "
-            f"{r.simulated_dai / 1e6:.2f} | {r.real_dai / 1e6:.2f} |"
+    Parameters
+    ----------
+    con : duckdb.DuckDBPyConnection
+        Warehouse connection.
+    days : list of str, optional
+        ``YYYY-MM-DD`` days to report (default: every LIQ 2.0 liquidation day). The fitted values
+        always fitted on the folds of *all* liquidation days, so a filter does not change them.
+    poke_minute : float
+        Minute past the hour of the OSM poke.
+    attention_hours : float, optional
+        Fix the owners' attention window (hours) instead of fitting the rule (no day is then
+        held out; the margin defaults to 0).
+    owner_margin : float, optional
+        Fix the owners' margin (the attention window defaults to 0).
+    read_lag_minutes : float
+        Age of the market price the OSM reads at a poke (0: the price at the poke).
+    warmup_days : int
+        Days over which the book is carried and corrected before each day (0: none).
+    """
+    all_days = liq2_days(con)
+    wanted = all_days if days is None else list(days)
+    unknown = [d for d in wanted if d not in all_days]
+    if unknown:
+        raise CascadeError(
+            f"not LIQ 2.0 liquidation days of ETH-B: {', '.join(unknown)}; "
+            f"known: {all_days[0]} .. {all_days[-1]} ({len(all_days)} days)"
         )
+    inputs = load_inputs(con)
+    osm = OsmModel(poke_minute=poke_minute, read_lag_minutes=read_lag_minutes)
+    folds = {d: ("A" if i % 2 == 0 else "B") for i, d in enumerate(all_days)}
+    fixed = None
+    if attention_hours is not None or owner_margin is not None:
+        fixed = (attention_hours or 0.0, owner_margin or 0.0)
+    need = all_days if fixed is None else wanted
+    prepared = {d: _prepare_day(con, inputs, d, osm, warmup_days) for d in need}
+    if fixed is None:
+
+        def replays(fold: str):
+            def run(m: tuple[float, float]):
+                return [
+                    (_run(prepared[d], inputs, m).barked, list(prepared[d].real))
+                    for d in all_days
+                    if folds[d] == fold
+                ]
+
+            return run
+
+        grid = [(a, m) for m in MARGIN_GRID for a in ATTENTION_GRID]
+        attention = {
+            f: fit_owner_rule(replays(f), grid, min_recall=FIT_MIN_RECALL) for f in ("A", "B")
+        }
+        other = {"A": "B", "B": "A"}
+        results = []
+        for d in wanted:
+            m = attention[other[folds[d]]]
+            results.append(
+                _day_result(prepared[d], _run(prepared[d], inputs, m), folds[d], m, True)
+            )
+        fitted = {
+            f"fitted_on_{f}": {"attention_hours": m[0], "margin": m[1]}
+            for f, m in attention.items()
+        }
+    else:
+        results = [
+            _day_result(
+                prepared[d],
+                _run(prepared[d], inputs, fixed),
+                folds[d],
+                fixed,
+                False,
+            )
+            for d in wanted
+        ]
+        fitted = {"fixed": {"attention_hours": fixed[0], "margin": fixed[1]}}
+    return Validation(days=tuple(results), owner_rule=fitted, poke_minute=poke_minute)
+
+
+def store_validation(con: duckdb.DuckDBPyConnection, validation: Validation) -> None:
+    """Replace the stored rows of the validated days.
+
+    Tables ``maker_validation`` and ``validation_results``.
+    """
+    days = [d.day for d in validation.days]
+    created = datetime.now(UTC)
+    con.begin()
+    try:
+        for d in days:
+            con.execute("DELETE FROM maker_validation WHERE day = ?", [d])
+            con.execute("DELETE FROM validation_results WHERE day = ?", [d])
+        con.executemany(
+            "INSERT INTO validation_results VALUES "
+            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    d.day, d.fold, d.attention_hours, d.owner_margin, d.held_out,
+                    validation.poke_minute, d.n_vaults, d.tp, d.fp, d.fn, d.precision,
+                    d.recall, d.simulated_dai, d.real_dai, d.matched_dai_within_2pct,
+                    d.bark_error_minutes, created,
+                )
+                for d in validation.days
+            ],
+        )  # fmt: skip
+        rows = [
+            (
+                v.day, v.vault, v.predicted, v.real, v.sim_ts, v.real_ts, v.sim_dai, v.real_dai,
+                v.health, v.reason,
+            )
+            for d in validation.days
+            for v in d.vaults
+        ]  # fmt: skip
+        if rows:
+            con.executemany(
+                "INSERT INTO maker_validation VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
+            )
+        con.commit()
+    except Exception:
+        con.rollback()
+        raise
+
+
+def format_table(validation: Validation) -> str:
+    """Markdown: one row per day, pooled figures, fitted values and the missed/false vaults."""
+    lines = [
+        "| day | fold | attention (h) | margin | held out | real | predicted | tp | fp | fn "
+        "| precision | recall | simulated DAI (M) | real DAI (M) | DAI within 2 % "
+        "| bark error (min) |",
+        "| --- | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
+        "| ---: | ---: | ---: |",
+    ]
+    for r in validation.days:
+        err = "–" if r.bark_error_minutes is None else f"{r.bark_error_minutes:.0f}"
+        lines.append(
+            f"| {r.day} | {r.fold} | {r.attention_hours:g} | {r.owner_margin:g} | "
+            f"{'yes' if r.held_out else 'no'} | "
+            f"{r.tp + r.fn} | {r.tp + r.fp} | {r.tp} | {r.fp} | {r.fn} | {r.precision:.2f} | "
+            f"{r.recall:.2f} | {r.simulated_dai / 1e6:.2f} | {r.real_dai / 1e6:.2f} | "
+            f"{r.matched_dai_within_2pct}/{r.tp} | {err} |"
+        )
+    for label, p in (
+        ("pooled (all days shown)", validation.pooled()),
+        ("pooled (held-out days)", validation.pooled(held_out_only=True)),
+    ):
+        err = "–" if p["bark_error_minutes"] is None else f"{p['bark_error_minutes']:.0f}"
+        lines.append("")
+        lines.append(
+            f"**{label}**: {p['days']} days, tp {p['tp']}, fp {p['fp']}, fn {p['fn']}, "
+            f"precision {p['precision']:.3f}, recall {p['recall']:.3f}, "
+            f"DAI within 2 % {p['matched_dai_within_2pct']}/{p['tp']}, "
+            f"median bark error {err} min"
+        )
+    attention = ", ".join(
+        f"{k}: attention {v['attention_hours']:g} h, margin {v['margin']:g}"
+        for k, v in validation.owner_rule.items()
+    )
+    lines.append("")
+    lines.append(
+        f"owners' rule: {attention}; OSM poke minute {validation.poke_minute:g}; "
+        f"keeper delay {KEEPER_DELAY} s; warm-up {WARMUP_DAYS} days"
+    )
+    lines.append("")
+    for r in validation.days:
+        for v in r.vaults:
+            if v.predicted != v.real:
+                kind = "missed" if v.real else "false"
+                lines.append(f"- {r.day} {kind} vault {v.vault}: {v.reason}")
     return "\n".join(lines)

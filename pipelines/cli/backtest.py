@@ -266,29 +266,107 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 
 
 def _validate_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--json", action="store_true", help="print a JSON list, one object per day")
     p.add_argument(
-        "--trigger",
-        choices=["osm", "spot"],
-        default="osm",
-        help="liquidation trigger price: osm (1-h delayed oracle, default) or spot",
+        "--json",
+        action="store_true",
+        help="print a JSON object: days (one object per day) and pooled (with pooled_held_out)",
+    )
+    p.add_argument(
+        "--day",
+        "--days",
+        dest="days",
+        default="all",
+        help="all (default) or comma-separated YYYY-MM-DD LIQ 2.0 liquidation days",
+    )
+    p.add_argument(
+        "--poke-minute",
+        type=float,
+        default=None,
+        help="minute past the hour of the modelled OSM poke (default 0)",
+    )
+    p.add_argument(
+        "--attention-hours",
+        type=float,
+        default=None,
+        help="fix the owners' attention window (hours) instead of fitting it on the other fold "
+        "(then no day is held out)",
+    )
+    p.add_argument(
+        "--owner-margin",
+        type=float,
+        default=None,
+        help="fix the owners' margin instead of fitting the rule on the other fold",
+    )
+    p.add_argument(
+        "--markdown",
+        default=None,
+        help="also write the table and the missed/false vaults to this Markdown file",
+    )
+    p.add_argument(
+        "--no-store",
+        action="store_true",
+        help="do not write validation_results / maker_validation (read-only warehouse)",
     )
 
 
-@command("validate", "replay Maker ETH-B liquidation days and compare with the real ones")
+@command("validate", "replay Maker ETH-B vault by vault on every LIQ 2.0 liquidation day")
 @with_args(_validate_args)
 def cmd_validate(args: argparse.Namespace) -> int:
-    """Precision/recall of the simulated ETH-B liquidations on three real crash days."""
-    from pipelines.backtests.validate_maker import format_table, validate_maker
+    """Per-day and pooled precision/recall of the ETH-B replay against the real barks."""
+    from pathlib import Path
+
+    from pipelines.backtests.validate_maker import (
+        POKE_MINUTE,
+        format_table,
+        store_validation,
+        validate_maker,
+    )
     from pipelines.warehouse.connection import connect
 
-    con = connect(args.db, read_only=True)
+    days = (
+        None
+        if args.days.strip().lower() == "all"
+        else [d.strip() for d in args.days.split(",") if d.strip()]
+    )
+    poke = POKE_MINUTE if args.poke_minute is None else args.poke_minute
+    con = connect(args.db, read_only=args.no_store)
     try:
-        rows = validate_maker(con, trigger=args.trigger)
+        result = validate_maker(
+            con,
+            days=days,
+            poke_minute=poke,
+            attention_hours=args.attention_hours,
+            owner_margin=args.owner_margin,
+        )
+        if not args.no_store:
+            store_validation(con, result)
     finally:
         con.close()
+    table = format_table(result)
+    if args.markdown:
+        Path(args.markdown).write_text(_validation_page(table, args))
     if args.json:
-        print(json.dumps([r.as_dict() for r in rows], default=_json_default))
+        print(json.dumps(result.as_dict(), default=_json_default))
     else:
-        sys.stdout.write(format_table(rows) + "\n")
+        sys.stdout.write(table + "\n")
     return 0
+
+
+def _validation_page(table: str, args: argparse.Namespace) -> str:
+    flags = " ".join(
+        f
+        for f in (
+            "" if args.days == "all" else f"--day {args.days}",
+            "" if args.poke_minute is None else f"--poke-minute {args.poke_minute:g}",
+            "" if args.attention_hours is None else f"--attention-hours {args.attention_hours:g}",
+            "" if args.owner_margin is None else f"--owner-margin {args.owner_margin:g}",
+        )
+        if f
+    )
+    return (
+        "# Maker ETH-B replay validation (generated)\n\n"
+        f"Written by `cascade validate {flags + ' ' if flags else ''}--markdown <file>`; "
+        "do not edit by hand. "
+        "Method: [backtesting]"
+        "(../backtesting.md#validation-maker-eth-b-replays-cascade-validate).\n\n" + table + "\n"
+    )

@@ -1,0 +1,20 @@
+-- Maker ETH-B replay validation (`cascade validate`, pipelines.backtests.validate_maker).
+-- validation_results: one row per LIQ 2.0 liquidation day; fold = the day's fold (A = 1st, 3rd, …
+-- day in date order, B = 2nd, 4th, …); attention_hours, owner_margin = the owners' rule applied
+-- (fitted on the other fold when held_out); bark_error_minutes = median |simulated − real|
+-- first-bark time of matched vaults.
+CREATE TABLE IF NOT EXISTS validation_results (
+    day VARCHAR PRIMARY KEY, fold VARCHAR, attention_hours DOUBLE, owner_margin DOUBLE,
+    held_out BOOLEAN, poke_minute DOUBLE, n_vaults BIGINT, tp BIGINT, fp BIGINT, fn BIGINT,
+    precision DOUBLE, recall DOUBLE,
+    simulated_dai DOUBLE, real_dai DOUBLE, matched_dai_within_2pct BIGINT,
+    bark_error_minutes DOUBLE, created_at TIMESTAMPTZ NOT NULL
+);
+
+-- One row per vault predicted and/or really liquidated on a day, with the replay's reason.
+CREATE TABLE IF NOT EXISTS maker_validation (
+    day VARCHAR NOT NULL, vault VARCHAR NOT NULL, predicted BOOLEAN NOT NULL, real BOOLEAN NOT NULL,
+    sim_ts TIMESTAMPTZ, real_ts TIMESTAMPTZ, sim_dai DOUBLE, real_dai DOUBLE, health DOUBLE,
+    reason VARCHAR,
+    PRIMARY KEY (day, vault)
+);
