@@ -127,3 +127,31 @@ def write_crash_log(exc: BaseException, argv: list[str]) -> Path | None:
         except OSError:
             continue
     return None
+
+
+class _ExpectedErrorFilter:
+    """A logging filter that drops the traceback (not the message) of an expected failure."""
+
+    def filter(self, record: object) -> bool:
+        exc_info = getattr(record, "exc_info", None)
+        if exc_info and exc_info[1] is not None and describe_failure(exc_info[1]) is not None:
+            record.exc_info = None  # type: ignore[attr-defined]
+            record.exc_text = None  # type: ignore[attr-defined]
+        return True
+
+
+#: Loggers on which Prefect's flow and task engines report exceptions.
+PREFECT_RUN_LOGGERS = ("prefect.flow_runs", "prefect.task_runs", "prefect.engine")
+
+
+def quiet_expected_tracebacks() -> None:
+    """Keep Prefect from printing tracebacks of expected failures (the CLI prints one line).
+
+    Installed on the loggers by name, before Prefect configures them, without importing Prefect.
+    """
+    import logging
+
+    for name in PREFECT_RUN_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _ExpectedErrorFilter) for f in logger.filters):
+            logger.addFilter(_ExpectedErrorFilter())

@@ -107,6 +107,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from pipelines.orchestration.prefect_server import guard_temporary_servers
 
     guard_temporary_servers()  # a temporary Prefect server dies with this process
+    if not args.debug:
+        from pipelines.cli.failures import quiet_expected_tracebacks
+
+        quiet_expected_tracebacks()  # the one line below says it; no Prefect traceback
     try:
         return handler(args)
     except KeyboardInterrupt:
