@@ -253,12 +253,16 @@ def free_share(db_path: Path | str) -> float:
     """Share of the database file's blocks that hold nothing (left by deleted or replaced rows)."""
     con = duckdb.connect(str(db_path), read_only=True, config=dict(BASE_CONFIG))
     try:
-        total, free = con.execute(
-            "SELECT total_blocks, free_blocks FROM pragma_database_size() "
-            "WHERE database_name = current_database()"
-        ).fetchone()
+        return _free_share(con, current=True)
     finally:
         con.close()
+
+
+def _free_share(con: duckdb.DuckDBPyConnection, *, current: bool = False) -> float:
+    where = "database_name = current_database()" if current else "database_name = 'cascade_src'"
+    total, free = con.execute(
+        f"SELECT total_blocks, free_blocks FROM pragma_database_size() WHERE {where}"
+    ).fetchone()
     return float(free) / float(total) if total else 0.0
 
 
@@ -267,27 +271,34 @@ def compact(db_path: Path | str, *, min_free_share: float = COMPACT_FREE_SHARE) 
 
     DuckDB reuses but never returns the blocks of deleted rows, so replacing a source (``cascade
     ingest --force``, a re-load) grows the file. The rebuild is ``COPY FROM DATABASE`` into a
-    temporary file next to it, then an atomic rename: a kill at any point leaves the old file
-    or the new one, never half of either. Needs the file closed by every other connection.
+    temporary file next to it, then an atomic rename, all while holding the file's write lock:
+    a kill at any point leaves the old file or the new one, never half of either, and no other
+    writer can slip in between. When another process holds the lock, nothing happens.
     """
     path = Path(db_path)
-    if not path.exists() or free_share(path) < min_free_share:
+    if not path.exists():
         return False
     tmp = path.with_name(f".{path.name}.compact.tmp")
-    for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
-        leftover.unlink(missing_ok=True)
     con = duckdb.connect(":memory:", config=dict(BASE_CONFIG))
     try:
         src, dst = (str(p).replace("'", "''") for p in (path, tmp))
-        con.execute(f"ATTACH '{src}' AS cascade_src (READ_ONLY)")
+        try:
+            con.execute(f"ATTACH '{src}' AS cascade_src")  # read-write: holds the lock
+        except duckdb.Error as exc:
+            if is_lock_error(exc):
+                return False
+            raise
+        if _free_share(con) < min_free_share:
+            return False
+        for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
+            leftover.unlink(missing_ok=True)
         con.execute(f"ATTACH '{dst}' AS cascade_dst")
         con.execute("COPY FROM DATABASE cascade_src TO cascade_dst")
         con.execute("DETACH cascade_dst")
-        con.execute("DETACH cascade_src")
+        os.replace(tmp, path)
+        return True
     except BaseException:
-        con.close()
         tmp.unlink(missing_ok=True)
         raise
-    con.close()
-    os.replace(tmp, path)
-    return True
+    finally:
+        con.close()
