@@ -473,3 +473,25 @@ def test_reloads_leave_the_file_compact(tmp_path, capsys):
     assert db.stat().st_size <= first * 1.2, (first, db.stat().st_size)
     assert _closes(db, "user")[:2] == [100.0, 101.0]
     assert compact(db) is False  # nothing left to reclaim
+
+
+def test_reader_closing_the_pipe_is_not_an_error(wh):
+    code = "import sys; from pipelines.cli.main import main; sys.exit(main(sys.argv[1:]))"
+    argv = ["sql", "--db", str(wh), "SELECT * FROM range(200000)", "--format", "csv"]
+    proc = subprocess.Popen(
+        [sys.executable, "-W", "ignore", "-c", code, *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert proc.stdout.readline().strip() == b"range"
+    proc.stdout.close()  # like `| head -1`
+    err = proc.stderr.read().decode()
+    proc.stderr.close()
+    assert proc.wait(timeout=300) == 0 and err == "", err
+    record(
+        "the reader closes the pipe (`| head -1`)",
+        "cascade " + " ".join(argv) + " | head -1",
+        0,
+        err or "(nothing on stderr)",
+    )
