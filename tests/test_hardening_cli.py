@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -495,3 +496,39 @@ def test_reader_closing_the_pipe_is_not_an_error(wh):
         0,
         err or "(nothing on stderr)",
     )
+
+
+def test_server_guard_stops_its_server_when_the_parent_is_killed():
+    """The wrapper of Prefect's temporary server, on a stand-in server (``http.server``)."""
+    import psutil
+
+    parent_code = textwrap.dedent("""
+        import os, subprocess, sys, time
+        guard = [sys.executable, "-m", "pipelines.orchestration.server_guard", str(os.getpid())]
+        server = ["-m", "http.server", "0", "--bind", "127.0.0.1"]
+        child = subprocess.Popen([*guard, *server], stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL)
+        print(child.pid, flush=True)
+        time.sleep(600)
+    """)
+    parent = subprocess.Popen(
+        [sys.executable, "-c", parent_code],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    server = psutil.Process(int(parent.stdout.readline()))
+    assert server.is_running()
+    os.kill(parent.pid, signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            if server.status() == psutil.STATUS_ZOMBIE:
+                break
+        except psutil.NoSuchProcess:
+            break
+        time.sleep(0.2)
+    else:
+        server.kill()
+        pytest.fail("the guarded server outlived its parent by 10 s")
