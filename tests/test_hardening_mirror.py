@@ -9,8 +9,10 @@ three and runs ``cascade ingest`` against a loaded and a fresh warehouse.
 from __future__ import annotations
 
 import shutil
+from datetime import UTC, timedelta
 from pathlib import Path
 
+import duckdb
 import pytest
 from hardening_faults import flush, placeholder, record
 
@@ -80,3 +82,57 @@ def test_corrupt_mirror_names_every_bad_file(tmp_path, mirror_dir, monkeypatch, 
     assert code == 2 and len(lines) == 1 and "3 source(s) failed to ingest" in lines[0]
     assert all(name in lines[0] for name in SOURCES)
     assert "Traceback" not in err
+
+
+REAL_ETH = "Roshan7869__algotrading/user_data/data/binance/ETH_USDT-1h.feather"
+
+
+def _eth_binance(db: Path) -> tuple:
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return con.execute(
+            "SELECT count(*), sum(hash(close)), count(DISTINCT source) FROM prices "
+            "WHERE asset = 'ETH' AND venue = 'binance' AND bar_seconds = 3600"
+        ).fetchone()
+    finally:
+        con.close()
+
+
+def test_user_bars_leave_the_real_binance_eth_bars_alone(tmp_path, mirror_dir, capsys):
+    db = tmp_path / "w.duckdb"
+    placeholder(db, "W")
+    placeholder(tmp_path, "TMP")
+    assert main(["ingest", "--db", str(db), "--source", REAL_ETH]) == 0
+    real = _eth_binance(db)
+    assert real[0] > 0
+    con = duckdb.connect(str(db), read_only=True)
+    first_ts = (
+        con.execute(
+            "SELECT min(ts) FROM prices "
+            "WHERE asset = 'ETH' AND venue = 'binance' AND bar_seconds = 3600"
+        )
+        .fetchone()[0]
+        .astimezone(UTC)
+    )
+    con.close()
+    bars = tmp_path / "five.csv"
+    rows = [
+        f"{(first_ts + timedelta(hours=i)).strftime('%Y-%m-%dT%H:%M:%SZ')},101,102,100,101,1"
+        for i in range(5)
+    ]
+    bars.write_text("ts,open,high,low,close,volume\n" + "\n".join(rows) + "\n")
+    placeholder(bars, "F")
+    argv = ["ingest-prices", "--db", str(db), "--file", str(bars), "--asset", "ETH"]
+    capsys.readouterr()
+    assert main([*argv, "--venue", "binance"]) == 0
+    out = capsys.readouterr().out
+    record(
+        "5 user bars as ETH/binance on the real Binance ETH hourly bars",
+        "cascade ingest-prices --db W --file F --asset ETH --venue binance",
+        0,
+        out.strip().splitlines()[-1],
+    )
+    assert _eth_binance(db) == real  # the registry's bars in `prices` are untouched
+    assert main([*argv, "--venue", "binance", "--override"]) == 0
+    overridden = _eth_binance(db)
+    assert overridden[0] == real[0] and overridden[1] != real[1] and overridden[2] == 2
