@@ -122,8 +122,24 @@ def as_cascade_error(exc: BaseException) -> CascadeError | None:
     return None
 
 
+class WarehouseLockedError(CascadeError):
+    """Another process holds the warehouse's write lock (the only error with the lock hint)."""
+
+
+class InvalidNameError(CascadeError, ValueError):
+    """An asset, venue, market or source name outside the allowed character set."""
+
+
+class UnsafePathError(CascadeError, ValueError):
+    """An output path built from a name would leave its output directory."""
+
+
 class SourceIntegrityError(CascadeError):
     """A registered source file is missing or its sha256 does not match the registry."""
+
+
+class IngestFailedError(CascadeError):
+    """Some sources of an ingest failed; the message names every one of them."""
 
 
 class UnknownNameError(CascadeError, KeyError):

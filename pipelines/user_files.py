@@ -145,8 +145,46 @@ def read_table(path: str | Path, *, needs: str = "") -> UserTable:
                 f"unsupported file type; give a .csv, .csv.gz or .parquet file{hint}",
             )
     except (pl.exceptions.PolarsError, OSError) as exc:
-        raise DataValidationError(file, None, None, f"cannot read the file: {exc}") from None
-    return UserTable(file, frame.rename({c: c.strip().lower() for c in frame.columns}))
+        line = _first_non_utf8_line(path)
+        if line is not None:
+            raise DataValidationError(
+                file,
+                None,
+                line,
+                "not UTF-8 text (re-save the file as UTF-8)",
+                row_kind="file line",
+            ) from None
+        detail = " ".join(str(exc).split())
+        raise DataValidationError(file, None, None, f"cannot read the file: {detail}") from None
+    names = [c.strip().lower() for c in frame.columns]
+    seen: dict[str, str] = {}
+    for original, norm in zip(frame.columns, names):
+        if norm in seen:
+            raise DataValidationError(
+                file,
+                norm,
+                None,
+                f"appears twice in the header ({seen[norm]!r} and {original!r}; names are "
+                "compared stripped and lower-cased); keep one",
+            )
+        seen[norm] = original
+    return UserTable(file, frame.rename(dict(zip(frame.columns, names))))
+
+
+def _first_non_utf8_line(path: Path) -> int | None:
+    """1-based line of the first bytes that are not UTF-8 in a plain CSV file, else ``None``."""
+    if not path.name.lower().endswith((".csv", ".txt")):
+        return None
+    try:
+        with open(path, "rb") as handle:
+            for number, raw in enumerate(handle, start=1):
+                try:
+                    raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    return number
+    except OSError:
+        return None
+    return None
 
 
 def _rows(n: int, rows: Sequence[int] | pl.Series | None) -> list[int]:

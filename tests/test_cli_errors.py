@@ -165,14 +165,19 @@ def test_every_library_error_is_one_line_and_exit_2(cls, capsys, monkeypatch):
         assert (wrapped.column, wrapped.row) == ("debt", 7)  # structured fields survive
 
 
-def test_a_bug_keeps_its_traceback(monkeypatch):
+def test_a_bug_is_one_line_with_its_traceback_in_a_log(monkeypatch, tmp_path, capsys):
     def handler(args):  # noqa: ANN001, ANN202
         raise ZeroDivisionError("a bug")
 
     configure, _handler, help_text = registry.COMMANDS["data-report"]
     monkeypatch.setitem(registry.COMMANDS, "data-report", (configure, handler, help_text))
-    with pytest.raises(ZeroDivisionError):
-        main(["data-report"])
+    monkeypatch.setenv("CASCADE_LOG_DIR", str(tmp_path))
+    capsys.readouterr()
+    assert main(["data-report"]) == 1  # a bug: exit 1, not a user error's 2 (issue #14)
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "ZeroDivisionError: a bug" in err
+    (log,) = tmp_path.glob("crash-*.log")
+    assert "Traceback" in log.read_text() and str(log) in err
     assert as_cascade_error(ValueError("plain")) is None
     assert as_cascade_error(CascadeError("x")) is not None
 

@@ -7,7 +7,6 @@ import time
 from pathlib import Path
 
 from pipelines.cli.registry import command, print_frame, with_args
-from pipelines.errors import CascadeError
 
 # --- ingest -------------------------------------------------------------------------------------
 
@@ -47,8 +46,22 @@ def _ingest_prices_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--asset", required=True, help="base symbol, e.g. BTC")
     p.add_argument("--market", default="spot", choices=["spot", "perp", "mark", "index"])
-    p.add_argument("--venue", default="user")
-    p.add_argument("--bar-seconds", type=int, default=None, help="bar size; inferred when omitted")
+    p.add_argument(
+        "--venue",
+        default="user",
+        help="venue label (1-32 of A-Z a-z 0-9 . _ -); stored as user:<venue> unless --override",
+    )
+    p.add_argument(
+        "--bar-seconds",
+        type=int,
+        default=None,
+        help="bar size, 1 s to 31 days; inferred when omitted",
+    )
+    p.add_argument(
+        "--override",
+        action="store_true",
+        help="store under --venue itself, taking precedence over the registry's bars there",
+    )
 
 
 @command("ingest-prices", "load a user's own OHLCV file into `prices`")
@@ -57,15 +70,22 @@ def cmd_ingest_prices(args: argparse.Namespace) -> int:
     """Validate a user's OHLCV file strictly and load it in one transaction."""
     from pipelines.ingest.user_prices import ingest_user_prices
 
-    rows, source = ingest_user_prices(
+    done = ingest_user_prices(
         args.db,
         args.file,
         asset=args.asset,
         market=args.market,
         venue=args.venue,
         bar_seconds=args.bar_seconds,
+        override=args.override,
     )
-    print(f"loaded {rows:,} bars of {args.asset.upper()} as source {source!r}")
+    if done.replaced:
+        print(f"replaced {done.replaced:,} bars previously loaded as source {done.source!r}")
+    note = " (--override: these bars take precedence over the registry's)" if done.override else ""
+    print(
+        f"loaded {done.rows:,} bars of {args.asset.upper()} at venue {done.venue!r} "
+        f"as source {done.source!r}{note}"
+    )
     return 0
 
 
@@ -73,27 +93,22 @@ def cmd_ingest_prices(args: argparse.Namespace) -> int:
 
 
 def _sql_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("query", help="SQL to run on a read-only connection")
+    p.add_argument(
+        "query",
+        help="SQL to run on a read-only connection that can read the warehouse and nothing else",
+    )
     p.add_argument("--format", default="table", choices=["table", "csv", "json"])
 
 
 @command("sql", "run read-only SQL on the warehouse")
 @with_args(_sql_args)
 def cmd_sql(args: argparse.Namespace) -> int:
-    """Print the result of a read-only query."""
-    import duckdb
+    """Print the result of a query on the locked, read-only warehouse."""
+    from pipelines.warehouse.query import run_query
 
-    from pipelines.warehouse.connection import connect
-
-    con = connect(args.db, read_only=True)
-    try:
-        try:
-            frame = con.sql(args.query).pl()
-        except duckdb.Error as exc:
-            raise CascadeError(f"SQL error: {exc}") from exc
-    finally:
-        con.close()
-    print_frame(frame, args.format)
+    frame = run_query(args.db, args.query, args.format)
+    if frame is not None:
+        print_frame(frame, args.format)
     return 0
 
 

@@ -1,11 +1,14 @@
 """The ``cascade`` command line: the parser of every command module, errors → exit codes.
 
-Errors: every :class:`~pipelines.errors.CascadeError`, and every error of the :mod:`backtest`
-and :mod:`forecasting` libraries (their roots ``BacktestError`` and ``ForecastingError``, see
-:func:`pipelines.errors.as_cascade_error`), is printed by :func:`main` — here and nowhere
-else — as one line ``error: ...`` on stderr with exit code 2, with library parameter names
-(``dust_usd``) shown as the flags that set them (``--dust-usd``). Anything else is a bug and
-keeps its traceback.
+Errors: :func:`main` is the one error boundary. Every expected failure — a
+:class:`~pipelines.errors.CascadeError`, an error of the :mod:`backtest` and :mod:`forecasting`
+libraries (their roots ``BacktestError`` and ``ForecastingError``, see
+:func:`pipelines.errors.as_cascade_error`), I/O (disk full, permissions), DuckDB I/O errors and
+the write lock (:mod:`pipelines.cli.failures`), and bad argument values — is printed here and
+nowhere else as one line ``error: ...`` on stderr with exit code 2, with library parameter
+names (``dust_usd``) shown as the flags that set them (``--dust-usd``). Anything else is a bug:
+one line with the path of a log holding the full traceback, exit code 1. ``--debug`` (or
+``CASCADE_DEBUG=1``) prints the traceback as well.
 """
 
 from __future__ import annotations
@@ -14,8 +17,10 @@ import argparse
 import os
 import re
 import sys
+import traceback
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import NoReturn
 
 # Importing a command module registers its sub-commands; each keeps heavy imports inside handlers.
 from pipelines.cli import attribute as _attribute  # noqa: F401
@@ -24,7 +29,6 @@ from pipelines.cli import data as _data  # noqa: F401
 from pipelines.cli import forecast as _forecast  # noqa: F401
 from pipelines.cli import pipeline as _pipeline  # noqa: F401
 from pipelines.cli.registry import COMMANDS, FLAG_ALIASES
-from pipelines.errors import as_cascade_error
 
 #: Per command, library parameter name → flag; filled by :func:`build_parser`.
 FLAGS: dict[str, dict[str, str]] = {}
@@ -32,14 +36,31 @@ FLAGS: dict[str, dict[str, str]] = {}
 # --- entry point --------------------------------------------------------------------------------
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line ``error: ...`` and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:  # noqa: D102 - argparse API
+        self.exit(2, f"error: {_one_line(message)} (see `{self.prog} --help`)\n")
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every registered sub-command."""
     from pipelines.warehouse.connection import default_db_path
 
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="cascade", description="Backtest and forecast cascading liquidations on real crashes."
     )
-    common = argparse.ArgumentParser(add_help=False)
+    common = OneLineParser(add_help=False)
+    common.add_argument(
+        "--debug",
+        action="store_true",
+        default=os.environ.get("CASCADE_DEBUG", "") not in ("", "0"),
+        help="print full tracebacks of errors (also CASCADE_DEBUG=1)",
+    )
     common.add_argument(
         "--db",
         type=Path,
@@ -81,16 +102,42 @@ def main(argv: Sequence[str] | None = None) -> int:
     # A loaded 2-core machine can take well over Prefect's default 20 s to start its
     # temporary server; wait longer rather than fail.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     handler = COMMANDS[args.command][1]
+    from pipelines.orchestration.prefect_server import guard_temporary_servers
+
+    guard_temporary_servers()  # a temporary Prefect server dies with this process
+    if not args.debug:
+        from pipelines.cli.failures import quiet_expected_tracebacks
+
+        quiet_expected_tracebacks()  # the one line below says it; no Prefect traceback
     try:
         return handler(args)
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # the reader went away (`cascade sql … | head`): not an error
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the flush at exit does not fail again
+        return 0
     except Exception as exc:
-        error = as_cascade_error(exc)
-        if error is None:  # a bug, not a user error: keep the traceback
-            raise
-        print(f"error: {flag_message(str(error), FLAGS.get(args.command, {}))}", file=sys.stderr)
-        return 2
+        from pipelines.cli.failures import describe_failure, write_crash_log
+
+        if args.debug:
+            traceback.print_exc()
+        message = describe_failure(exc)
+        if message is not None:
+            print(f"error: {flag_message(message, FLAGS.get(args.command, {}))}", file=sys.stderr)
+            return 2
+        log = write_crash_log(exc, argv)
+        where = f"full traceback in {log}" if log else "no log could be written"
+        print(
+            f"error: unexpected {type(exc).__name__}: {_one_line(str(exc))[:300]} "
+            f"({where}; run again with --debug to print it; please report it)",
+            file=sys.stderr,
+        )
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

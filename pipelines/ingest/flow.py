@@ -15,11 +15,16 @@ from prefect.futures import as_completed
 from prefect.states import State
 
 from pipelines.catalog import fetch as fetcher
-from pipelines.errors import DataValidationError, SourceIntegrityError, UnknownNameError
+from pipelines.errors import (
+    DataValidationError,
+    IngestFailedError,
+    SourceIntegrityError,
+    UnknownNameError,
+)
 from pipelines.ingest.adapters.base import AdapterOutput, SourceEntry, get_adapter
 from pipelines.ingest.load import load_source
 from pipelines.ingest.plan import adapter_version, plan_ingest
-from pipelines.warehouse.connection import connect
+from pipelines.warehouse.connection import compact, connect
 
 
 def _retry_only_io_errors(task: object, task_run: object, state: State) -> bool:
@@ -53,10 +58,14 @@ class IngestSummary:
     failed: dict[str, str] = field(default_factory=dict)
 
     def raise_for_failures(self) -> None:
-        """Raise one error listing every source that failed (the others stay loaded)."""
+        """Raise one error naming every source that failed (the others stay loaded)."""
         if self.failed:
-            lines = "\n".join(f"  {name}: {msg}" for name, msg in sorted(self.failed.items()))
-            raise RuntimeError(f"{len(self.failed)} source(s) failed to ingest:\n{lines}")
+            items = "; ".join(
+                f"{name}: {' '.join(msg.split())}" for name, msg in sorted(self.failed.items())
+            )
+            raise IngestFailedError(
+                f"{len(self.failed)} source(s) failed to ingest, the others are loaded: {items}"
+            )
 
 
 @flow(name="ingest", log_prints=True)
@@ -99,5 +108,7 @@ def ingest_flow(
         con.execute("CHECKPOINT")
     finally:
         con.close()
+    if summary.loaded and db_path is not None and compact(db_path):
+        logger.info("warehouse rebuilt compact (space of replaced rows returned)")
     summary.raise_for_failures()
     return summary

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from pipelines.catalog import fetch as fetcher
 from pipelines.catalog.registry import load_registry
+from pipelines.errors import SourceIntegrityError, UnknownNameError
 from pipelines.ingest.adapters.base import SourceEntry, get_adapter
 from pipelines.ingest.load import loaded_versions
 from pipelines.warehouse.connection import connect
@@ -86,18 +87,35 @@ def plan_ingest(
     verify_unchanged : bool
         Re-hash the files of unchanged sources so a corrupted mirror is still caught.
     """
-    entries = [e for e in load_registry() if sources is None or e.name in set(sources)]
+    registry = load_registry()
+    if sources is not None:
+        unknown = sorted(set(sources) - {e.name for e in registry})
+        if unknown:
+            raise UnknownNameError(
+                f"unknown source {', '.join(map(repr, unknown))}; "
+                'list the registered ones with `cascade sql "SELECT source FROM sources"` '
+                "or see data/registry/*.json"
+            )
+    entries = [e for e in registry if sources is None or e.name in set(sources)]
     con = connect(db_path)
     try:
         done = loaded_versions(con)
     finally:
         con.close()
     todo, unchanged = [], []
+    bad: list[str] = []
     for entry in entries:
         if not force and done.get(entry.name) == (entry.sha256, adapter_version(entry)):
             if verify_unchanged:
-                fetcher.fetch(entry)
+                try:
+                    fetcher.fetch(entry)
+                except SourceIntegrityError as exc:  # keep going: name every bad file at once
+                    bad.append(" ".join(str(exc).split()))
             unchanged.append(entry)
         else:
             todo.append(entry)
+    if bad:
+        raise SourceIntegrityError(
+            f"{len(bad)} source file(s) failed verification: " + "; ".join(bad)
+        )
     return IngestPlan(tuple(todo), tuple(unchanged))

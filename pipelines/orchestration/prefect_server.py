@@ -257,3 +257,89 @@ def running_prefect_server(
         yield api_url
     finally:
         stop_process_tree(proc)
+
+
+# --- temporary servers die with the command that started them ------------------------------------
+
+_GUARD_MODULE = "pipelines.orchestration.server_guard"
+_SERVER_MODULE = "prefect.server.api.server"
+
+
+def guard_temporary_servers() -> None:
+    """Make every temporary Prefect server this process starts exit when this process dies.
+
+    Prefect 3.9 starts its temporary server (``SubprocessASGIServer``) as a plain child
+    ``python -m uvicorn …``; a ``kill -9`` (or an OOM kill) of the command leaves it running,
+    re-parented to PID 1. This wraps that command in :mod:`pipelines.orchestration.server_guard`,
+    which watches its parent and stops the server as soon as the parent is gone. Cheap: until
+    a flow first needs the server, only an import hook is installed.
+    """
+    module = sys.modules.get(_SERVER_MODULE)
+    if module is not None:
+        _patch_server_class(module)
+        return
+    if not any(isinstance(f, _PatchOnImport) for f in sys.meta_path):
+        sys.meta_path.insert(0, _PatchOnImport())
+
+
+def _patch_server_class(module: Any) -> None:
+    cls = module.SubprocessASGIServer
+    if getattr(cls, "_cascade_guarded", False):
+        return
+    original = cls._run_uvicorn_command
+    parent = os.getpid()
+
+    def run_guarded(self: Any) -> subprocess.Popen[Any]:
+        real_popen = module.subprocess.Popen
+
+        def popen(args: list[str], *rest: Any, **kwargs: Any) -> subprocess.Popen[Any]:
+            if list(args[1:3]) == ["-m", "uvicorn"]:
+                args = [args[0], "-m", _GUARD_MODULE, str(parent), *args[1:]]
+            return real_popen(args, *rest, **kwargs)
+
+        shim = _SubprocessShim(popen)
+        module.subprocess = shim
+        try:
+            return original(self)
+        finally:
+            module.subprocess = shim.real
+
+    cls._run_uvicorn_command = run_guarded
+    cls._cascade_guarded = True
+
+
+class _SubprocessShim:
+    """:mod:`subprocess` with ``Popen`` replaced, seen only by Prefect's server module."""
+
+    def __init__(self, popen: Any) -> None:
+        self.real = subprocess
+        self.Popen = popen  # noqa: N815 - mirrors subprocess.Popen
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+
+class _PatchOnImport:
+    """``sys.meta_path`` finder that patches Prefect's server module right after it loads."""
+
+    def find_spec(self, fullname: str, path: Any, target: Any = None) -> Any:
+        if fullname != _SERVER_MODULE:
+            return None
+        import importlib.machinery
+
+        sys.meta_path.remove(self)
+        try:
+            spec = importlib.machinery.PathFinder.find_spec(fullname, path)
+        finally:
+            sys.meta_path.insert(0, self)
+        if spec is None or spec.loader is None:
+            return None
+        loader = spec.loader
+        exec_module = loader.exec_module
+
+        def exec_and_patch(module: Any) -> None:
+            exec_module(module)
+            _patch_server_class(module)
+
+        loader.exec_module = exec_and_patch  # type: ignore[method-assign]
+        return spec

@@ -22,8 +22,9 @@ from pathlib import Path
 
 import duckdb
 
+from pipelines.catalog.names import safe_join
 from pipelines.errors import CascadeError, UnknownNameError
-from pipelines.warehouse.connection import connect
+from pipelines.warehouse.connection import BASE_CONFIG, connect
 from pipelines.warehouse.stamps import read_stamp, warehouse_fingerprint, write_stamp
 
 __all__ = [
@@ -149,7 +150,7 @@ def export_warehouse(
     try:
         names = _select(tables, public_names(con))
         fingerprint = warehouse_fingerprint(con, kind="export")
-        files = [out / f"{name}.{fmt}" for name in names]
+        files = [safe_join(out, f"{name}.{fmt}") for name in names]
         stamp = read_stamp(out)
         if (
             not force
@@ -208,7 +209,7 @@ def open_results(
         files = sorted(Path(export_dir).glob("*.parquet"))
         if not files:
             raise CascadeError(f"no .parquet files in {export_dir}; run `cascade export` first")
-        con = duckdb.connect()
+        con = duckdb.connect(config=dict(BASE_CONFIG))
         con.execute("SET TimeZone = 'UTC'")
         for file in files:
             if _NAME.match(file.stem):
