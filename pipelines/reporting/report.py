@@ -31,6 +31,7 @@ import polars as pl
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from pipelines.reporting.labels import SHORT_LABELS
 from pipelines.warehouse.connection import connect
 from pipelines.warehouse.stamps import read_stamp, warehouse_fingerprint, write_stamp
 
@@ -49,16 +50,7 @@ img{max-width:100%;border:1px solid #eee;margin:.4em 0}
 details{margin:.4em 0}summary{cursor:pointer;font-weight:600}
 """
 
-_SHORT = {
-    "instant": "instant",
-    "dutch_auction": "dutch",
-    "circuit_breaker": "breaker",
-    "liquidity_buffer": "buffer",
-    "batch": "batch",
-    "staged": "staged",
-    "dynamic_ltv": "dynLTV",
-    "dynamic_ltv+dutch_auction": "dynLTV+dutch",
-}
+_SHORT = SHORT_LABELS
 
 
 @dataclass(frozen=True)
