@@ -163,3 +163,11 @@ def test_prefect_api_choice(tmp_path: Path, monkeypatch) -> None:
     with pytest.raises(CascadeError, match="'local'"):
         local_server.ensure_prefect_api({"CASCADE_PREFECT": "cloud"})
     assert local_server.stop_server() is None
+
+
+def test_light_default_db_path_matches_the_warehouse(monkeypatch) -> None:
+    from pipelines.warehouse.connection import default_db_path
+
+    assert names.default_db_path() == default_db_path()
+    monkeypatch.setenv("CASCADE_DB", "/x/y.duckdb")
+    assert names.default_db_path() == default_db_path() == Path("/x/y.duckdb")

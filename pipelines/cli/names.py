@@ -17,6 +17,7 @@ machine); ``tests/test_first_hour_names.py`` checks they match the registries.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -157,6 +158,15 @@ def resolve_policies(
         if model is not None and model not in extra:
             extra.append(model)
     return policies, extra or models
+
+
+def default_db_path() -> Path:
+    """``CASCADE_DB`` when set, else ``./cascade.duckdb``.
+
+    The same as :func:`pipelines.warehouse.connection.default_db_path`, without importing DuckDB
+    and polars: the parser of :mod:`pipelines.cli.main` needs only this.
+    """
+    return Path(os.environ.get("CASCADE_DB", "cascade.duckdb"))
 
 
 def require_db(db: Path | str, command: str) -> Path:
