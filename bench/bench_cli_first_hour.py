@@ -125,6 +125,27 @@ def main() -> None:
         start = time.perf_counter()
         subprocess.run([*CLI, "server", "start"], env=env, check=True, capture_output=True)
         row("server start (first use only)", time.perf_counter() - start)
+        # Prefect's own cost: importing it and running one empty flow, reused server vs temporary.
+        state = subprocess.run(
+            [sys.executable, "-c", "from pipelines.orchestration.local_server import "
+             "server_status; print(server_status()[0].api_url)"],
+            env=env, capture_output=True, text=True, check=True,
+        ).stdout.strip()  # fmt: skip
+        empty = [
+            sys.executable,
+            "-c",
+            "from prefect import flow\n@flow\ndef empty():\n    return 1\nempty()",
+        ]
+        quiet = dict(env, PREFECT_LOGGING_LEVEL="WARNING")
+        row(
+            "empty Prefect flow, local server (import + run)",
+            _median(empty, dict(quiet, PREFECT_API_URL=state), args.repeat),
+        )
+        if not args.skip_ephemeral:
+            row(
+                "empty Prefect flow, temporary server (import + run)",
+                _median(empty, quiet, args.repeat),
+            )
         local = [_time([*forecast, "--history-days", str(60 + i)], env) for i in range(args.repeat)]
         row("forecast ETH ewma,garch W4, local server (median)", statistics.median(local))
         if not args.skip_ephemeral:
