@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -116,7 +117,8 @@ def test_read_commands_never_create_a_database(argv: list[str], tmp_path: Path, 
     assert not db.exists() and not db.parent.exists()
 
 
-def test_scoreboard_label_runs_a_user_backtest(tmp_path: Path, capsys) -> None:
+def test_scoreboard_label_runs_a_user_backtest(tmp_path: Path, capsys, monkeypatch) -> None:
+    monkeypatch.setenv("CASCADE_HOME", str(tmp_path / "home"))
     book = tmp_path / "book.csv"
     book.write_text(
         "position_id,collateral_asset,collateral,debt,liquidation_threshold\n"
@@ -131,6 +133,17 @@ def test_scoreboard_label_runs_a_user_backtest(tmp_path: Path, capsys) -> None:
     assert main([*argv, "--impact", "none", "--policy", "breaker", "--json"]) == 0
     row = json.loads(capsys.readouterr().out)
     assert row["policy"] == "circuit_breaker"
+
+    from pipelines.cli.status import last_pipeline_run, record_pipeline_run
+
+    assert main(["status", "--db", str(db)]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"backtest runs\s+1\b", out), out
+    assert "none recorded" in out and "prefect server    none yet" in out
+    record_pipeline_run(db, 12.5, {"ingest": 2.0, "report": 1.0})
+    assert last_pipeline_run(db)["seconds"] == 12.5
+    assert main(["status", "--db", str(db)]) == 0
+    assert "in 12.5 s (ingest 2.0 s, report 1.0 s)" in capsys.readouterr().out
 
 
 def test_quiet_environment_and_version(monkeypatch) -> None:

@@ -78,7 +78,7 @@ def _png_size(path: Path) -> tuple[int, int]:
 
 def test_every_report_png_opens_with_a_sensible_size(fresh_run) -> None:
     _, reports = fresh_run
-    pngs = sorted(reports.glob("*.png"))
+    pngs = sorted(reports.rglob("*.png"))
     assert any("scoreboard" in p.name for p in pngs), pngs
     assert any("event" in p.name for p in pngs), pngs
     for png in pngs:

@@ -94,8 +94,10 @@ def _stage(logger, message: str, *args: object) -> None:  # noqa: ANN001 - Prefe
     what a user sees; under ``--verbose`` Prefect's INFO line carries it instead.
     """
     logger.info(message, *args)
-    if not logger.isEnabledFor(20):  # INFO hidden: print it ourselves
-        print(message % args if args else message, file=sys.stderr, flush=True)
+    if not logger.isEnabledFor(20):  # INFO hidden: write it ourselves (not print: with
+        # log_prints=True Prefect turns print() into an INFO log, hidden just the same)
+        sys.stderr.write((message % args if args else message) + "\n")
+        sys.stderr.flush()
 
 
 # --- stages -------------------------------------------------------------------------------------
