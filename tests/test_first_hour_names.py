@@ -176,6 +176,14 @@ def test_prefect_api_choice(tmp_path: Path, monkeypatch) -> None:
     with pytest.raises(CascadeError, match="'local'"):
         local_server.ensure_prefect_api({"CASCADE_PREFECT": "cloud"})
     assert local_server.stop_server() is None
+    profiles = tmp_path / "profiles.toml"
+    profiles.write_text(
+        f'active = "mine"\n[profiles.mine]\nPREFECT_API_URL = "http://127.0.0.1:{port}/api"\n'
+    )
+    from_profile = {"PREFECT_PROFILES_PATH": str(profiles)}
+    assert local_server.profile_api_url(from_profile) == f"http://127.0.0.1:{port}/api"
+    with pytest.raises(CascadeError, match="does not answer"):  # the profile's server, not ours
+        local_server.ensure_prefect_api(from_profile)
 
 
 def test_light_default_db_path_matches_the_warehouse(monkeypatch) -> None:

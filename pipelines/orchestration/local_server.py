@@ -22,7 +22,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, MutableMapping
+import tomllib
+from collections.abc import Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -205,10 +206,28 @@ def stop_server() -> ServerState | None:
         return state
 
 
+def profile_api_url(env: Mapping[str, str] | None = None) -> str:
+    """``PREFECT_API_URL`` of the active Prefect profile (``prefect config set``), or ``""``.
+
+    Read from ``profiles.toml`` without importing Prefect.
+    """
+    env = os.environ if env is None else env
+    home = Path(env.get("PREFECT_HOME") or "~/.prefect").expanduser()
+    path = Path(env.get("PREFECT_PROFILES_PATH") or home / "profiles.toml").expanduser()
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, ValueError):
+        return ""
+    active = env.get("PREFECT_PROFILE") or data.get("active") or ""
+    profile = data.get("profiles", {}).get(active, {})
+    return str(profile.get("PREFECT_API_URL", "") or "").strip()
+
+
 def ensure_prefect_api(env: MutableMapping[str, str] | None = None) -> tuple[str, str]:
     """Point Prefect at a running server before it is imported; ``(kind, api_url)``.
 
-    ``kind`` is ``"external"`` (``PREFECT_API_URL`` answered), ``"local"`` (the local server,
+    ``kind`` is ``"external"`` (``PREFECT_API_URL``, from the environment or the active
+    Prefect profile, answered), ``"local"`` (the local server,
     started now or reused) or ``"ephemeral"`` (``CASCADE_PREFECT=ephemeral``: Prefect's own
     temporary server, ``api_url`` empty).
 
@@ -220,11 +239,13 @@ def ensure_prefect_api(env: MutableMapping[str, str] | None = None) -> tuple[str
     """
     env = os.environ if env is None else env
     url = env.get("PREFECT_API_URL", "").strip()
+    where = "" if url else " (active Prefect profile)"
+    url = url or profile_api_url(env)
     if url:
         if api_is_healthy(url):
             return "external", url
         raise CascadeError(
-            f"PREFECT_API_URL={url} does not answer; start that server, or unset "
+            f"PREFECT_API_URL={url}{where} does not answer; start that server, or unset "
             "PREFECT_API_URL to use cascade's local server (`cascade server start`)"
         )
     mode = env.get(MODE_ENV, "local").strip().lower()
