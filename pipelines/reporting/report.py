@@ -471,11 +471,12 @@ def _body(
             _html_table(_pivot(frame, "amplification"), lambda v: f"{v:.4f}"),
             "<h3>Borrower loss ($M): what the policy cost borrowers</h3>",
             _html_table(_pivot(frame, "borrower_loss_usd"), _musd),
-            "<h2>2. Price with and without impact, liquidations over time</h2>",
-            "<p>Top: the historical price <code>p_exo</code> (black) and the market price "
-            "<code>p_mkt = p_exo·exp(−I)</code> under each policy; middle: the impact in per "
-            "cent; bottom: cumulative liquidated debt, with the zero-impact counterfactual of "
-            "<code>instant</code> dashed.</p>",
+            "<h2>2. Price deviation and liquidations over time</h2>",
+            "<p>Top: the historical price <code>p_exo</code>; middle: the price deviation "
+            "<code>p_mkt/p_exo − 1</code> under each policy, where "
+            "<code>p_mkt = p_exo·exp(−I)</code> (impact is a few per cent at most, so the "
+            "deviation shows what overlapping price lines would hide); bottom: cumulative "
+            "liquidated debt, with the zero-impact counterfactual of the baseline dashed.</p>",
             *_event_sections(con, frame, img_dir),
         ]
     body.append("<h2>3. Forecast vs realized volatility</h2>")
