@@ -180,8 +180,8 @@ def require_db(db: Path | str, command: str) -> Path:
     path = Path(db)
     if not path.exists():
         raise CascadeError(
-            f"no warehouse at {str(path)!r} (`cascade {command}` reads one and never creates "
-            "it); build it with `cascade run` (everything) or `cascade ingest` (the data "
+            f"warehouse {str(path)!r} does not exist (`cascade {command}` reads one and never "
+            "creates it); build it with `cascade run` (everything) or `cascade ingest` (the data "
             "only), or point --db / $CASCADE_DB at an existing one"
         )
     return path
