@@ -177,12 +177,18 @@ def _serve_args(p: argparse.ArgumentParser) -> None:
     from pipelines.orchestration.serve import add_serve_arguments
 
     add_serve_arguments(p)
+    add_verbose_flag(p)
 
 
 @command("serve", "run the pipeline on a schedule (needs a real Prefect server)")
 @with_args(_serve_args)
 def cmd_serve(args: argparse.Namespace) -> int:
-    """Serve the ``cascade-pipeline`` deployment until interrupted."""
+    """Serve the ``cascade-pipeline`` deployment until interrupted.
+
+    Without ``PREFECT_API_URL`` it serves against the local server (started if needed; it runs
+    the scheduler), never against a temporary one.
+    """
+    prepare_prefect(args)
     from pipelines.orchestration.serve import run_serve
 
     return run_serve(args)
