@@ -59,6 +59,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--skip-forecast", action="store_true")
     parser.add_argument("--skip-ephemeral", action="store_true")
+    parser.add_argument("--prefect-only", action="store_true", help="only the Prefect rows")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="bench-first-hour-"))
@@ -74,6 +75,16 @@ def main() -> None:
     def row(label: str, seconds: float) -> None:
         print(f"{label:<62} {seconds:7.2f} s  ({seconds / base:6.1f}× baseline)")
 
+    if not args.prefect_only:
+        _commands(args, env, db, work, row)
+    if not args.skip_forecast:
+        _prefect(args, env, db, row)
+    load = os.getloadavg()
+    print(f"load average at end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def _commands(args, env, db, work, row) -> None:  # noqa: ANN001
     names = [
         sys.executable,
         "-c",
@@ -119,47 +130,49 @@ def main() -> None:
         _median([*backtest, "--json"], env, args.repeat),
     )
 
-    if not args.skip_forecast:
-        forecast = [*CLI, "forecast", "--db", str(db), "--assets", "ETH", "--models", "ewma,garch"]
-        forecast += ["--events", "W4"]
-        start = time.perf_counter()
-        subprocess.run([*CLI, "server", "start"], env=env, check=True, capture_output=True)
-        row("server start (first use only)", time.perf_counter() - start)
-        # Prefect's own cost: importing it and running one empty flow, reused server vs temporary.
-        state = subprocess.run(
-            [sys.executable, "-c", "from pipelines.orchestration.local_server import "
-             "server_status; print(server_status()[0].api_url)"],
-            env=env, capture_output=True, text=True, check=True,
-        ).stdout.strip()  # fmt: skip
-        empty = [
-            sys.executable,
-            "-c",
-            "from prefect import flow\n@flow\ndef empty():\n    return 1\nempty()",
-        ]
-        quiet = dict(env, PREFECT_LOGGING_LEVEL="WARNING")
+
+def _prefect(args, env, db, row) -> None:  # noqa: ANN001
+    forecast = [*CLI, "forecast", "--db", str(db), "--assets", "ETH", "--models", "ewma,garch"]
+    forecast += ["--events", "W4"]
+    start = time.perf_counter()
+    subprocess.run([*CLI, "server", "start"], env=env, check=True, capture_output=True)
+    row("server start (first use only)", time.perf_counter() - start)
+    # Prefect's own cost: importing it and running one empty flow, reused server vs temporary.
+    state = subprocess.run(
+        [sys.executable, "-c", "from pipelines.orchestration.local_server import "
+         "server_status; print(server_status()[0].api_url)"],
+        env=env, capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    empty = [
+        sys.executable,
+        "-c",
+        "from prefect import flow\n@flow\ndef empty():\n    return 1\nempty()",
+    ]
+    quiet = dict(
+        env,
+        PREFECT_LOGGING_LEVEL="WARNING",
+        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="180",
+    )
+    row("import prefect alone", _median([sys.executable, "-c", "import prefect"], quiet, 2))
+    row(
+        "empty Prefect flow, local server (import + run)",
+        _median(empty, dict(quiet, PREFECT_API_URL=state), args.repeat),
+    )
+    if not args.skip_ephemeral:
         row(
-            "empty Prefect flow, local server (import + run)",
-            _median(empty, dict(quiet, PREFECT_API_URL=state), args.repeat),
+            "empty Prefect flow, temporary server (import + run)",
+            _median(empty, quiet, args.repeat),
         )
-        if not args.skip_ephemeral:
-            row(
-                "empty Prefect flow, temporary server (import + run)",
-                _median(empty, quiet, args.repeat),
-            )
-        local = [_time([*forecast, "--history-days", str(60 + i)], env) for i in range(args.repeat)]
-        row("forecast ETH ewma,garch W4, local server (median)", statistics.median(local))
-        if not args.skip_ephemeral:
-            eph_env = dict(env, CASCADE_PREFECT="ephemeral")
-            eph = [
-                _time([*forecast, "--history-days", str(70 + i)], eph_env)
-                for i in range(args.repeat)
-            ]
-            row("forecast ETH ewma,garch W4, temporary server (median)", statistics.median(eph))
-        if "CASCADE_HOME" not in os.environ:
-            subprocess.run([*CLI, "server", "stop"], env=env, check=True, capture_output=True)
-    load = os.getloadavg()
-    print(f"load average at end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
-    shutil.rmtree(work, ignore_errors=True)
+    local = [_time([*forecast, "--history-days", str(60 + i)], env) for i in range(args.repeat)]
+    row("forecast ETH ewma,garch W4, local server (median)", statistics.median(local))
+    if not args.skip_ephemeral:
+        eph_env = dict(env, CASCADE_PREFECT="ephemeral")
+        eph = [
+            _time([*forecast, "--history-days", str(70 + i)], eph_env) for i in range(args.repeat)
+        ]
+        row("forecast ETH ewma,garch W4, temporary server (median)", statistics.median(eph))
+    if "CASCADE_HOME" not in os.environ:
+        subprocess.run([*CLI, "server", "stop"], env=env, check=True, capture_output=True)
 
 
 if __name__ == "__main__":
