@@ -31,6 +31,7 @@ def plot_forecast_window(
     models: Sequence[str] | None = None,
     title: str | None = None,
     shade: tuple[datetime, datetime] | None = None,
+    shade_label: str = "crash window",
     smooth_bars: int = 6,
 ) -> Path:
     """Write a PNG of forecast sigma vs realized volatility for several models.
@@ -59,6 +60,8 @@ def plot_forecast_window(
         Figure title.
     shade : tuple of datetime, optional
         A span to shade, e.g. the crash window itself.
+    shade_label : str
+        Legend entry of the shaded span.
     smooth_bars : int
         Window of the realized-volatility guide line.
 
@@ -122,12 +125,16 @@ def plot_forecast_window(
             zorder=3,
         )
     if shade is not None:
-        ax.axvspan(_utc(shade[0]), _utc(shade[1]), color="tab:red", alpha=0.08, zorder=0)
+        ax.axvspan(
+            _utc(shade[0]), _utc(shade[1]), color="tab:red", alpha=0.08, zorder=0,
+            label=shade_label,
+        )  # fmt: skip
     ax.set_ylabel(f"volatility over {horizon_hours:g} h (%)")
     ax.set_xlabel("forecast origin (UTC)")
     ax.set_title(title or f"Forecast vs realized volatility, {horizon_hours:g} h horizon")
     ax.grid(alpha=0.3)
-    ax.legend(loc="upper left", fontsize=8, ncol=2)
+    # Outside the axes, right: a legend never covers the data.
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, borderaxespad=0.0)
     fig.autofmt_xdate()
     fig.tight_layout()
     out = Path(path)

@@ -14,6 +14,16 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from pipelines.cli.names import (
+    require_db,
+    resolve_event,
+    resolve_events,
+    resolve_model,
+    resolve_models,
+    resolve_policies,
+    resolve_policy,
+)
+from pipelines.cli.quiet import add_verbose_flag, prepare_prefect
 from pipelines.cli.registry import command, with_args
 from pipelines.errors import CascadeError
 
@@ -65,7 +75,12 @@ def _half_life(text: str) -> float:
 
 def _backtest_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--event", action="append", help="event id or window label (W1..W7)")
-    p.add_argument("--policy", action="append", help="policy name (default instant)")
+    p.add_argument(
+        "--policy",
+        action="append",
+        help="policy name or scoreboard label (dutch, breaker, buffer, dynLTV, dynLTV:garch…); "
+        "default instant",
+    )
     p.add_argument("--forecast-model", action="append", help="model of the dynamic_ltv margin path")
     p.add_argument("--book", action="append", help="maker-ethb, aave-steth, synthetic or a file")
     p.add_argument("--prices", help="CSV/Parquet with ts, price (one row per step)")
@@ -86,6 +101,7 @@ def _backtest_args(p: argparse.ArgumentParser) -> None:
     for dest, typ, help_text in _POLICY_FLAGS:
         group.add_argument("--" + dest.replace("_", "-"), dest=dest, type=typ, help=help_text)
     group.add_argument("--euler-discount", action="store_true", default=None, help="staged")
+    add_verbose_flag(p)
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
@@ -151,6 +167,31 @@ def _print_summary(row: dict[str, Any], cfg: Any, cached: bool) -> None:
         print(f"  {label:<24} {'-' if value is None else fmt.format(value)}")
 
 
+def _resolve_names(args: argparse.Namespace) -> None:
+    """Canonical event, policy and model names (aliases accepted) before any heavy import."""
+    if args.sweep:
+        args.event = resolve_events(args.event)
+        args.policy, args.forecast_model = resolve_policies(
+            args.policy, resolve_models(args.forecast_model)
+        )
+        return
+    event, policy, model = (_one(args, n) for n in ("event", "policy", "forecast_model"))
+    if model is not None:
+        model = resolve_model(model)
+    if policy is not None:
+        policy, label_model = resolve_policy(policy)
+        if label_model is not None and model not in (None, label_model):
+            raise CascadeError(
+                f"--policy names forecast model {label_model!r} but --forecast-model is {model!r}"
+            )
+        model = model or label_model
+    args.event = None if event is None else [resolve_event(event)]
+    args.policy = None if policy is None else [policy]
+    args.forecast_model = None if model is None else [model]
+    if not args.prices:  # only a user's own price path may start a new warehouse
+        require_db(args.db, "backtest")
+
+
 def _single(args: argparse.Namespace) -> int:
     from pipelines.backtests.books import BOOK_NAMES, read_book_file, resolve_book_name
     from pipelines.backtests.calibration import read_prices_file
@@ -200,6 +241,7 @@ def _single(args: argparse.Namespace) -> int:
 def _sweep(args: argparse.Namespace) -> int:
     if args.prices:
         raise CascadeError("--prices applies to a single run; drop --sweep")
+    require_db(args.db, "backtest --sweep")
     from pipelines.backtests.run import existing_run_ids, plan_sweep
     from pipelines.warehouse.connection import connect
 
@@ -219,6 +261,7 @@ def _sweep(args: argparse.Namespace) -> int:
     finally:
         con.close()
     if todo:
+        prepare_prefect(args)  # a reused server; Prefect's INFO logs only with --verbose
         from pipelines.backtests.flow import backtest_flow
 
         run_ids, _computed = backtest_flow(db_path=str(args.db), **sweep)
@@ -262,6 +305,7 @@ def _sweep(args: argparse.Namespace) -> int:
 @with_args(_backtest_args)
 def cmd_backtest(args: argparse.Namespace) -> int:
     """One backtest run written to the warehouse (no Prefect), or a Prefect sweep."""
+    _resolve_names(args)
     return _sweep(args) if args.sweep else _single(args)
 
 

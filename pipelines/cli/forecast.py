@@ -10,8 +10,9 @@ import argparse
 import time
 from pathlib import Path
 
+from pipelines.cli.names import require_db, resolve_events, resolve_models
+from pipelines.cli.quiet import add_verbose_flag, prepare_prefect
 from pipelines.cli.registry import command, with_args
-from pipelines.errors import CascadeError
 
 _ALL = "all"
 
@@ -52,24 +53,26 @@ def _forecast_args(p: argparse.ArgumentParser) -> None:
         help="margin policy of the threshold paths",
     )
     p.add_argument("--plots", type=Path, help="write PNGs and the score tables to this directory")
+    add_verbose_flag(p)
 
 
 @command("forecast", "walk-forward volatility forecasts on the crash windows (Prefect flow)")
 @with_args(_forecast_args)
 def cmd_forecast(args: argparse.Namespace) -> int:
     """Validate, run the flow unless the run is stored, print the score table and the run id."""
+    t0 = time.perf_counter()
+    models = resolve_models(args.models)  # names and paths first: a typo costs no import
+    events = resolve_events(args.events)
+    require_db(args.db, "forecast")
     from pipelines.forecasts.plan import build_config
     from pipelines.reporting.forecast_report import score_table, text_table
     from pipelines.warehouse.connection import connect
     from pipelines.warehouse.forecast_store import run_exists
 
-    t0 = time.perf_counter()
-    if not Path(args.db).exists():
-        raise CascadeError(f"database {str(args.db)!r} does not exist; run `cascade ingest` first")
     params = {
         "assets": _split(args.assets),
-        "models": _split(args.models),
-        "events": _split(args.events),
+        "models": models,
+        "events": events,
         "start": args.start,
         "end": args.end,
         "horizons": [int(h) for h in _horizons(args.horizon)],
@@ -87,6 +90,7 @@ def cmd_forecast(args: argparse.Namespace) -> int:
     if stored:
         print(f"forecast run {run_id} already stored (same config and data); not recomputed")
     else:
+        prepare_prefect(args)  # a reused server; Prefect's INFO logs only with --verbose
         from pipelines.forecasts.flow import forecast_flow
 
         run_id = forecast_flow(db_path=str(args.db), **params)

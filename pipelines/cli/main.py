@@ -49,11 +49,13 @@ def _one_line(text: str) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every registered sub-command."""
-    from pipelines.warehouse.connection import default_db_path
+    from pipelines.cli.names import default_db_path  # no DuckDB import before usage checks
+    from pipelines.cli.quiet import add_global_flags
 
     parser = OneLineParser(
         prog="cascade", description="Backtest and forecast cascading liquidations on real crashes."
     )
+    add_global_flags(parser)
     common = OneLineParser(add_help=False)
     common.add_argument(
         "--debug",
@@ -105,6 +107,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     handler = COMMANDS[args.command][1]
+    from pipelines.cli.quiet import quiet_environment
+
+    quiet_environment(bool(getattr(args, "verbose", False)))
     from pipelines.orchestration.prefect_server import guard_temporary_servers
 
     guard_temporary_servers()  # a temporary Prefect server dies with this process

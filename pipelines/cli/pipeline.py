@@ -1,4 +1,10 @@
-"""Sub-commands ``run``, ``serve``, ``export`` and ``report`` (registered on import by cli.py)."""
+"""Sub-commands ``run``, ``serve``, ``export``, ``report``, ``server`` and ``status``.
+
+Registered on import by :mod:`pipelines.cli.main`. Names and paths are checked before any heavy
+import (:mod:`pipelines.cli.names`); a Prefect flow runs against a reused server
+(:mod:`pipelines.orchestration.local_server`) with Prefect's own logs at WARNING
+(:mod:`pipelines.cli.quiet`).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pipelines.cli.names import require_db, resolve_events, resolve_models, resolve_policies
+from pipelines.cli.quiet import add_verbose_flag, prepare_prefect
 from pipelines.cli.registry import command, with_args
 from pipelines.errors import CascadeError
 
@@ -64,6 +72,7 @@ def _run_args(p: argparse.ArgumentParser) -> None:
         help="FHS stress paths per event for the scoreboard's intervals (default 200; 0 = none)",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_verbose_flag(p)
 
 
 def _print_scoreboard(db: Path) -> None:
@@ -83,6 +92,11 @@ def _print_scoreboard(db: Path) -> None:
 @with_args(_run_args)
 def cmd_run(args: argparse.Namespace) -> int:
     """Run the ``cascade-pipeline`` flow (or nothing, when every stage is up to date)."""
+    start = time.perf_counter()
+    if args.workers is not None and args.workers < 1:
+        raise CascadeError(f"--workers must be at least 1, got {args.workers}")
+    args.events = resolve_events(args.events)
+    args.policies, models = resolve_policies(args.policies, resolve_models(args.forecast_models))
     from pipelines.orchestration.plan import (
         DEFAULT_FORECAST_MODELS,
         default_report_dir,
@@ -90,11 +104,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         resolve_db,
     )
 
-    start = time.perf_counter()
-    if args.workers is not None and args.workers < 1:
-        raise CascadeError(f"--workers must be at least 1, got {args.workers}")
     db = resolve_db(args.db)
-    models = args.forecast_models or list(DEFAULT_FORECAST_MODELS)
+    models = models or list(DEFAULT_FORECAST_MODELS)
     if args.stress_paths is None:
         from pipelines.backtests.stress import STRESS_PATHS
 
@@ -124,6 +135,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     _print_scoreboard(db)
     computed = f"{summary.runs_computed} computed now" if summary.runs_computed else "all stored"
     stages = ", ".join(f"{k} {v:.1f} s" for k, v in summary.seconds.items())
+    from pipelines.cli.status import record_pipeline_run
+
+    record_pipeline_run(db, time.perf_counter() - start, dict(summary.seconds))
     print(
         f"\n{len(summary.run_ids)} backtest runs ({computed}); report: {summary.report}"
         f"{' (unchanged)' if not summary.report_written else ''}"
@@ -136,6 +150,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _run_flow(
     args: argparse.Namespace, db: Path, models: list[str], report_dir: Path
 ) -> PipelineSummary:
+    kind = prepare_prefect(args)  # before Prefect is imported: it reads the environment
+    if kind == "ephemeral":
+        print("starting Prefect's temporary server (CASCADE_PREFECT=ephemeral)", file=sys.stderr)
     from pipelines.orchestration.pipeline import cascade_pipeline
 
     params = dict(
@@ -160,12 +177,18 @@ def _serve_args(p: argparse.ArgumentParser) -> None:
     from pipelines.orchestration.serve import add_serve_arguments
 
     add_serve_arguments(p)
+    add_verbose_flag(p)
 
 
 @command("serve", "run the pipeline on a schedule (needs a real Prefect server)")
 @with_args(_serve_args)
 def cmd_serve(args: argparse.Namespace) -> int:
-    """Serve the ``cascade-pipeline`` deployment until interrupted."""
+    """Serve the ``cascade-pipeline`` deployment until interrupted.
+
+    Without ``PREFECT_API_URL`` it serves against the local server (started if needed; it runs
+    the scheduler), never against a temporary one.
+    """
+    prepare_prefect(args)
     from pipelines.orchestration.serve import run_serve
 
     return run_serve(args)
@@ -186,15 +209,20 @@ def _export_args(p: argparse.ArgumentParser) -> None:
 @with_args(_export_args)
 def cmd_export(args: argparse.Namespace) -> int:
     """Export from a read-only connection; one file per table or view."""
+    start = time.perf_counter()
+    require_db(args.db, "export")
     from pipelines.warehouse.export import export_warehouse
 
-    start = time.perf_counter()
     files = export_warehouse(args.db, args.out_dir, fmt=args.format, tables=args.tables)
     size = sum(f.stat().st_size for f in files) / 1e6
+    hint = (
+        f"CASCADE_EXPORT={args.out_dir} or polars.read_parquet"
+        if args.format == "parquet"
+        else "polars.read_csv or any spreadsheet"
+    )
     print(
         f"wrote {len(files)} {args.format} files ({size:,.1f} MB) to {args.out_dir} "
-        f"[{time.perf_counter() - start:.1f} s]; read them with e.g. "
-        f"CASCADE_EXPORT={args.out_dir} or polars.read_parquet"
+        f"[{time.perf_counter() - start:.1f} s]; read them with e.g. {hint}"
     )
     return 0
 
@@ -225,6 +253,7 @@ def _report_args(p: argparse.ArgumentParser) -> None:
 def cmd_report(args: argparse.Namespace) -> int:
     """Draw the report (or write the Markdown pages) from a read-only connection."""
     start = time.perf_counter()
+    require_db(args.db, "report")
     if args.markdown is not None:
         from pipelines.reporting.markdown import write_markdown
 
@@ -240,4 +269,72 @@ def cmd_report(args: argparse.Namespace) -> int:
     result = build_report(args.db, out, impact=args.impact, force=args.force)
     state = "written" if result.written else "up to date"
     print(f"report {state}: {result.index} [{time.perf_counter() - start:.1f} s]")
+    return 0
+
+
+# --- server -------------------------------------------------------------------------------------
+
+
+def _server_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("action", choices=["start", "stop", "status"], help="what to do")
+
+
+@command(
+    "server",
+    "the local Prefect server reused by every command (loopback; state in the user's data dir)",
+)
+@with_args(_server_args)
+def cmd_server(args: argparse.Namespace) -> int:
+    """``start`` (or reuse), ``stop`` or show the local Prefect server; no Prefect import."""
+    import os
+
+    from pipelines.cli.quiet import quiet_environment
+    from pipelines.orchestration.local_server import (
+        server_dir,
+        server_status,
+        start_server,
+        stop_server,
+    )
+
+    quiet_environment()
+    external = os.environ.get("PREFECT_API_URL")
+    if args.action == "start":
+        state, started = start_server()
+        print(
+            f"local Prefect server {'started' if started else 'already running'}: "
+            f"{state.api_url} (pid {state.pid}, home {state.home}, log {state.log})"
+        )
+    elif args.action == "stop":
+        stopped = stop_server()
+        print(
+            f"stopped the local Prefect server at {stopped.api_url} (pid {stopped.pid})"
+            if stopped
+            else f"no local Prefect server recorded in {server_dir()}"
+        )
+    else:
+        state, healthy = server_status()
+        if state is None:
+            print(f"no local Prefect server (state dir {server_dir()}); started on first use")
+        else:
+            print(
+                f"local Prefect server {'running' if healthy else 'NOT answering'}: "
+                f"{state.api_url} (pid {state.pid}, since {state.started_at}, log {state.log})"
+            )
+        if external:
+            print(f"PREFECT_API_URL={external} is set: commands use that server instead")
+        return 0 if healthy or state is None else 1
+    return 0
+
+
+# --- status -------------------------------------------------------------------------------------
+
+
+@command("status", "what the warehouse holds: sources, assets, events, runs, last pipeline run")
+@with_args(lambda p: None)
+def cmd_status(args: argparse.Namespace) -> int:
+    """Print what the warehouse holds (read-only) and the local Prefect server's state."""
+    require_db(args.db, "status")
+    from pipelines.cli.status import warehouse_status
+
+    print(warehouse_status(args.db))
     return 0

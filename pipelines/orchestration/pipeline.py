@@ -18,6 +18,7 @@ nothing:
 
 from __future__ import annotations
 
+import sys
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -84,6 +85,19 @@ class PipelineSummary:
     report_written: bool = False
     export_files: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
+
+
+def _stage(logger, message: str, *args: object) -> None:  # noqa: ANN001 - Prefect logger
+    """One line per stage: to Prefect's log (the UI) and to stderr (the terminal).
+
+    The CLI keeps Prefect's own loggers at WARNING unless ``--verbose``, so the stderr line is
+    what a user sees; under ``--verbose`` Prefect's INFO line carries it instead.
+    """
+    logger.info(message, *args)
+    if not logger.isEnabledFor(20):  # INFO hidden: write it ourselves (not print: with
+        # log_prints=True Prefect turns print() into an INFO log, hidden just the same)
+        sys.stderr.write((message % args if args else message) + "\n")
+        sys.stderr.flush()
 
 
 # --- stages -------------------------------------------------------------------------------------
@@ -197,17 +211,18 @@ def cascade_pipeline(
     if todo:
         from pipelines.ingest.flow import ingest_flow
 
-        logger.info("ingest: %d source(s) to load", todo)
+        _stage(logger, "ingest: %d source(s) to load", todo)
         summary.sources_loaded = len(ingest_flow(db_path=db).loaded)
+        _stage(logger, "ingest: %d source(s) loaded", summary.sources_loaded)
     else:
-        logger.info("ingest: every source unchanged (sha256 verified); skipped")
+        _stage(logger, "ingest: every source unchanged (sha256 verified); skipped")
     lap("ingest")
 
     # 2. forecast
     run_id, stored = stored_forecast(db, events, forecast_assets, forecast_models)
     summary.forecast_run_id = run_id
     if stored:
-        logger.info("forecast: run %s already stored; skipped", run_id)
+        _stage(logger, "forecast: run %s already stored; skipped", run_id)
     else:
         from pipelines.forecasts.flow import forecast_flow
 
@@ -216,10 +231,11 @@ def cascade_pipeline(
             **FORECAST_SETTINGS,
         )  # fmt: skip
         summary.forecast_computed = True
+        _stage(logger, "forecast: run %s computed", summary.forecast_run_id)
     lap("forecast")
 
     # 3. backtest sweep
-    logger.info("backtest sweep on %s", describe_runner(workers, dask_address))
+    _stage(logger, "backtest sweep on %s", describe_runner(workers, dask_address))
     dask = workers is not None or bool(dask_address)
     if dask:
         quiet_distributed_logs()
@@ -236,17 +252,26 @@ def cascade_pipeline(
             progress=progress,
             stress_paths=stress_paths,
         )
+    _stage(
+        logger,
+        "backtest: %d runs (%d computed now)",
+        len(summary.run_ids),
+        summary.runs_computed,
+    )
     lap("backtest")
 
     # 4. report (and export)
     out = report_dir or str(default_report_dir(db))
     summary.report, summary.report_written = report_task(db, out)
-    logger.info(
-        "report %s: %s", "written" if summary.report_written else "up to date", summary.report
+    _stage(
+        logger,
+        "report %s: %s",
+        "written" if summary.report_written else "up to date",
+        summary.report,
     )
     lap("report")
     if export_dir:
         summary.export_files = export_task(db, str(Path(export_dir).resolve()))
-        logger.info("export: %d files in %s", len(summary.export_files), export_dir)
+        _stage(logger, "export: %d files in %s", len(summary.export_files), export_dir)
         lap("export")
     return summary

@@ -274,6 +274,7 @@ def write_forecast_plots(
                 horizon_hours=float(h),
                 title=f"{asset}, {label}: {h} h forecasts vs realized volatility (run {run_id})",
                 shade=(start, hi),
+                shade_label=f"crash window {label}",
             )
             written.append(path)
     scores = con.sql(

@@ -5,8 +5,8 @@ Built from a read-only connection, so it never competes with a writer for long. 
 1. the policy scoreboard — heatmap (events × policies: avoided induced liquidation vs
    ``instant`` and amplification, :mod:`~.scoreboard_plot`) and the same numbers as
    tables;
-2. per crash event, the price path with and without impact for every policy (``p_exo`` vs
-   ``p_mkt`` from ``backtest_steps``), the impact ``1 − p_mkt/p_exo`` and the liquidations over
+2. per crash event, the historical price ``p_exo``, the price deviation ``p_mkt/p_exo − 1``
+   under every policy (from ``backtest_steps``) and the liquidations over
    time (cumulative liquidated debt, with the zero-impact counterfactual of ``instant``);
 3. forecast vs realized volatility of the latest forecast run
    (:func:`pipelines.reporting.forecast_report.write_forecast_plots`) and its scores.
@@ -31,6 +31,7 @@ import polars as pl
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from pipelines.reporting.labels import SHORT_LABELS
 from pipelines.warehouse.connection import connect
 from pipelines.warehouse.stamps import read_stamp, warehouse_fingerprint, write_stamp
 
@@ -49,16 +50,7 @@ img{max-width:100%;border:1px solid #eee;margin:.4em 0}
 details{margin:.4em 0}summary{cursor:pointer;font-weight:600}
 """
 
-_SHORT = {
-    "instant": "instant",
-    "dutch_auction": "dutch",
-    "circuit_breaker": "breaker",
-    "liquidity_buffer": "buffer",
-    "batch": "batch",
-    "staged": "staged",
-    "dynamic_ltv": "dynLTV",
-    "dynamic_ltv+dutch_auction": "dynLTV+dutch",
-}
+_SHORT = SHORT_LABELS
 
 
 @dataclass(frozen=True)
@@ -205,7 +197,11 @@ def _img(rel: str, alt: str) -> str:
 
 
 def plot_event(steps: pl.DataFrame, labels: dict[str, str], path: Path, *, title: str) -> Path:
-    """Price with and without impact, the impact, and cumulative liquidations, per policy.
+    """Historical price, the price deviation ``p_mkt/p_exo − 1`` and cumulative liquidations.
+
+    One line per policy in the deviation and liquidation panels (the legend of the deviation
+    panel names them, outside the axes); the zero-impact counterfactual of the baseline is the
+    dashed black line.
 
     Parameters
     ----------
@@ -223,9 +219,9 @@ def plot_event(steps: pl.DataFrame, labels: dict[str, str], path: Path, *, title
     Path
         ``path``.
     """
-    fig = Figure(figsize=(11, 9.5), dpi=90)
+    fig = Figure(figsize=(12, 9.5), dpi=90)
     FigureCanvasAgg(fig)
-    ax_price, ax_dev, ax_liq = fig.subplots(3, 1, sharex=True, height_ratios=[3, 2, 2])
+    ax_price, ax_dev, ax_liq = fig.subplots(3, 1, sharex=True, height_ratios=[2, 3, 2])
     colors = [
         "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
         "#e377c2", "#7f7f7f", "#bcbd22", "#17becf", "#393b79", "#637939",
@@ -238,22 +234,28 @@ def plot_event(steps: pl.DataFrame, labels: dict[str, str], path: Path, *, title
         ts = run["ts"].to_list()
         color = colors[i % len(colors)]
         if first:
-            ax_price.plot(ts, run["p_exo"], color="black", lw=1.6, label="p_exo (historical)")
+            ax_price.plot(ts, run["p_exo"], color="black", lw=1.4, label="p_exo (historical)")
             cf = run["cf_liquidated_usd"].cum_sum() / 1e6
             ax_liq.plot(ts, cf, color="black", lw=1.4, ls="--", label="zero impact (instant)")
             first = False
-        ax_price.plot(ts, run["p_mkt"], color=color, lw=0.9, label=f"p_mkt {label}")
-        dev = 100.0 * (1.0 - run["p_mkt"] / run["p_exo"])
-        ax_dev.plot(ts, dev, color=color, lw=0.9, label=label)
-        ax_liq.plot(ts, run["liquidated_usd"].cum_sum() / 1e6, color=color, lw=0.9, label=label)
-    ax_price.set_ylabel("price (USD)")
-    ax_price.legend(fontsize=7, ncol=3, loc="best")
+        # The deviation, not the price: impact is a few % at most, so price lines overlap.
+        dev = 100.0 * (run["p_mkt"] / run["p_exo"] - 1.0)
+        ax_dev.plot(ts, dev, color=color, lw=1.0, label=label)
+        ax_liq.plot(ts, run["liquidated_usd"].cum_sum() / 1e6, color=color, lw=1.0)
+    ax_price.set_ylabel("historical price (USD)")
     ax_price.set_title(title, fontsize=10)
-    ax_dev.set_ylabel("impact 1 − p_mkt/p_exo (%)")
-    ax_liq.set_ylabel("cumulative liquidated ($M)")
-    ax_liq.legend(fontsize=7, ncol=3, loc="upper left")
+    ax_dev.axhline(0.0, color="black", lw=0.6)
+    ax_dev.set_ylabel("price deviation\np_mkt/p_exo − 1 (%)")
+    ax_liq.set_ylabel("cumulative\nliquidated ($M)")
     for ax in (ax_price, ax_dev, ax_liq):
         ax.grid(alpha=0.3)
+    # One legend per panel, outside the axes on the right: never over the data.
+    ax_price.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
+    ax_dev.legend(
+        fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0,
+        title="policy", title_fontsize=7,
+    )  # fmt: skip
+    ax_liq.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     fig.autofmt_xdate()
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -303,7 +305,7 @@ def _event_sections(
             steps,
             labels,
             img_dir / f"event_{event_id}.png",
-            title=f"{window} {event_id} — book {book}: price with and without impact",
+            title=f"{window} {event_id} — book {book}: price deviation under each policy",
         )
         table = sub.select(list(detail_cols)).rename(detail_cols)
         sections.append(
@@ -469,11 +471,12 @@ def _body(
             _html_table(_pivot(frame, "amplification"), lambda v: f"{v:.4f}"),
             "<h3>Borrower loss ($M): what the policy cost borrowers</h3>",
             _html_table(_pivot(frame, "borrower_loss_usd"), _musd),
-            "<h2>2. Price with and without impact, liquidations over time</h2>",
-            "<p>Top: the historical price <code>p_exo</code> (black) and the market price "
-            "<code>p_mkt = p_exo·exp(−I)</code> under each policy; middle: the impact in per "
-            "cent; bottom: cumulative liquidated debt, with the zero-impact counterfactual of "
-            "<code>instant</code> dashed.</p>",
+            "<h2>2. Price deviation and liquidations over time</h2>",
+            "<p>Top: the historical price <code>p_exo</code>; middle: the price deviation "
+            "<code>p_mkt/p_exo − 1</code> under each policy, where "
+            "<code>p_mkt = p_exo·exp(−I)</code> (impact is a few per cent at most, so the "
+            "deviation shows what overlapping price lines would hide); bottom: cumulative "
+            "liquidated debt, with the zero-impact counterfactual of the baseline dashed.</p>",
             *_event_sections(con, frame, img_dir),
         ]
     body.append("<h2>3. Forecast vs realized volatility</h2>")

@@ -137,8 +137,48 @@ def _grid(frame: pl.DataFrame, column: str) -> tuple[list[str], list[str], np.nd
     return row_labels, cols, grid
 
 
+def _usd(value: float) -> str:
+    """``$1.2M``, ``$45k``, ``-$310``: a dollar amount short enough for a heatmap cell."""
+    sign = "-" if value < 0 else ""
+    v = abs(value)
+    if v >= 1e9:
+        return f"{sign}${v / 1e9:.1f}B"
+    if v >= 1e6:
+        return f"{sign}${v / 1e6:.1f}M" if v >= 1e7 else f"{sign}${v / 1e6:.2f}M"
+    if v >= 1e3:
+        return f"{sign}${v / 1e3:.0f}k"
+    return f"{sign}${v:.0f}"
+
+
+def _short_column(label: str) -> str:
+    """``dynamic_ltv [garch]`` → ``dynLTV:garch`` (the scoreboard's short labels)."""
+    from pipelines.reporting.labels import SHORT_LABELS
+
+    policy, _, model = label.partition(" [")
+    short = SHORT_LABELS.get(policy, policy)
+    return f"{short}:{model.rstrip(']')}" if model else short
+
+
+def normalise_rows(data: np.ndarray, *, center: float = 0.0) -> np.ndarray:
+    """Each row divided by its largest ``|value - center|`` (so every event spans −1…1).
+
+    A crash whose numbers are a hundred times smaller than another's keeps its own contrast:
+    the colour compares policies within an event, the cell text carries the amount.
+    """
+    out = np.full(data.shape, np.nan)
+    for i, row in enumerate(data - center):
+        finite = np.abs(row[np.isfinite(row)])
+        scale = float(finite.max()) if finite.size else 0.0
+        out[i] = row / scale if scale > 0 else np.where(np.isfinite(row), 0.0, np.nan)
+    return out
+
+
 def plot_scoreboard(frame: pl.DataFrame, out: Path | str) -> Path:
     """Heatmap PNG: avoided induced USD (top) and amplification (bottom), events × policies.
+
+    Colours are normalised per event (row): green = the policy's best avoided induced
+    liquidation on that crash, red = its worst; the amplification panel shades each row from
+    1 (no amplification) to the row's largest. Each cell prints its value (``$1.2M``, ``1.034``).
 
     Parameters
     ----------
@@ -152,46 +192,49 @@ def plot_scoreboard(frame: pl.DataFrame, out: Path | str) -> Path:
     Path
         ``out``.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     rows, cols, avoided = _grid(frame, "avoided_induced_usd")
     _, _, amp = _grid(frame, "amplification")
-    avoided = avoided / 1e6
-    height = 2.0 + 0.42 * len(rows)
-    fig, axes = plt.subplots(2, 1, figsize=(max(9.0, 1.1 * len(cols) + 2.5), 2 * height))
-    finite = np.abs(avoided[np.isfinite(avoided)])
-    lim = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
+    cols = [_short_column(c) for c in cols]
+    height = 1.6 + 0.45 * len(rows)
+    fig = Figure(figsize=(max(9.0, 1.05 * len(cols) + 3.5), 2 * height + 0.6), dpi=110)
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(2, 1)
     panels = (
-        (axes[0], avoided, "avoided induced liquidation vs instant ($M)", "RdYlGn", -lim, lim),
-        (axes[1], amp, "amplification (liquidated / zero-impact)", "Reds", 1.0, None),
-    )
-    for ax, data, title, cmap, vmin, vmax in panels:
-        shown = np.where(np.isfinite(data), data, np.nan)
-        img = ax.imshow(shown, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto")
-        ax.set_xticks(range(len(cols)), cols, rotation=40, ha="right", fontsize=8)
+        (
+            axes[0], normalise_rows(avoided), avoided, _usd, "RdYlGn", -1.0,
+            "avoided induced liquidation vs the book's mechanism (colour: per crash)",
+            "worst … best\non this crash",
+        ),
+        (
+            axes[1], normalise_rows(amp, center=1.0), amp, lambda v: f"{v:.3f}", "Reds", 0.0,
+            "amplification = liquidated / zero-impact (colour: per crash, from 1)",
+            "1 … highest\non this crash",
+        ),
+    )  # fmt: skip
+    for ax, colour, values, fmt, cmap, vmin, title, bar_label in panels:
+        img = ax.imshow(colour, cmap=cmap, vmin=vmin, vmax=1.0, aspect="auto")
+        ax.set_xticks(range(len(cols)), cols, rotation=35, ha="right", fontsize=8)
         ax.set_yticks(range(len(rows)), rows, fontsize=8)
         ax.set_title(title, fontsize=10)
-        for i in range(data.shape[0]):
-            for j in range(data.shape[1]):
-                v = data[i, j]
+        for i in range(values.shape[0]):
+            for j in range(values.shape[1]):
+                v = values[i, j]
                 if np.isfinite(v):
+                    strong = abs(colour[i, j]) > 0.75 and cmap == "RdYlGn" or colour[i, j] > 0.8
                     ax.text(
-                        j,
-                        i,
-                        f"{v:.2f}" if abs(v) < 100 else f"{v:.0f}",
-                        ha="center",
-                        va="center",
-                        fontsize=7,
-                    )
-        fig.colorbar(img, ax=ax, fraction=0.035)
+                        j, i, fmt(float(v)), ha="center", va="center", fontsize=7,
+                        color="white" if strong else "black",
+                    )  # fmt: skip
+        bar = fig.colorbar(img, ax=ax, fraction=0.03, ticks=[vmin, 1.0])
+        bar.ax.set_yticklabels(bar_label.split("\n")[0].split(" … "), fontsize=7)
+        bar.set_label(bar_label.split("\n")[1], fontsize=7)
     fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    fig.savefig(out)
     return out
 
 
