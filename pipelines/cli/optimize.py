@@ -272,7 +272,9 @@ def cmd_optimize(args: argparse.Namespace) -> int:
             print(f"note: {note}")
         sizes = front_sizes(result.frontier)
         print_frame(sizes, args.format)
-        print_frame(gauntlet_frame(result.frontier).drop("params"), args.format)
+        gauntlet = gauntlet_frame(result.frontier)
+        if gauntlet.height:
+            print_frame(gauntlet.drop("params"), args.format)
         if result.robust.height:
             print_frame(result.robust.drop("rule", "params"), args.format)
             print_frame(survival_frame(result.robust), args.format)

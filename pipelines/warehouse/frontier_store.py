@@ -85,17 +85,17 @@ def read_search(con: duckdb.DuckDBPyConnection, search_id: str) -> dict[str, Any
 
 def read_frontier(con: duckdb.DuckDBPyConnection, search_id: str) -> pl.DataFrame:
     """Every ``policy_frontier`` row of a search, in event, policy, trial order."""
-    return con.execute(
-        "SELECT * EXCLUDE (search_id, created_at) FROM policy_frontier WHERE search_id = ? "
+    return con.sql(
+        "SELECT * EXCLUDE (search_id, created_at) FROM policy_frontier WHERE search_id = $id "
         "ORDER BY event_id, policy, held_out, trial, params",
-        [search_id],
+        params={"id": search_id},
     ).pl()
 
 
 def read_robust(con: duckdb.DuckDBPyConnection, search_id: str) -> pl.DataFrame:
     """Every ``policy_robust`` row of a search, in policy, held-out event order."""
-    return con.execute(
-        "SELECT * EXCLUDE (search_id) FROM policy_robust WHERE search_id = ? "
+    return con.sql(
+        "SELECT * EXCLUDE (search_id) FROM policy_robust WHERE search_id = $id "
         "ORDER BY policy, held_out_event",
-        [search_id],
+        params={"id": search_id},
     ).pl()
