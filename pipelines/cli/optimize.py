@@ -18,6 +18,8 @@ from pipelines.errors import CascadeError
 
 #: The page ``--markdown`` is documented to write.
 RESULTS_PAGE = "docs/optimize-results.md"
+#: Where the documented command writes the Pareto pictures.
+PLOTS_DIR = "docs/img/optimize"
 
 
 def _split(values: list[str] | None) -> list[str]:
@@ -44,7 +46,60 @@ def _optimize_args(p: argparse.ArgumentParser) -> None:
         "on the training events (default 0.15)",
     )
     p.add_argument("--markdown", type=Path, help=f"write the results page (e.g. {RESULTS_PAGE})")
+    p.add_argument("--plots", type=Path, help="write one Pareto picture per event (PNG) here")
     p.add_argument("--format", default="table", choices=["table", "csv", "json"])
+
+
+def write_front_plots(frontier, out_dir: Path) -> list[Path]:  # noqa: ANN001
+    """One PNG per event: capital recovery vs peak price deviation of every family's trials.
+
+    Front points are filled, dominated trials faint; the references (family defaults, Gauntlet's
+    preset) are marked. Returns the files written.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import polars as pl
+
+    from backtest.search import GAUNTLET
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for (event_id,), part in frontier.filter(~pl.col("held_out")).group_by(
+        "event_id", maintain_order=True
+    ):
+        fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=80)
+        trials = part.filter(pl.col("trial") >= 0)
+        for i, (fam,) in enumerate(trials.select("policy").unique(maintain_order=True).iter_rows()):
+            color = f"C{i}"
+            t = trials.filter(pl.col("policy") == fam)
+            dom = t.filter(~pl.col("on_front"))
+            front = t.filter(pl.col("on_front"))
+            ax.scatter(
+                dom["peak_price_deviation"], dom["capital_recovery"], s=6, c=color, alpha=0.2
+            )
+            ax.scatter(
+                front["peak_price_deviation"], front["capital_recovery"], s=14, c=color, label=fam
+            )
+            d = part.filter((pl.col("policy") == fam) & (pl.col("trial") == -1))
+            if d.height:
+                ax.scatter(d["peak_price_deviation"], d["capital_recovery"], s=80, c=color,
+                           marker="x")  # fmt: skip
+        g = part.filter(pl.col("policy") == GAUNTLET)
+        if g.height:
+            ax.scatter(g["peak_price_deviation"], g["capital_recovery"], s=90, c="k", marker="*",
+                       label="Gauntlet LIQ 2.0")  # fmt: skip
+        ax.set_xlabel("peak price deviation")
+        ax.set_ylabel("capital recovery")
+        ax.set_title(f"{event_id} (x: family default)", fontsize=9)
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        path = out_dir / f"frontier_{event_id}.png"
+        fig.savefig(path)
+        plt.close(fig)
+        written.append(path)
+    return written
 
 
 def gauntlet_frame(frontier):  # noqa: ANN001, ANN201 - polars in and out
@@ -106,6 +161,9 @@ def survival_frame(robust):  # noqa: ANN001, ANN201 - polars in and out
             (pl.col("default_out_total_loss_usd") - pl.col("out_total_loss_usd"))
             .mean()
             .alias("held_out_loss_saved_usd"),
+            (pl.col("default_out_borrower_loss_usd") - pl.col("out_borrower_loss_usd"))
+            .mean()
+            .alias("held_out_borrower_loss_saved_usd"),
             (pl.col("out_capital_recovery") - pl.col("default_out_capital_recovery"))
             .mean()
             .alias("held_out_recovery_gain"),
@@ -148,16 +206,19 @@ def _reading(survival, robust, gauntlet) -> str:  # noqa: ANN001
     """The generated one-paragraph reading of the held-out table."""
     import polars as pl
 
+    def musd(x: float) -> str:
+        return f"{'saves' if x >= 0 else 'costs'} {abs(x) / 1e6:,.2f} M USD"
+
     parts = []
     for row in survival.iter_rows(named=True):
         ins, out = row["in_sample_loss_saved_usd"], row["held_out_loss_saved_usd"]
         parts.append(
-            f"`{row['policy']}`: the parameters chosen on six events save "
-            f"{ins / 1e6:,.2f} M USD of total loss per event against the family's default in "
-            f"sample and {out / 1e6:,.2f} M USD on the held-out event "
-            f"({row['held_out_folds_not_worse']} of {row['folds']} held-out events not worse; "
-            f"held-out capital recovery {row['out_recovery']:.4f} vs {row['in_recovery']:.4f} "
-            "in sample)"
+            f"`{row['policy']}`: against the family's default, the knee chosen on six events "
+            f"{musd(ins)} of total loss per event in sample and {musd(out)} on the held-out "
+            f"event, and {musd(row['held_out_borrower_loss_saved_usd'])} of borrower loss on "
+            f"the held-out event ({row['held_out_folds_not_worse']} of {row['folds']} held-out "
+            f"events not worse on total loss; capital recovery {row['out_recovery']:.4f} held "
+            f"out vs {row['in_recovery']:.4f} in sample)"
         )
     text = "; ".join(parts) + "." if parts else "No leave-one-event-out choice (one event)."
     if gauntlet.height:
@@ -168,13 +229,20 @@ def _reading(survival, robust, gauntlet) -> str:  # noqa: ANN001
             f"{dominated} of {g.height} events (dominated = some searched auction is at least as "
             "good on all four objectives and better on one)."
         )
+    text += (
+        " The knee weighs the four objectives equally after normalisation, so it gives up some "
+        "total loss for lower borrower loss and price deviation; a risk team that cares about "
+        "solvency first should read the fronts, not only the knee."
+    )
     if robust.height and not robust["within_budget"].all():
         text += " On some folds no candidate met the borrower-loss budget; the budget was dropped."
     return text
 
 
-def results_page(search_id: str, meta: dict, frontier, robust, db: str) -> str:  # noqa: ANN001
-    """The generated Markdown results page of one search."""
+def results_page(  # noqa: ANN001
+    search_id: str, meta: dict, frontier, robust, db: str, plots: list[str] | None = None
+) -> str:
+    """The generated Markdown results page of one search (``plots``: image links to embed)."""
     from pipelines.reporting.markdown import markdown_table
 
     cfg = meta.get("config", {})
@@ -198,12 +266,14 @@ def results_page(search_id: str, meta: dict, frontier, robust, db: str) -> str: 
         f"--trials {cfg.get('n_trials')} --seed {cfg.get('seed')} "
         f"--population {cfg.get('population_size')} --knees {cfg.get('knees')} "
         f"--budget {cfg.get('budget')} --markdown {RESULTS_PAGE}"
+        + (f" --plots {PLOTS_DIR}" if plots else "")
     )
     lines = [
         "# Policy search: fronts, robust choice, Gauntlet comparison",
         "",
         f"Generated by `{cmd}` — do not edit. Search `{search_id}` (created "
-        f"{meta.get('created_at')}, {meta.get('seconds', 0.0):.0f} s; warehouse `{db}`; "
+        f"{meta.get('created_at')}; this invocation {meta.get('seconds', 0.0):.0f} s, trials "
+        f"already in the study journal are reused; warehouse `{db}`; "
         f"Optuna study journal `{meta.get('study_storage')}`; code `{cfg.get('code')}`). "
         "Method and definitions: [optimize.md](optimize.md).",
         "",
@@ -237,6 +307,16 @@ def results_page(search_id: str, meta: dict, frontier, robust, db: str) -> str: 
         "",
         markdown_table(front_sizes(frontier)),
         "",
+        *(
+            [
+                "## Pareto pictures",
+                "",
+                *[f"![front]({p})" for p in plots or []],
+                "",
+            ]
+            if plots
+            else []
+        ),
         "Every point: `SELECT * FROM policy_frontier WHERE search_id = "
         f"'{search_id}'` (`cascade sql`).",
         "",
@@ -278,10 +358,17 @@ def cmd_optimize(args: argparse.Namespace) -> int:
         if result.robust.height:
             print_frame(result.robust.drop("rule", "params"), args.format)
             print_frame(survival_frame(result.robust), args.format)
+        images: list[Path] = []
+        if args.plots:
+            images = write_front_plots(result.frontier, args.plots)
+            print(f"wrote {len(images)} pictures to {args.plots}")
         if args.markdown:
+            import os
+
             meta = store.read_search(con, result.search_id)
+            links = [os.path.relpath(p, args.markdown.parent) for p in images]
             page = results_page(
-                result.search_id, meta, result.frontier, result.robust, Path(args.db).name
+                result.search_id, meta, result.frontier, result.robust, Path(args.db).name, links
             )
             args.markdown.parent.mkdir(parents=True, exist_ok=True)
             args.markdown.write_text(page)
