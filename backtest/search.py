@@ -1,0 +1,495 @@
+"""Policy-parameter search: a seeded multi-objective search and a leave-one-event-out choice.
+
+Pure (numpy + Optuna): a :class:`Scenario` is one event's book, price path and impact model with
+the like-for-like base parameters of each policy family (resolved by the pipeline); the search
+varies only the policy, through :func:`backtest.build_policy`, and calls :func:`backtest.simulate`.
+
+**Objectives** (:class:`Objectives`), one simulation each:
+
+* ``capital_recovery`` (maximize) ``= 1 − total_loss_usd / (liquidated_usd +
+  unhealthy_open_debt_usd)`` — the share of the debt that had to be liquidated which came back
+  (proceeds / debt liquidated, with every loss counted, deferred ones included); 1 when no debt
+  was due. The denominator includes the debt still unhealthy at the end, so a policy cannot
+  raise its recovery by not liquidating.
+* ``peak_price_deviation`` (minimize): ``max_t (1 − p_mkt / p_exo)``.
+* ``borrower_loss_usd`` (minimize): penalty plus auction discount paid by borrowers.
+* ``total_loss_usd`` (minimize): bad debt plus the losses still open at the end (in-flight
+  auction shortfall, underwater positions) — "nothing deferred for free".
+
+**Search** (:func:`search`): Optuna's NSGA-II (seeded; one trial at a time, so the same seed
+gives the same trials) over the family's :data:`SPACES`. Durations are searched in seconds and
+turned into steps of the event's bar (at least one bar), so a parameter means the same on minute
+and hourly paths and transfers between events. A stored study resumes: only the trials missing
+to ``n_trials`` are run.
+
+**Front**: :func:`pareto_mask` (non-dominated on the four objectives).
+
+**Robust choice** (:func:`choose_robust`, leave-one-event-out): the candidates are the ``k``
+front points nearest the utopia point of each *training* event's front (plus the family's
+default parameters); each candidate is evaluated on every event; on the training events the
+objectives are min–max normalised per event over the candidates and the rule picks the candidate
+with the smallest mean distance to the utopia point (the knee) among those whose mean
+borrower-loss ratio (``borrower_loss_usd / liquidated_usd``) stays within the budget (when none
+does, the budget is ignored). The choice is then evaluated on the held-out event.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from backtest.book import Book
+from backtest.engine import simulate
+from backtest.impact import ImpactModel
+from backtest.path import PricePath
+from backtest.policies.base import Policy
+from backtest.policies.factory import PRESETS, build_policy, steps_for_seconds
+
+__all__ = [
+    "DIRECTIONS",
+    "GAUNTLET",
+    "OBJECTIVES",
+    "SPACES",
+    "Dim",
+    "Evaluation",
+    "Objectives",
+    "RobustChoice",
+    "Scenario",
+    "base_params",
+    "choose_robust",
+    "evaluate",
+    "knee_candidates",
+    "library_params",
+    "objectives_from_metrics",
+    "pareto_mask",
+    "search",
+]
+
+#: Objective names in study order, and their directions.
+OBJECTIVES: tuple[str, ...] = (
+    "capital_recovery",
+    "peak_price_deviation",
+    "borrower_loss_usd",
+    "total_loss_usd",
+)
+DIRECTIONS: tuple[str, ...] = ("maximize", "minimize", "minimize", "minimize")
+#: The published reference point the fronts are compared with.
+GAUNTLET = "dutch_auction@gauntlet"
+
+
+@dataclass(frozen=True)
+class Dim:
+    """One searched parameter.
+
+    ``name`` is the stored (human) name; ``steps_field`` turns seconds into that step field;
+    ``share_of_debt`` turns a share into ``capacity_usd``; ``unwind`` turns hours into
+    ``unwind_usd_per_step`` of the buffer's capacity.
+    """
+
+    name: str
+    low: float
+    high: float
+    log: bool = False
+    steps_field: str | None = None
+
+
+#: The search space of each family (stored parameter names; see :func:`library_params`).
+SPACES: Mapping[str, tuple[Dim, ...]] = {
+    "batch": (Dim("interval_seconds", 60.0, 14_400.0, log=True, steps_field="interval_steps"),),
+    "staged": (
+        Dim("target_health", 1.01, 2.0),
+        Dim("min_interval_seconds", 60.0, 7_200.0, log=True, steps_field="min_interval_steps"),
+    ),
+    "dutch_auction": (
+        Dim("buf", 1.0, 1.5),
+        Dim("cut", 0.95, 0.9999),
+        Dim("step_seconds", 10.0, 600.0, log=True),
+        Dim("tail_seconds", 600.0, 14_400.0, log=True),
+        Dim("cusp", 0.2, 0.9),
+    ),
+    "circuit_breaker": (
+        Dim("drop_threshold", 0.02, 0.30),
+        Dim("lookback_seconds", 300.0, 14_400.0, log=True, steps_field="lookback_steps"),
+        Dim("cooldown_seconds", 300.0, 14_400.0, log=True, steps_field="cooldown_steps"),
+    ),
+    "liquidity_buffer": (
+        Dim("capacity_share", 0.01, 0.5, log=True),
+        Dim("unwind_hours", 0.25, 24.0, log=True),
+    ),
+}
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class Scenario:
+    """One event's inputs: everything but the policy.
+
+    Attributes
+    ----------
+    event_id : str
+    book : Book
+    path : PricePath
+    impact : ImpactModel
+    base : mapping
+        ``family → library parameters`` of the like-for-like default policy (the book's real
+        mechanism wherever the family has the parameter; see :func:`base_params`).
+    """
+
+    event_id: str
+    book: Book
+    path: PricePath
+    impact: ImpactModel
+    base: Mapping[str, Mapping[str, Any]]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Objectives:
+    """The four objectives of one simulation plus what they are built from."""
+
+    capital_recovery: float
+    peak_price_deviation: float
+    borrower_loss_usd: float
+    total_loss_usd: float
+    bad_debt_usd: float
+    liquidated_usd: float
+    unhealthy_open_debt_usd: float
+
+    def values(self) -> tuple[float, float, float, float]:
+        """The objectives in :data:`OBJECTIVES` order."""
+        return (
+            self.capital_recovery,
+            self.peak_price_deviation,
+            self.borrower_loss_usd,
+            self.total_loss_usd,
+        )
+
+    def minimized(self) -> np.ndarray:
+        """The objectives turned into minimisation (``1 − capital_recovery``)."""
+        return np.array(
+            [
+                1.0 - self.capital_recovery,
+                self.peak_price_deviation,
+                self.borrower_loss_usd,
+                self.total_loss_usd,
+            ]
+        )
+
+    @property
+    def borrower_loss_ratio(self) -> float:
+        """``borrower_loss_usd / liquidated_usd`` (0 when nothing was liquidated)."""
+        return self.borrower_loss_usd / self.liquidated_usd if self.liquidated_usd > 0 else 0.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class Evaluation:
+    """One parameter set of a family evaluated on one event."""
+
+    event_id: str
+    policy: str
+    params: Mapping[str, float]
+    objectives: Objectives
+    trial: int
+
+    @property
+    def params_json(self) -> str:
+        """The parameters as sorted JSON."""
+        return json.dumps(dict(self.params), sort_keys=True)
+
+
+def objectives_from_metrics(m: Mapping[str, Any]) -> Objectives:
+    """:class:`Objectives` of a metrics mapping (``Metrics.as_dict()`` or a metrics row)."""
+    liquidated = float(m["liquidated_usd"])
+    open_debt = float(m.get("unhealthy_open_debt_usd", 0.0) or 0.0)
+    loss = float(m["total_loss_usd"])
+    due = liquidated + open_debt
+    recovery = 1.0 - loss / due if due > 0 else 1.0
+    return Objectives(
+        capital_recovery=recovery,
+        peak_price_deviation=float(m["peak_price_deviation"]),
+        borrower_loss_usd=float(m["borrower_loss_usd"]),
+        total_loss_usd=loss,
+        bad_debt_usd=float(m["bad_debt_usd"]),
+        liquidated_usd=liquidated,
+        unhealthy_open_debt_usd=open_debt,
+    )
+
+
+def base_params(policy: Policy) -> dict[str, Any]:
+    """The routable library parameters of a built policy (its own fields and its base's).
+
+    Feeding them back to :func:`build_policy` rebuilds the same policy; the search overrides
+    only its own dimensions.
+    """
+    skip = {"base", "threshold_path", "clamped_to_bar", "parts"}
+    out: dict[str, Any] = {}
+    parts = [policy]
+    if getattr(policy, "base", None) is not None:
+        parts.append(policy.base)  # type: ignore[attr-defined]
+    for part in reversed(parts):
+        for f in dataclasses.fields(part):  # type: ignore[arg-type]
+            if f.name not in skip:
+                out[f.name] = getattr(part, f.name)
+    return out
+
+
+def library_params(
+    family: str, params: Mapping[str, float], *, step_seconds: float, total_debt: float
+) -> dict[str, Any]:
+    """Searched (stored) parameters → :func:`build_policy` parameters for one event."""
+    out: dict[str, Any] = {}
+    dims = {d.name: d for d in SPACES.get(family, ())}
+    for name, value in params.items():
+        dim = dims.get(name)
+        if dim is not None and dim.steps_field is not None:
+            out[dim.steps_field] = steps_for_seconds(float(value), step_seconds)
+        elif name == "capacity_share":
+            out["capacity_usd"] = float(value) * total_debt
+        elif name == "unwind_hours":
+            continue
+        else:
+            out[name] = value
+    if "unwind_hours" in params:
+        share = float(params.get("capacity_share", 0.10))
+        capacity = max(share * total_debt, 1.0)
+        out["unwind_usd_per_step"] = (
+            capacity * step_seconds / (float(params["unwind_hours"]) * 3600)
+        )
+    return out
+
+
+def build(scenario: Scenario, family: str, params: Mapping[str, float]) -> Policy:
+    """The family's policy on ``scenario`` with the searched ``params`` over its base.
+
+    ``family`` may be :data:`GAUNTLET`: the preset's parameters over the ``dutch_auction``
+    base (the book's auction parameters), then ``params``.
+    """
+    name, preset = (
+        (PRESETS[family][0], dict(PRESETS[family][1]))
+        if family in PRESETS
+        else (
+            family,
+            {},
+        )
+    )
+    step = scenario.path.step_seconds
+    total = scenario.book.total_debt
+    lib = library_params(name, params, step_seconds=step, total_debt=total)
+    merged = {**dict(scenario.base.get(name, {})), **preset, **lib}
+    return build_policy(name, merged, step_seconds=step, total_debt=total)
+
+
+def evaluate(
+    scenario: Scenario, family: str, params: Mapping[str, float], *, trial: int = -1
+) -> Evaluation:
+    """Simulate one parameter set on one event (no step log)."""
+    policy = build(scenario, family, params)
+    result = simulate(scenario.book, scenario.path, scenario.impact, policy, record_steps=False)
+    return Evaluation(
+        event_id=scenario.event_id,
+        policy=family,
+        params=dict(params),
+        objectives=objectives_from_metrics(result.metrics.as_dict()),
+        trial=trial,
+    )
+
+
+def search(
+    scenario: Scenario,
+    family: str,
+    *,
+    n_trials: int,
+    seed: int,
+    population_size: int = 20,
+    storage: Any = None,
+    study_name: str | None = None,
+    on_trial: Callable[[int], None] | None = None,
+) -> list[Evaluation]:
+    """NSGA-II search of ``family``'s parameters on one event.
+
+    Parameters
+    ----------
+    scenario : Scenario
+        The event's book, path, impact and base parameters.
+    family : str
+        A key of :data:`SPACES`.
+    n_trials : int
+        Completed trials the study should hold (a resumed study runs only the missing ones).
+    seed : int
+        Sampler seed; the same seed on a fresh study gives the same trials.
+    population_size : int
+        NSGA-II population (generations = ``n_trials / population_size``).
+    storage : optuna storage, optional
+        Where the study lives (``None``: in memory).
+    study_name : str, optional
+        Name of the study in ``storage``.
+    on_trial : callable, optional
+        Called with the trial number after each trial.
+
+    Returns
+    -------
+    list of Evaluation
+        Every completed trial, in trial order.
+    """
+    import optuna
+
+    if family not in SPACES:
+        raise ValueError(f"no search space for policy {family!r}; known: {', '.join(SPACES)}")
+    if n_trials < 1:
+        raise ValueError("n_trials must be >= 1")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    sampler = optuna.samplers.NSGAIISampler(
+        population_size=max(2, min(population_size, n_trials)), seed=seed
+    )
+    study = optuna.create_study(
+        storage=storage,
+        study_name=study_name,
+        directions=list(DIRECTIONS),
+        sampler=sampler,
+        load_if_exists=storage is not None,
+    )
+    dims = SPACES[family]
+
+    def objective(trial: optuna.Trial) -> tuple[float, ...]:
+        params = {d.name: trial.suggest_float(d.name, d.low, d.high, log=d.log) for d in dims}
+        ev = evaluate(scenario, family, params, trial=trial.number)
+        o = ev.objectives
+        trial.set_user_attr("bad_debt_usd", o.bad_debt_usd)
+        trial.set_user_attr("liquidated_usd", o.liquidated_usd)
+        trial.set_user_attr("unhealthy_open_debt_usd", o.unhealthy_open_debt_usd)
+        if on_trial is not None:
+            on_trial(trial.number)
+        return o.values()
+
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    missing = n_trials - len(done)
+    if missing > 0:
+        study.optimize(objective, n_trials=missing, n_jobs=1, gc_after_trial=False)
+    out = []
+    for t in study.trials:
+        if t.state != optuna.trial.TrialState.COMPLETE:
+            continue
+        values = dict(zip(OBJECTIVES, t.values, strict=True))
+        out.append(
+            Evaluation(
+                event_id=scenario.event_id,
+                policy=family,
+                params={d.name: t.params[d.name] for d in dims},
+                objectives=Objectives(
+                    **values,
+                    bad_debt_usd=t.user_attrs["bad_debt_usd"],
+                    liquidated_usd=t.user_attrs["liquidated_usd"],
+                    unhealthy_open_debt_usd=t.user_attrs["unhealthy_open_debt_usd"],
+                ),
+                trial=t.number,
+            )
+        )
+    return out[:n_trials]
+
+
+def pareto_mask(points: np.ndarray) -> np.ndarray:
+    """Non-dominated rows of ``points`` (every column minimised; duplicates all kept).
+
+    Parameters
+    ----------
+    points : numpy.ndarray
+        Shape ``(n, k)``.
+
+    Returns
+    -------
+    numpy.ndarray of bool
+    """
+    pts = np.asarray(points, dtype=np.float64)
+    n = len(pts)
+    mask = np.ones(n, dtype=bool)
+    for i in range(n):
+        dominated = np.all(pts <= pts[i], axis=1) & np.any(pts < pts[i], axis=1)
+        mask[i] = not dominated.any()
+    return mask
+
+
+def _normalised(points: np.ndarray) -> np.ndarray:
+    lo, hi = points.min(axis=0), points.max(axis=0)
+    span = np.where(hi > lo, hi - lo, 1.0)
+    return (points - lo) / span
+
+
+def knee_candidates(front: Sequence[Evaluation], k: int) -> list[Evaluation]:
+    """The ``k`` front points nearest the utopia point of the front (min–max normalised)."""
+    if not front:
+        return []
+    pts = _normalised(np.array([e.objectives.minimized() for e in front]))
+    dist = np.sqrt((pts**2).sum(axis=1))
+    order = sorted(range(len(front)), key=lambda i: (round(float(dist[i]), 12), front[i].trial))
+    return [front[i] for i in order[:k]]
+
+
+@dataclass(frozen=True, kw_only=True)
+class RobustChoice:
+    """The leave-one-event-out choice of one family for one held-out event.
+
+    ``candidate`` indexes the candidate list handed to :func:`choose_robust`; ``score`` is the
+    mean normalised distance to utopia on the training events; ``within_budget`` says whether
+    the borrower-loss budget could be met.
+    """
+
+    held_out: str
+    candidate: int
+    score: float
+    within_budget: bool
+
+
+def choose_robust(
+    table: Mapping[tuple[int, str], Objectives],
+    candidates: Sequence[int],
+    train_events: Sequence[str],
+    held_out: str,
+    *,
+    budget: float,
+) -> RobustChoice:
+    """Pick one candidate on the training events (the knee under a borrower-loss budget).
+
+    Parameters
+    ----------
+    table : mapping
+        ``(candidate index, event_id) → Objectives`` of every candidate on every event.
+    candidates : sequence of int
+        Candidate indices allowed for this fold (those found on training events, plus defaults).
+    train_events : sequence of str
+        The events the choice may look at.
+    held_out : str
+        The held-out event (not looked at; recorded in the result).
+    budget : float
+        Largest mean ``borrower_loss_usd / liquidated_usd`` over the training events.
+
+    Returns
+    -------
+    RobustChoice
+    """
+    cands = list(candidates)
+    if not cands or not train_events:
+        raise ValueError("need candidates and training events")
+    dist = np.zeros(len(cands))
+    ratio = np.zeros(len(cands))
+    for ev in train_events:
+        pts = _normalised(np.array([table[(c, ev)].minimized() for c in cands]))
+        dist += np.sqrt((pts**2).sum(axis=1))
+        ratio += np.array([table[(c, ev)].borrower_loss_ratio for c in cands])
+    dist /= len(train_events)
+    ratio /= len(train_events)
+    ok = ratio <= budget
+    within = bool(ok.any())
+    pool = [i for i in range(len(cands)) if ok[i]] if within else list(range(len(cands)))
+    best = min(pool, key=lambda i: (round(float(dist[i]), 12), cands[i]))
+    return RobustChoice(
+        held_out=held_out, candidate=cands[best], score=float(dist[best]), within_budget=within
+    )
+
+
+def is_finite(o: Objectives) -> bool:
+    """All objectives finite."""
+    return all(math.isfinite(v) for v in o.values())
