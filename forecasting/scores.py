@@ -15,8 +15,10 @@ Conventions
   origin) so the independence test is meaningful.
 * Kupiec (1995) proportion-of-failures and Christoffersen (1998) independence and conditional
   coverage likelihood-ratio tests, chi-square with 1, 1 and 2 degrees of freedom.
-* Diebold–Mariano (1995): loss differential ``d = QLIKE(model) - QLIKE(benchmark)``, HAC
-  (Newey–West, Bartlett kernel) variance; a negative statistic means the model beats the benchmark.
+* Diebold–Mariano (1995): loss differential ``d = QLIKE(model) - QLIKE(benchmark)``, long-run
+  variance with the rectangular kernel and ``h - 1`` lags, the Harvey–Leybourne–Newbold (1997)
+  correction and Student-t(n−1) p-values; not reported when ``n / h < 10``. A negative statistic
+  means the model beats the benchmark.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ __all__ = [
     "mincer_zarnowitz",
     "DieboldMariano",
     "diebold_mariano",
+    "DM_MIN_N_PER_H",
     "CoverageTest",
     "kupiec_pof",
     "christoffersen",
@@ -148,55 +151,91 @@ class DieboldMariano:
     lags: int
 
 
+#: No Diebold–Mariano test is reported when fewer than this many horizons fit into the sample.
+DM_MIN_N_PER_H = 10
+
+
 def diebold_mariano(
-    loss_a: ArrayLike, loss_b: ArrayLike, *, horizon_bars: int = 1, lags: int | None = None
+    loss_a: ArrayLike,
+    loss_b: ArrayLike,
+    *,
+    horizon_bars: int = 1,
+    lags: int | None = None,
+    kernel: Literal["rectangular", "bartlett"] = "rectangular",
+    hln: bool = True,
+    min_n_per_h: float = DM_MIN_N_PER_H,
 ) -> DieboldMariano:
-    """Diebold–Mariano test on two loss series with a Newey–West (HAC) variance.
+    """Diebold–Mariano test of equal accuracy, with the Harvey–Leybourne–Newbold correction.
+
+    For an ``h``-step forecast the loss differential ``d`` of overlapping targets is MA(h−1), so
+    its long-run variance is ``γ0 + 2 Σ_{k=1}^{h−1} γk`` — the **rectangular** (truncated) kernel
+    with ``h − 1`` lags, as in Diebold & Mariano (1995). Harvey, Leybourne & Newbold (1997)
+    multiply the statistic by ``sqrt((n + 1 − 2h + h(h−1)/n) / n)`` and compare it with Student-t
+    with ``n − 1`` degrees of freedom; together they bring the size close to nominal where the
+    Bartlett (Newey–West) kernel with ``h − 1`` lags is badly oversized at ``h = 24``
+    (``tests/test_forecasting_scores.py`` simulates both). If the rectangular variance is not
+    positive (possible in small samples), the Bartlett estimate with the same lags is used.
 
     Parameters
     ----------
     loss_a, loss_b : array_like
         Per-origin losses of the candidate and of the benchmark (same origins, same order).
     horizon_bars : int
-        Forecast horizon; overlapping ``h``-bar targets make ``d`` MA(h-1), so at least
-        ``h - 1`` lags are used.
+        Forecast horizon ``h`` in bars.
     lags : int, optional
-        HAC lags; default ``max(h - 1, floor(4 (n/100)**(2/9)))``.
+        Autocovariance lags; default ``h − 1``.
+    kernel : {"rectangular", "bartlett"}
+        Weights of the autocovariances: 1 (rectangular) or ``1 − k/(lags+1)`` (Bartlett).
+    hln : bool
+        Apply the HLN small-sample correction and the t(n−1) reference distribution; with
+        ``False`` the plain statistic is compared with the standard normal.
+    min_n_per_h : float
+        No test (NaN statistic and p-value) when ``n / h`` is below this (default 10): with
+        fewer than ~10 independent horizons the variance estimate is meaningless.
 
     Returns
     -------
     DieboldMariano
-        Statistic (asymptotically standard normal), two-sided p-value, mean loss difference.
+        Statistic (negative: ``loss_a`` smaller), two-sided p-value, mean loss difference.
     """
     a = np.asarray(loss_a, dtype=np.float64)
     b = np.asarray(loss_b, dtype=np.float64)
     if a.shape != b.shape:
         raise ValueError(f"loss series differ in shape: {a.shape} vs {b.shape}")
+    if kernel not in ("rectangular", "bartlett"):
+        raise ValueError(f"kernel={kernel!r}; use 'rectangular' or 'bartlett'")
+    h = max(1, int(horizon_bars))
     d = a - b
     d = d[np.isfinite(d)]
     n = d.shape[0]
-    if lags is None:
-        lags = max(int(horizon_bars) - 1, int(math.floor(4.0 * (n / 100.0) ** (2.0 / 9.0))))
-    lags = max(0, min(int(lags), n - 1)) if n > 1 else 0
-    if n < 2:
-        return DieboldMariano(
-            stat=math.nan,
-            pvalue=math.nan,
-            mean_loss_diff=float(d.mean()) if n else math.nan,
-            n=n,
-            lags=lags,
-        )
-    dbar = float(d.mean())
+    lags = h - 1 if lags is None else int(lags)
+    lags = max(0, min(lags, n - 1)) if n > 1 else 0
+    dbar = float(d.mean()) if n else math.nan
+    if n < 2 or n < min_n_per_h * h:
+        return DieboldMariano(stat=math.nan, pvalue=math.nan, mean_loss_diff=dbar, n=n, lags=lags)
     dc = d - dbar
-    var = float(dc @ dc) / n
-    for k in range(1, lags + 1):
-        var += 2.0 * (1.0 - k / (lags + 1.0)) * float(dc[k:] @ dc[:-k]) / n
+    gamma = [float(dc @ dc) / n] + [float(dc[k:] @ dc[:-k]) / n for k in range(1, lags + 1)]
+
+    def _lrv(weights: str) -> float:
+        out = gamma[0]
+        for k in range(1, lags + 1):
+            w = 1.0 if weights == "rectangular" else 1.0 - k / (lags + 1.0)
+            out += 2.0 * w * gamma[k]
+        return out
+
+    var = _lrv(kernel)
     if var <= 0:
-        var = float(dc @ dc) / n
+        var = _lrv("bartlett")
+    if var <= 0:
+        var = gamma[0]
     if var <= 0:
         return DieboldMariano(stat=math.nan, pvalue=math.nan, mean_loss_diff=dbar, n=n, lags=lags)
     stat = dbar / math.sqrt(var / n)
-    pvalue = float(2.0 * stats.norm.sf(abs(stat)))
+    if hln:
+        stat *= math.sqrt(max(n + 1.0 - 2.0 * h + h * (h - 1.0) / n, 0.0) / n)
+        pvalue = float(2.0 * stats.t.sf(abs(stat), n - 1))
+    else:
+        pvalue = float(2.0 * stats.norm.sf(abs(stat)))
     return DieboldMariano(stat=float(stat), pvalue=pvalue, mean_loss_diff=dbar, n=n, lags=lags)
 
 

@@ -168,7 +168,10 @@ def prepare_window(
     feature_notes: tuple[str, ...] = ()
     if any(fcst.MODELS[m].uses_exog for m in config.models):
         bars = fcst.recent_drawdown(bars, window_bars=24, name=DRAWDOWN)
-        stress = load_stress_features(con, asset, window.load_start, end or ts[-1])
+        # coverage is judged on data known at the first forecast origin only (causal)
+        stress = load_stress_features(
+            con, asset, window.load_start, _first_origin_guess(window, config.min_train)
+        )
         bars = stress.attach(bars)
         exog = (DRAWDOWN, *stress.columns)
         feature_notes = stress.notes
