@@ -73,9 +73,14 @@ from forecasting.scores import (
     score_forecasts,
     var_hits,
 )
+from forecasting.tails import TAIL_METHODS, tail_quantile, var_column, var_multipliers
 from forecasting.walkforward import walk_forward
 
 __all__ = [
+    "TAIL_METHODS",
+    "tail_quantile",
+    "var_column",
+    "var_multipliers",
     "AAVE_V3_WETH",
     "EGARCH",
     "EWMA",

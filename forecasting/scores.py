@@ -7,9 +7,12 @@ Conventions
 * QLIKE (Patton 2011) is ``RV/F - log(RV/F) - 1``: zero for a perfect forecast, robust to noise
   in the variance proxy. Rows with ``RV = 0`` (flat price over the horizon) are left out of QLIKE
   and Diebold–Mariano, as the loss is undefined there.
-* VaR is the **left-tail** loss of a long position. ``VaR_a = -q_{1-a} * sigma`` where ``q`` is the
-  **standard normal** quantile by default (``var_dist="normal"``), or the *unit-variance*
-  Student-t quantile ``t_nu^{-1}(1-a) * sqrt((nu-2)/nu)`` with ``var_dist="t"``. Mean return is
+* VaR is the **left-tail** loss of a long position. ``VaR_a = k * sigma``. When the forecasts
+  carry a column ``var{L}_k`` (e.g. ``var99_k``, from :func:`forecasting.tails.var_multipliers`:
+  Student-t, filtered historical simulation or EVT quantiles of the model's own past
+  standardized residuals) that per-origin ``k`` is used; otherwise ``k = -q_{1-a}`` with ``q``
+  the **standard normal** quantile (``var_dist="normal"``), or the *unit-variance* Student-t
+  quantile ``t_nu^{-1}(1-a) * sqrt((nu-2)/nu)`` with ``var_dist="t"``. Mean return is
   taken as 0. A hit is ``realized_return < -VaR``; expected hit rate ``1 - a``. For horizons
   longer than one bar the hit sequence is thinned to non-overlapping windows (every ``h``-th
   origin) so the independence test is meaningful.
@@ -435,8 +438,9 @@ def score_forecasts(
                 f"{what} lack columns {sorted(need - set(frame.columns))}; build them with "
                 "walk_forward(...) and realized_targets(...)"
             )
+    k_cols = [c for c in forecasts.columns if c.startswith("var") and c.endswith("_k")]
     joined = (
-        forecasts.select(sorted(need_f))
+        forecasts.select([*sorted(need_f), *k_cols])
         .join(
             realized.select(sorted(need_r)).cast({"origin_ts": forecasts.schema["origin_ts"]}),
             on=["origin_ts", "horizon_hours"],
@@ -477,15 +481,20 @@ def score_forecasts(
                 out["dm_stat"], out["dm_pvalue"] = dm.stat, dm.pvalue
         thin = grp.gather_every(h) if h > 1 else grp
         for level in var_levels:
-            hits = var_hits(
-                thin["realized_return"].to_numpy(),
-                thin["sigma"].to_numpy(),
-                level,
-                var_dist=var_dist,
-                t_df=t_df,
-            )
-            ct = christoffersen(hits, 1.0 - level, level=level)
             tag = f"var{round(level * 100):d}"
+            if f"{tag}_k" in thin.columns:  # calibrated per-origin multiplier (forecasting.tails)
+                hits = thin["realized_return"].to_numpy() < -(
+                    thin[f"{tag}_k"].to_numpy() * thin["sigma"].to_numpy()
+                )
+            else:
+                hits = var_hits(
+                    thin["realized_return"].to_numpy(),
+                    thin["sigma"].to_numpy(),
+                    level,
+                    var_dist=var_dist,
+                    t_df=t_df,
+                )
+            ct = christoffersen(hits, 1.0 - level, level=level)
             out.update(
                 {
                     f"{tag}_n": float(ct.n),

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -305,7 +306,13 @@ def score_pooled(
 
 
 def margin_frame(
-    forecasts: pl.DataFrame, policy: fcst.MarginPolicy, horizons: Sequence[int]
+    forecasts: pl.DataFrame,
+    policy: fcst.MarginPolicy,
+    horizons: Sequence[int],
+    *,
+    realized: pl.DataFrame | None = None,
+    z_method: str = "normal",
+    first_passage: bool = False,
 ) -> pl.DataFrame:
     """Dynamic liquidation-threshold path per model from the 24 h sigma.
 
@@ -320,6 +327,15 @@ def margin_frame(
         Threshold band, liquidation cost, quantile and ramp.
     horizons : sequence of int
         Horizons of the run.
+    realized : polars.DataFrame, optional
+        ``origin_ts, horizon_hours, realized_return`` of the window; needed when ``z_method``
+        is not ``normal``.
+    z_method : str
+        ``normal``: the policy's fixed ``z`` (default). Otherwise a tail method of
+        :func:`forecasting.tail_quantile` estimated walk-forward on the model's own past
+        standardized residuals at the horizon (99 %).
+    first_passage : bool
+        Quantile of the minimum within the horizon (reflection approximation).
 
     Returns
     -------
@@ -327,11 +343,27 @@ def margin_frame(
         ``event_id, model, asset, ts, liquidation_threshold, sigma_24h``.
     """
     h, scale = fcst.horizon_scale(horizons, 24.0)
+    at_h = forecasts.filter(pl.col("horizon_hours") == h)
+    per_origin_z = z_method != "normal" or first_passage
+    if per_origin_z and at_h.height:
+        level = 1.0 - float(_tail_prob(policy.z))
+        rz = realized if realized is not None else _no_realized(at_h)
+        at_h = fcst.var_multipliers(
+            at_h,
+            rz,
+            method=z_method,  # type: ignore[arg-type]
+            levels=(level,),
+            first_passage=first_passage,
+        ).rename({fcst.var_column(level): "z"})
     parts = []
-    for (event_id, model, asset), grp in forecasts.filter(pl.col("horizon_hours") == h).group_by(
+    for (event_id, model, asset), grp in at_h.group_by(
         ["event_id", "model", "asset"], maintain_order=True
     ):
-        sig = grp.select("origin_ts", (pl.col("sigma") * scale).alias("sigma")).sort("origin_ts")
+        sig = grp.select(
+            "origin_ts",
+            (pl.col("sigma") * scale).alias("sigma"),
+            *(["z"] if per_origin_z else []),
+        ).sort("origin_ts")
         path = fcst.liquidation_threshold_path(sig, policy, bar_seconds=HOUR, details=True)
         parts.append(
             path.select(
@@ -355,6 +387,17 @@ def margin_frame(
             }
         )
     return pl.concat(parts)
+
+
+def _tail_prob(z: float) -> float:
+    """Tail probability ``1 − Φ(z)`` of the policy's normal quantile (0.01 for 2.326)."""
+    return round(0.5 * math.erfc(z / math.sqrt(2.0)), 4)
+
+
+def _no_realized(forecasts: pl.DataFrame) -> pl.DataFrame:
+    return forecasts.select("origin_ts", "horizon_hours").with_columns(
+        realized_return=pl.lit(None, dtype=pl.Float64)
+    )
 
 
 def assemble_run(
@@ -385,7 +428,7 @@ def assemble_run(
     """
     t0 = perf_counter()
     fc_all = pl.concat(forecasts) if forecasts else pl.DataFrame()
-    realized_parts, score_parts, margin_parts = [], [], []
+    realized_parts, score_parts, margin_parts, scored_parts = [], [], [], []
     for inp in inputs:
         fc = fc_all.filter(
             (pl.col("asset") == inp.asset) & (pl.col("event_id") == inp.window.window_id)
@@ -396,11 +439,24 @@ def assemble_run(
             event_id=pl.lit(inp.window.window_id), asset=pl.lit(inp.asset)
         )
         realized_parts.append(rz)
-        score_parts.append(score_window(fc, rz, inp.window).with_columns(asset=pl.lit(inp.asset)))
-        margin_parts.append(margin_frame(fc, config.margin_policy, config.horizons))
+        # calibrated VaR multipliers from each model's own past residuals (walk-forward)
+        fc_k = fcst.var_multipliers(fc, rz, method=config.var_method)  # type: ignore[arg-type]
+        scored_parts.append(fc_k)
+        score_parts.append(score_window(fc_k, rz, inp.window).with_columns(asset=pl.lit(inp.asset)))
+        margin_parts.append(
+            margin_frame(
+                fc,
+                config.margin_policy,
+                config.horizons,
+                realized=rz,
+                z_method=config.margin_z,
+                first_passage=config.margin_first_passage,
+            )
+        )
     realized = pl.concat(realized_parts) if realized_parts else _empty_realized()
+    fc_scored = pl.concat(scored_parts) if scored_parts else fc_all
     for asset in config.assets:
-        fc = fc_all.filter(pl.col("asset") == asset) if fc_all.height else fc_all
+        fc = fc_scored.filter(pl.col("asset") == asset) if fc_scored.height else fc_scored
         if fc.height == 0:
             continue
         rz = realized.filter(pl.col("asset") == asset).drop("asset")

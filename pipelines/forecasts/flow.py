@@ -35,7 +35,12 @@ from pipelines.forecasts.compute import (
     run_model,
 )
 from pipelines.forecasts.data import load_hourly_bars
-from pipelines.forecasts.plan import ForecastConfig, build_config, forecast_windows
+from pipelines.forecasts.plan import (
+    DEFAULT_VAR_METHOD,
+    ForecastConfig,
+    build_config,
+    forecast_windows,
+)
 from pipelines.warehouse.connection import connect
 from pipelines.warehouse.forecast_store import run_exists, write_forecast_run
 
@@ -97,6 +102,9 @@ def forecast_flow(
     refit_every: int = 24,
     margin_preset: str = "aave-v3-weth",
     min_train: int = 720,
+    var_method: str = DEFAULT_VAR_METHOD,
+    margin_z: str = "normal",
+    margin_first_passage: bool = False,
 ) -> str:
     """Forecast volatility on crash windows (or a date range) and store forecasts and scores.
 
@@ -123,6 +131,8 @@ def forecast_flow(
         ``aave-v3-weth`` or ``maker-eth-b`` (margin paths).
     min_train : int
         Hours of returns before the first forecast.
+    var_method, margin_z, margin_first_passage
+        Tail quantiles of the VaR scores and of the margin paths (see :func:`build_config`).
 
     Returns
     -------
@@ -145,6 +155,9 @@ def forecast_flow(
             refit_every=refit_every,
             min_train=min_train,
             margin_preset=margin_preset,
+            var_method=var_method,
+            margin_z=margin_z,
+            margin_first_passage=margin_first_passage,
         )
         run_id = config.run_id
         if run_exists(con, run_id):

@@ -83,6 +83,11 @@ class ForecastWindow:
     focus: tuple[FocusSpan, ...]
 
 
+#: Tail quantile of the VaR scores by default (the best calm-period coverage on the lead-ins,
+#: see docs/forecasting.md).
+DEFAULT_VAR_METHOD = "fhs"
+
+
 @dataclass(frozen=True, kw_only=True)
 class ForecastConfig:
     """The full, hashable configuration of a forecast run (its hash is the run id)."""
@@ -96,6 +101,9 @@ class ForecastConfig:
     min_train: int
     margin_preset: str
     margin_policy: fcst.MarginPolicy
+    var_method: str
+    margin_z: str
+    margin_first_passage: bool
     model_params: dict[str, dict[str, object]]
     code_version: str
     data_version: str
@@ -323,6 +331,9 @@ def build_config(
     refit_every: int = 24,
     min_train: int = 720,
     margin_preset: str = "aave-v3-weth",
+    var_method: str = DEFAULT_VAR_METHOD,
+    margin_z: str = "normal",
+    margin_first_passage: bool = False,
 ) -> ForecastConfig:
     """Validate every name and build the run config (its ``run_id`` is the hash).
 
@@ -342,6 +353,15 @@ def build_config(
         Re-estimate the parameters every ``refit_every`` hours.
     margin_preset : str
         A key of :data:`MARGIN_PRESETS`.
+    var_method : str
+        Tail quantile of the VaR scores (:data:`forecasting.TAIL_METHODS`: ``normal``, ``t``,
+        ``fhs``, ``evt``), estimated walk-forward on each model's own past residuals.
+    margin_z : str
+        Quantile of the margin paths: ``normal`` (the preset's fixed ``z`` = 2.326, the
+        default, unchanged) or a tail method estimated like ``var_method`` at 99 %.
+    margin_first_passage : bool
+        Use the quantile of the *minimum* price within the liquidation horizon (reflection
+        approximation: tail probability halved) instead of the price at its end.
 
     Returns
     -------
@@ -354,6 +374,11 @@ def build_config(
         raise UnknownNameError(
             f"unknown margin preset {margin_preset!r}; known: {', '.join(MARGIN_PRESETS)}"
         )
+    for what, value in (("var method", var_method), ("margin z", margin_z)):
+        if value not in fcst.TAIL_METHODS:
+            raise UnknownNameError(
+                f"unknown {what} {value!r}; known: {', '.join(fcst.TAIL_METHODS)}"
+            )
     model_names = resolve_models(models)
     hs = resolve_horizons(horizons)
     windows = forecast_windows(events, start, end, history_days=history_days, min_train=min_train)
@@ -368,6 +393,9 @@ def build_config(
         min_train=int(min_train),
         margin_preset=preset,
         margin_policy=MARGIN_PRESETS[preset],
+        var_method=var_method,
+        margin_z=margin_z,
+        margin_first_passage=bool(margin_first_passage),
         model_params={m: _params(m, hs) for m in model_names},
         code_version=code_version(),
         data_version=data_version(con, resolved_assets),
