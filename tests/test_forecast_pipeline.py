@@ -261,7 +261,7 @@ def test_sol_has_no_data_for_w1_and_is_skipped_with_a_note(ingested_db):
     # open interest and CEX liquidations start after W1's history: HAR + drawdown + funding only
     assert inputs[0].exog_cols == ("drawdown_24", "funding_rate")
     features = [n for n in notes if n.startswith("BTC 2020-03-12-black-thursday: hgb/rf")]
-    assert len(features) == 1 and "cex_long_liq_log: no BTC data known by 2020-02" in features[0]
+    assert len(features) == 1 and "cex_long_liq_log: no BTC data known by 2020-01-12" in features[0]
 
 
 def test_falls_back_to_finer_bars_aggregated_to_hours(ingested_db, tmp_path):
