@@ -19,7 +19,7 @@ import polars as pl
 
 import forecasting as fcst
 from pipelines.forecasts.data import HOUR, load_hourly_bars, load_stress_features
-from pipelines.forecasts.plan import ForecastConfig, ForecastWindow
+from pipelines.forecasts.plan import SCHEDULED_REFIT_MODELS, ForecastConfig, ForecastWindow
 
 __all__ = [
     "WindowInput",
@@ -227,11 +227,13 @@ def run_model(inp: WindowInput, model: str, config: ForecastConfig) -> pl.DataFr
         (too short a history for a model's features) are dropped.
     """
     uses_exog = fcst.MODELS[model].uses_exog
+    scheduled = model in SCHEDULED_REFIT_MODELS and config.arch_refit_every > config.refit_every
     out = fcst.walk_forward(
         inp.bars,
         model,
         horizon_bars=list(config.horizons),
-        refit_every=config.refit_every,
+        refit_every=config.arch_refit_every if scheduled else config.refit_every,
+        drift_check_every=config.refit_every if scheduled else None,
         min_train=config.min_train,
         start=inp.window.forecast_start,
         end=inp.window.forecast_end,

@@ -36,6 +36,7 @@ from pipelines.forecasts.compute import (
 )
 from pipelines.forecasts.data import load_hourly_bars
 from pipelines.forecasts.plan import (
+    ARCH_REFIT_EVERY,
     DEFAULT_VAR_METHOD,
     ForecastConfig,
     build_config,
@@ -105,6 +106,7 @@ def forecast_flow(
     var_method: str = DEFAULT_VAR_METHOD,
     margin_z: str = "normal",
     margin_first_passage: bool = False,
+    arch_refit_every: int = ARCH_REFIT_EVERY,
 ) -> str:
     """Forecast volatility on crash windows (or a date range) and store forecasts and scores.
 
@@ -131,6 +133,8 @@ def forecast_flow(
         ``aave-v3-weth`` or ``maker-eth-b`` (margin paths).
     min_train : int
         Hours of returns before the first forecast.
+    arch_refit_every : int
+        Longest time between refits of garch/gjr/egarch (which also refit on drift).
     var_method, margin_z, margin_first_passage
         Tail quantiles of the VaR scores and of the margin paths (see :func:`build_config`).
 
@@ -158,6 +162,7 @@ def forecast_flow(
             var_method=var_method,
             margin_z=margin_z,
             margin_first_passage=margin_first_passage,
+            arch_refit_every=arch_refit_every,
         )
         run_id = config.run_id
         if run_exists(con, run_id):

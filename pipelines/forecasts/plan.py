@@ -83,6 +83,12 @@ class ForecastWindow:
     focus: tuple[FocusSpan, ...]
 
 
+#: Models whose parameters are refit on a longer schedule plus a drift test (``arch`` fits are
+#: 98 % of their time; the state still updates every hour).
+SCHEDULED_REFIT_MODELS = ("garch", "gjr", "egarch")
+#: Longest time between two refits of those models, hours.
+ARCH_REFIT_EVERY = 168
+
 #: Tail quantile of the VaR scores by default (the best calm-period coverage on the lead-ins,
 #: see docs/forecasting.md).
 DEFAULT_VAR_METHOD = "fhs"
@@ -97,6 +103,7 @@ class ForecastConfig:
     windows: tuple[ForecastWindow, ...]
     horizons: tuple[int, ...]
     refit_every: int
+    arch_refit_every: int
     history_days: int
     min_train: int
     margin_preset: str
@@ -331,6 +338,7 @@ def build_config(
     refit_every: int = 24,
     min_train: int = 720,
     margin_preset: str = "aave-v3-weth",
+    arch_refit_every: int = ARCH_REFIT_EVERY,
     var_method: str = DEFAULT_VAR_METHOD,
     margin_z: str = "normal",
     margin_first_passage: bool = False,
@@ -353,6 +361,11 @@ def build_config(
         Re-estimate the parameters every ``refit_every`` hours.
     margin_preset : str
         A key of :data:`MARGIN_PRESETS`.
+    arch_refit_every : int
+        The ``arch`` models (:data:`SCHEDULED_REFIT_MODELS`) are re-estimated every
+        ``arch_refit_every`` hours **or** earlier when the drift test fires (checked every
+        ``refit_every`` hours, see :func:`forecasting.walk_forward`); ``arch_refit_every <=
+        refit_every`` restores a refit every ``refit_every`` hours.
     var_method : str
         Tail quantile of the VaR scores (:data:`forecasting.TAIL_METHODS`: ``normal``, ``t``,
         ``fhs``, ``evt``), estimated walk-forward on each model's own past residuals.
@@ -389,6 +402,7 @@ def build_config(
         windows=windows,
         horizons=hs,
         refit_every=int(refit_every),
+        arch_refit_every=int(arch_refit_every),
         history_days=int(history_days),
         min_train=int(min_train),
         margin_preset=preset,
