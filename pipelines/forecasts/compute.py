@@ -37,7 +37,7 @@ __all__ = [
 ]
 
 #: Models from the slowest to the fastest (submit the slow ones first).
-MODEL_COST_ORDER = ("rf", "hgb", "egarch", "gjr", "garch", "har", "ewma")
+MODEL_COST_ORDER = ("rf", "hgb", "hgbc", "egarch", "gjr", "garch", "har", "ewma")
 DRAWDOWN = "drawdown_24"
 
 
