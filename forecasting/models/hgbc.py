@@ -8,11 +8,10 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy.signal import lfilter
 from sklearn.ensemble import HistGradientBoostingRegressor
-from threadpoolctl import threadpool_limits
 
 from forecasting.models.base import FloatArray
 from forecasting.models.har import har_features, har_targets
-from forecasting.models.hgb import HGBVol
+from forecasting.models.hgb import HGBVol, openmp_limit
 
 __all__ = ["HGBCorrection", "ewma_base"]
 
@@ -101,7 +100,7 @@ class HGBCorrection(HGBVol):
         n = v.shape[0]
         self.estimators_: dict[int, HistGradientBoostingRegressor] = {}
         j_base = len(self.lags)
-        with threadpool_limits(limits=int(self.n_threads), user_api="openmp"):
+        with openmp_limit(self.n_threads):
             for h in sorted({int(h) for h in self.horizons}):
                 rows = self._train_rows(n, h)
                 feats = self._design(v, x, rows)

@@ -91,7 +91,7 @@ ARCH_REFIT_EVERY = 168
 
 #: Tail quantile of the VaR scores by default (the best calm-period coverage on the lead-ins,
 #: see docs/forecasting.md).
-DEFAULT_VAR_METHOD = "fhs"
+DEFAULT_VAR_METHOD = "evt"
 
 
 @dataclass(frozen=True, kw_only=True)
