@@ -264,6 +264,34 @@ def test_sol_has_no_data_for_w1_and_is_skipped_with_a_note(ingested_db):
     assert len(features) == 1 and "cex_long_liq_log: no BTC data known by 2020-01-12" in features[0]
 
 
+def test_realized_variance_from_5_minute_bars_where_complete(ingested_db):
+    con = connect(ingested_db, read_only=True)
+    try:
+        config = build_config(
+            con, assets=["BTC"], models=["har"], events=["2024-08-05-yen-carry-unwind"]
+        )
+        (inp,), notes = prepare_inputs(con, config)
+        hourly_cfg = build_config(
+            con,
+            assets=["BTC"],
+            models=["har"],
+            events=["2024-08-05-yen-carry-unwind"],
+            intraday_rv=False,
+        )
+        (plain,), _ = prepare_inputs(con, hourly_cfg)
+    finally:
+        con.close()
+    assert inp.rv_col == "rv" and inp.rv_source == "spot/binance/300s"
+    assert any("realized variance from spot/binance/300s" in n for n in notes)
+    assert plain.rv_col is None and hourly_cfg.run_id != config.run_id
+    bars = inp.bars.with_columns(r2=pl.col("close").log().diff() ** 2).drop_nulls("r2")
+    assert bars["rv"].null_count() == 0 and (bars["rv"] >= 0).all()
+    # 5-minute RV is a smoother proxy of the same variance: similar level, far less dispersion
+    ratio = bars["rv"].mean() / bars["r2"].mean()
+    assert 0.5 < ratio < 2.0
+    assert bars["rv"].std() / bars["rv"].mean() < bars["r2"].std() / bars["r2"].mean()
+
+
 def test_falls_back_to_finer_bars_aggregated_to_hours(ingested_db, tmp_path):
     db = _copy(ingested_db, tmp_path)
     lo, hi = datetime(2022, 5, 1, tzinfo=UTC), datetime(2022, 5, 15, tzinfo=UTC)

@@ -18,7 +18,12 @@ import duckdb
 import polars as pl
 
 import forecasting as fcst
-from pipelines.forecasts.data import HOUR, load_hourly_bars, load_stress_features
+from pipelines.forecasts.data import (
+    HOUR,
+    load_hourly_bars,
+    load_intraday_rv,
+    load_stress_features,
+)
 from pipelines.forecasts.plan import SCHEDULED_REFIT_MODELS, ForecastConfig, ForecastWindow
 
 __all__ = [
@@ -37,6 +42,9 @@ __all__ = [
 ]
 
 #: Models from the slowest to the fastest (submit the slow ones first).
+#: Models fed the intraday realized variance (HAR features); the GARCH family and EWMA use
+#: the hourly returns only.
+RV_MODELS = ("har", "hgb", "rf", "hgbc")
 MODEL_COST_ORDER = ("rf", "hgb", "hgbc", "egarch", "gjr", "garch", "har", "ewma")
 DRAWDOWN = "drawdown_24"
 
@@ -61,6 +69,11 @@ class WindowInput:
         Missing hours filled with a flat bar.
     feature_notes : tuple of str
         Why stress features were left out.
+    rv_col : str, optional
+        Column of ``bars`` with the hourly realized variance from sub-hour bars (``rv``), when a
+        complete 5-minute/1-minute series exists; else ``None`` (squared hourly returns).
+    rv_source : str, optional
+        Series the realized variance comes from.
     """
 
     asset: str
@@ -70,6 +83,8 @@ class WindowInput:
     source: str
     filled: int
     feature_notes: tuple[str, ...] = ()
+    rv_col: str | None = None
+    rv_source: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
@@ -165,6 +180,22 @@ def prepare_window(
             f"origins ({hb.label}, from {ts[0]:%Y-%m-%d %H:%M}); min_train needs "
             f"{config.min_train} — the data does not cover this window"
         )
+    rv_col = rv_source = None
+    if config.intraday_rv:
+        irv = load_intraday_rv(
+            con,
+            asset,
+            window.load_start,
+            end_load,
+            hb.bars,
+            select_until=_first_origin_guess(window, config.min_train),
+        )
+        if irv is not None:
+            r2 = (pl.col("close").log().diff() ** 2).fill_null(0.0)
+            bars = bars.join(
+                irv.rv.select("ts", "rv").cast({"ts": bars.schema["ts"]}), on="ts", how="left"
+            ).with_columns(pl.coalesce("rv", r2).alias("rv"))
+            rv_col, rv_source = "rv", irv.label
     exog: tuple[str, ...] = ()
     feature_notes: tuple[str, ...] = ()
     if any(fcst.MODELS[m].uses_exog for m in config.models):
@@ -184,6 +215,8 @@ def prepare_window(
         source=hb.label,
         filled=filled,
         feature_notes=feature_notes,
+        rv_col=rv_col,
+        rv_source=rv_source,
     )
 
 
@@ -209,6 +242,12 @@ def prepare_inputs(
             where = f"{asset} {window.window_id}"
             filled = f", {got.filled} missing hours filled flat" if got.filled else ""
             notes.append(f"{where}: {got.source}, {got.bars.height} bars{filled}")
+            notes.append(
+                f"{where}: realized variance from {got.rv_source} bars"
+                if got.rv_source
+                else f"{where}: realized variance from squared hourly returns (no complete "
+                "5-minute/1-minute series)"
+            )
             if got.exog_cols:
                 dropped = (
                     f" (left out: {'; '.join(got.feature_notes)})" if got.feature_notes else ""
@@ -238,6 +277,7 @@ def run_model(inp: WindowInput, model: str, config: ForecastConfig) -> pl.DataFr
         start=inp.window.forecast_start,
         end=inp.window.forecast_end,
         exog_cols=inp.exog_cols if uses_exog else (),
+        rv_col=inp.rv_col if model in RV_MODELS else None,
         bar_seconds=HOUR,
     )
     return out.filter(pl.col("sigma").is_finite() & (pl.col("sigma") > 0)).select(
@@ -261,9 +301,12 @@ def realized_frame(inp: WindowInput, horizons: Sequence[int], origins: pl.Series
     """
     keep = pl.DataFrame({"origin_ts": origins.unique().sort()})
     frames = [
-        fcst.realized_targets(inp.bars.select("ts", "close"), h, bar_seconds=HOUR).with_columns(
-            pl.lit(h, dtype=pl.Int32).alias("horizon_hours")
-        )
+        fcst.realized_targets(
+            inp.bars.select("ts", "close", *([inp.rv_col] if inp.rv_col else [])),
+            h,
+            rv_col=inp.rv_col,
+            bar_seconds=HOUR,
+        ).with_columns(pl.lit(h, dtype=pl.Int32).alias("horizon_hours"))
         for h in horizons
     ]
     return pl.concat(frames).join(keep, on="origin_ts", how="semi")

@@ -24,6 +24,8 @@ __all__ = [
     "series_coverage",
     "load_hourly_bars",
     "load_stress_features",
+    "IntradayRV",
+    "load_intraday_rv",
 ]
 
 HOUR = 3600
@@ -222,6 +224,77 @@ def load_hourly_bars(
         bar_seconds=int(best["bar_seconds"]),
         coverage=float(best["coverage"]),
     )
+
+
+# --- intraday realized variance -----------------------------------------------------------------
+
+#: Sub-hour bar sizes used for realized variance, preferred first (5-minute bars: fine enough to
+#: average out the noise of one squared return, coarse enough to avoid most microstructure noise).
+RV_BAR_SECONDS = (300, 60)
+
+
+@dataclass(frozen=True, kw_only=True)
+class IntradayRV:
+    """Hourly realized variance from sub-hour bars.
+
+    Attributes
+    ----------
+    rv : polars.DataFrame
+        ``ts`` (hour open), ``rv`` (sum of squared sub-bar log returns in the hour) and
+        ``n_sub`` (sub-returns summed; 1 where the hour fell back to its squared hourly return).
+    label : str
+        Source series (``spot/binance/300s``).
+    """
+
+    rv: pl.DataFrame
+    label: str
+
+
+def load_intraday_rv(
+    con: duckdb.DuckDBPyConnection,
+    asset: str,
+    start: datetime,
+    end: datetime | None,
+    hourly: pl.DataFrame,
+    *,
+    select_until: datetime,
+) -> IntradayRV | None:
+    """Hourly realized variance of ``asset`` from 5-minute (else 1-minute) bars, if complete.
+
+    The series is chosen causally, on its coverage of ``[start, select_until)`` (the first
+    forecast origin): it must cover :data:`COMPLETE` of that span. Hours whose sub-bars are
+    incomplete fall back to the squared hourly return (:func:`forecasting.realized_variance`).
+
+    Returns
+    -------
+    IntradayRV or None
+        ``None`` when no sub-hour series covers the selection span.
+    """
+    ranked = series_coverage(con, asset.upper(), start, select_until).filter(
+        pl.col("bar_seconds").is_in(list(RV_BAR_SECONDS)) & (pl.col("coverage") >= COMPLETE)
+    )
+    if ranked.height == 0:
+        return None
+    ranked = ranked.with_columns(
+        _rank=pl.col("bar_seconds").replace_strict(
+            {b: i for i, b in enumerate(RV_BAR_SECONDS)}, default=9
+        ),
+        _spot=pl.col("market") != "spot",
+        _venue=pl.col("venue") != "binance",
+    ).sort("_rank", "_spot", "_venue", "venue")
+    best = ranked.row(0, named=True)
+    params: list[object] = [asset.upper(), best["market"], best["venue"], best["bar_seconds"]]
+    params += [start - timedelta(hours=1), end or datetime.max.replace(tzinfo=start.tzinfo)]
+    fine = con.sql(
+        "SELECT ts, open, high, low, close FROM prices WHERE asset = ? AND market = ? "
+        "AND venue = ? AND bar_seconds = ? AND ts >= ? AND ts < ? ORDER BY ts",
+        params=params,
+    ).pl()
+    if fine.height < 2:
+        return None
+    rv = fcst.realized_variance(fine, HOUR, bars=hourly, sub_bar_seconds=int(best["bar_seconds"]))
+    label = f"{best['market']}/{best['venue']}/{best['bar_seconds']}s"
+    return IntradayRV(rv=rv.select("ts", "rv", "n_sub"), label=label)
 
 
 # --- stress features -----------------------------------------------------------------------------

@@ -107,6 +107,7 @@ def forecast_flow(
     margin_z: str = "normal",
     margin_first_passage: bool = False,
     arch_refit_every: int = ARCH_REFIT_EVERY,
+    intraday_rv: bool = True,
 ) -> str:
     """Forecast volatility on crash windows (or a date range) and store forecasts and scores.
 
@@ -135,6 +136,8 @@ def forecast_flow(
         Hours of returns before the first forecast.
     arch_refit_every : int
         Longest time between refits of garch/gjr/egarch (which also refit on drift).
+    intraday_rv : bool
+        Realized variance from 5-minute/1-minute bars where complete (see :func:`build_config`).
     var_method, margin_z, margin_first_passage
         Tail quantiles of the VaR scores and of the margin paths (see :func:`build_config`).
 
@@ -163,6 +166,7 @@ def forecast_flow(
             margin_z=margin_z,
             margin_first_passage=margin_first_passage,
             arch_refit_every=arch_refit_every,
+            intraday_rv=intraday_rv,
         )
         run_id = config.run_id
         if run_exists(con, run_id):

@@ -104,6 +104,7 @@ class ForecastConfig:
     horizons: tuple[int, ...]
     refit_every: int
     arch_refit_every: int
+    intraday_rv: bool
     history_days: int
     min_train: int
     margin_preset: str
@@ -339,6 +340,7 @@ def build_config(
     min_train: int = 720,
     margin_preset: str = "aave-v3-weth",
     arch_refit_every: int = ARCH_REFIT_EVERY,
+    intraday_rv: bool = True,
     var_method: str = DEFAULT_VAR_METHOD,
     margin_z: str = "normal",
     margin_first_passage: bool = False,
@@ -366,6 +368,10 @@ def build_config(
         ``arch_refit_every`` hours **or** earlier when the drift test fires (checked every
         ``refit_every`` hours, see :func:`forecasting.walk_forward`); ``arch_refit_every <=
         refit_every`` restores a refit every ``refit_every`` hours.
+    intraday_rv : bool
+        Realized variance (HAR features and the scoring target) from 5-minute/1-minute bars
+        where a complete series exists (judged before the first origin); squared hourly
+        returns otherwise or with ``False``.
     var_method : str
         Tail quantile of the VaR scores (:data:`forecasting.TAIL_METHODS`: ``normal``, ``t``,
         ``fhs``, ``evt``), estimated walk-forward on each model's own past residuals.
@@ -403,6 +409,7 @@ def build_config(
         horizons=hs,
         refit_every=int(refit_every),
         arch_refit_every=int(arch_refit_every),
+        intraday_rv=bool(intraday_rv),
         history_days=int(history_days),
         min_train=int(min_train),
         margin_preset=preset,
