@@ -69,7 +69,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mirror", default=None)
     parser.add_argument("--assets", default="BTC,ETH")
-    parser.add_argument("--models", default=",".join(fcst.MODELS))
+    parser.add_argument(
+        "--models",
+        default="ewma,garch,gjr,egarch,har,hgb,rf",
+        help="default: the pipeline's default models (hgbc is opt-in)",
+    )
     parser.add_argument("--min-train", type=int, default=720)
     parser.add_argument("--subset-asset", default="BTC")
     parser.add_argument("--subset-window", default="W7")
