@@ -31,19 +31,6 @@ def _reference(name: str, like: pl.DataFrame) -> pl.DataFrame:
     return pl.DataFrame(REFERENCE[name], schema=like.schema)
 
 
-#: The Diebold–Mariano test changed after the capture (rectangular kernel + Harvey–Leybourne–
-#: Newbold correction + t(n−1), none when n/h < 10; issue #12): those rows are compared on their
-#: keys only; every other metric must still equal the captured pipeline output exactly.
-_DM = pl.col("metric").is_in(["dm_stat", "dm_pvalue"])
-
-
-def _assert_matches_reference(got: pl.DataFrame, name: str) -> None:
-    ref = _reference(name, got)
-    assert_frame_equal(got.filter(~_DM), ref.filter(~_DM), check_exact=True)
-    keys = [c for c in got.columns if c != "value"]
-    assert_frame_equal(got.filter(_DM).select(keys), ref.filter(_DM).select(keys))
-
-
 @pytest.fixture(scope="module")
 def case():
     return cases.forecast_case()
@@ -58,7 +45,7 @@ def test_score_pooled_matches_captured_pipeline_output(case):
         spans=[s for w in wins for s in _spans(w)],
     )
     assert got.columns == list(SCORE_COLUMNS)
-    _assert_matches_reference(got, "pooled")
+    assert_frame_equal(got, _reference("pooled", got), check_exact=True)
     assert set(got["scope"]) == {"window", "crash"} and set(got["event_id"]) == {"all"}
 
 
@@ -76,7 +63,7 @@ def test_score_window_matches_captured_pipeline_output(case):
             )
         )
     got = pl.concat(parts)
-    _assert_matches_reference(got, "per_window")
+    assert_frame_equal(got, _reference("per_window", got), check_exact=True)
 
 
 def test_pooling_takes_shared_origins_once_from_the_earlier_window(case):
