@@ -1,14 +1,18 @@
 """Benchmark of the forecasting library (a script, not a test).
 
 All models, BTC and ETH hourly, the 7 crash windows of ``data/events.json`` with 90 days of bars
-before each window start (bars = [start - 90 d, end)), 1 h horizon, refit every 24 h, expanding
-window, first origin after ``--min-train`` bars. Reports wall time per model, then measures the
-refit-at-every-bar baseline on a subset (one asset, one window, the last ``--subset-hours``
-origins) against refit-every-24 on the *same* subset and prints the speed-up ratio.
+before each window start (bars = [start - 90 d, end)), 1 h horizon, expanding window, first
+origin after ``--min-train`` bars, with the pipeline's refit rule: every 24 h, except the ``arch``
+models (garch, gjr, egarch) which refit every 168 h or earlier when the drift test fires
+(``walk_forward(drift_check_every=24)``). Reports wall time per model and the total as a
+**ratio to the GARCH-only time measured in the same process** (machine load varies, ratios
+travel). ``--compare-daily`` also runs the arch models with the old daily refits and prints the
+speed-up and the relative QLIKE change. Then measures the refit-at-every-bar baseline on a subset
+(one asset, one window, the last ``--subset-hours`` origins) against refit-every-24.
 
 Usage::
 
-    python bench/bench_forecast.py [--mirror ../shared/data] [--json out.json]
+    python bench/bench_forecast.py [--mirror ../shared/data] [--json out.json] [--compare-daily]
 """
 
 from __future__ import annotations
@@ -42,18 +46,34 @@ def _ts(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
+#: Models refit weekly or on drift (as the pipeline's ``arch_refit_every = 168``).
+SCHEDULED = ("garch", "gjr", "egarch")
+
+
+def _refit_kwargs(model: str, daily: bool) -> dict[str, int | None]:
+    if daily or model not in SCHEDULED:
+        return {"refit_every": 24, "drift_check_every": None}
+    return {"refit_every": 168, "drift_check_every": 24}
+
+
 def _run_job(job: tuple) -> tuple[str, str, float, pl.DataFrame]:
-    series, bars, model, min_train = job
+    series, bars, model, min_train, daily = job
     t0 = time.perf_counter()
-    fc = fcst.walk_forward(bars, model, horizon_bars=1, refit_every=24, min_train=min_train)
-    return series, model, time.perf_counter() - t0, fc
+    fc = fcst.walk_forward(
+        bars, model, horizon_bars=1, min_train=min_train, **_refit_kwargs(model, daily)
+    )
+    return series, model + ("@daily" if daily else ""), time.perf_counter() - t0, fc
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mirror", default=None)
     parser.add_argument("--assets", default="BTC,ETH")
-    parser.add_argument("--models", default=",".join(fcst.MODELS))
+    parser.add_argument(
+        "--models",
+        default="ewma,garch,gjr,egarch,har,hgb,rf",
+        help="default: the pipeline's default models (hgbc is opt-in)",
+    )
     parser.add_argument("--min-train", type=int, default=720)
     parser.add_argument("--subset-asset", default="BTC")
     parser.add_argument("--subset-window", default="W7")
@@ -63,6 +83,11 @@ def main() -> None:
         type=int,
         default=1,
         help="worker processes (2 gave no gain on the 2-core machine)",
+    )
+    parser.add_argument(
+        "--compare-daily",
+        action="store_true",
+        help="also run garch/gjr/egarch with daily refits (speed-up and QLIKE change)",
     )
     parser.add_argument("--json", default=None, help="also write the figures to this file")
     args = parser.parse_args()
@@ -75,7 +100,9 @@ def main() -> None:
         a: pl.read_ipc(mirror / FEATHER.format(asset=a)).rename({"date": "ts"}) for a in assets
     }
 
+    daily_models = [m for m in models if m in SCHEDULED] if args.compare_daily else []
     times: dict[str, list[float]] = {m: [] for m in models}
+    times.update({f"{m}@daily": [] for m in daily_models})
     n_bars: list[int] = []
     n_origins = 0
     forecasts: list[pl.DataFrame] = []
@@ -90,7 +117,8 @@ def main() -> None:
             n_bars.append(bars.height)
             series = f"{asset}-{ev['window']}"
             realized.append(fcst.realized_targets(bars, 1).with_columns(series=pl.lit(series)))
-            jobs += [(series, bars, m, args.min_train) for m in models]
+            jobs += [(series, bars, m, args.min_train, False) for m in models]
+            jobs += [(series, bars, m, args.min_train, True) for m in daily_models]
     wall0 = time.perf_counter()
     # Independent (series, model) runs spread over worker processes: the machine's cores.
     # One thread per worker process (OpenMP, BLAS, polars), or the processes oversubscribe
@@ -101,7 +129,7 @@ def main() -> None:
     with ProcessPoolExecutor(max_workers=args.workers, mp_context=spawn) as pool:
         for series, m, seconds, fc in pool.map(_run_job, jobs):
             times[m].append(seconds)
-            forecasts.append(fc.with_columns(series=pl.lit(series)))
+            forecasts.append(fc.with_columns(series=pl.lit(series), model=pl.lit(m)))
             if m == models[-1]:
                 n_origins += fc.height
     wall = time.perf_counter() - wall0
@@ -118,12 +146,25 @@ def main() -> None:
         per_model[m] = {"total_s": total, "per_run_s": total / runs, "max_run_s": max(times[m])}
         print(f"{m:8s} {total:8.2f} {total / runs:10.2f} {max(times[m]):10.2f}")
     print(f"all models, all runs: {wall:.1f} s wall on {args.workers} worker process(es)")
+    garch_only = sum(times["garch"]) if "garch" in times else float("nan")
+    total_default = sum(sum(times[m]) for m in models)
+    print(
+        f"total of the default models / GARCH-only (same process): "
+        f"{total_default / garch_only:.2f} (GARCH-only {garch_only:.1f} s); load average "
+        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
+    )
+    for m in daily_models:
+        daily_s = sum(times[f"{m}@daily"])
+        print(
+            f"{m}: daily refits {daily_s:.1f} s, weekly+drift {sum(times[m]):.1f} s → "
+            f"{daily_s / sum(times[m]):.1f}x faster"
+        )
 
     # out-of-sample QLIKE at 1 h, pooled over runs (ratio to GARCH)
     fc_all = pl.concat(forecasts)
     rz_all = pl.concat(realized)
     qlikes = {}
-    for m in models:
+    for m in [*models, *(f"{d}@daily" for d in daily_models)]:
         per = []
         for key in fc_all["series"].unique().sort():
             sc = fcst.score_forecasts(
@@ -135,6 +176,9 @@ def main() -> None:
             per.append(sc.filter(pl.col("metric") == "qlike")["value"].item())
         qlikes[m] = statistics.mean(per)
     print("mean QLIKE (1 h) over runs: " + ", ".join(f"{m} {q:.3f}" for m, q in qlikes.items()))
+    for m in daily_models:
+        change = qlikes[m] / qlikes[f"{m}@daily"] - 1
+        print(f"{m}: QLIKE weekly+drift vs daily refits {100 * change:+.2f} %")
 
     # refit every bar vs every 24 bars on the same subset
     ev = next(e for e in events if e["window"] == args.subset_window)

@@ -37,6 +37,7 @@ from forecasting.models import (
     GJRGARCH,
     HAR,
     MODELS,
+    HGBCorrection,
     HGBVol,
     RFVol,
     VolatilityModel,
@@ -73,9 +74,14 @@ from forecasting.scores import (
     score_forecasts,
     var_hits,
 )
+from forecasting.tails import TAIL_METHODS, tail_quantile, var_column, var_multipliers
 from forecasting.walkforward import walk_forward
 
 __all__ = [
+    "TAIL_METHODS",
+    "tail_quantile",
+    "var_column",
+    "var_multipliers",
     "AAVE_V3_WETH",
     "EGARCH",
     "EWMA",
@@ -89,6 +95,7 @@ __all__ = [
     "ForecastingError",
     "ForecastingWarning",
     "HGBVol",
+    "HGBCorrection",
     "HorizonNotFittedError",
     "InvalidBarsError",
     "MarginPolicy",

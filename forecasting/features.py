@@ -82,7 +82,11 @@ def align_features(
         .drop_nulls("_avail")
         .sort("_avail")
     )
-    left = bars.with_columns((pl.col(ts_col) + pl.duration(seconds=step)).alias("_close_ts"))
+    # ``ts + duration`` is microseconds in polars whatever the unit of ``ts``: cast back so the
+    # join keys keep the bars' unit (nanosecond freqtrade bars, millisecond files...).
+    left = bars.with_columns(
+        (pl.col(ts_col) + pl.duration(seconds=step)).cast(bars.schema[ts_col]).alias("_close_ts")
+    )
     out = left.join_asof(
         feats,
         left_on="_close_ts",

@@ -165,6 +165,9 @@ def liquidation_threshold_path(
     sigma : polars.DataFrame
         ``origin_ts`` and ``sigma`` of **one** model and **one** horizon (the liquidation
         horizon), e.g. a filtered output of :func:`~forecasting.walkforward.walk_forward`.
+        An optional column ``z`` gives a per-origin quantile that replaces ``policy.z`` (e.g.
+        the ``var99_k`` of :func:`~forecasting.tails.var_multipliers`, Student-t/FHS/EVT, or
+        its first-passage version).
     policy : MarginPolicy
         Threshold band, cost, quantile and ramp.
     bar_seconds : int
@@ -192,13 +195,24 @@ def liquidation_threshold_path(
                 f"sigma mixes several values of {col!r}; filter to one model and one horizon, "
                 "e.g. fc.filter(pl.col('model') == 'garch', pl.col('horizon_hours') == 24)"
             )
-    frame = sigma.select("origin_ts", pl.col("sigma").cast(pl.Float64)).sort("origin_ts")
+    has_z = "z" in sigma.columns
+    frame = sigma.select(
+        "origin_ts",
+        pl.col("sigma").cast(pl.Float64),
+        *([pl.col("z").cast(pl.Float64)] if has_z else []),
+    ).sort("origin_ts")
     if frame["origin_ts"].is_duplicated().any():
         raise InvalidBarsError("duplicate origin_ts in sigma; keep one forecast per origin")
     s = frame["sigma"].to_numpy()
     if not np.all(np.isfinite(s)) or np.any(s < 0):
         raise InvalidBarsError("sigma has null, negative or non-finite values; drop those rows")
-    lt_star = solvency_threshold(s, liquidation_cost=policy.liquidation_cost, z=policy.z)
+    if has_z:  # per-origin quantile (calibrated tails, forecasting.tails.var_multipliers)
+        z = frame["z"].to_numpy()
+        if not np.all(np.isfinite(z)) or np.any(z <= 0):
+            raise InvalidBarsError("z must be finite and > 0 on every row")
+        lt_star = (1.0 - policy.liquidation_cost) * np.exp(-z * s)
+    else:
+        lt_star = solvency_threshold(s, liquidation_cost=policy.liquidation_cost, z=policy.z)
     target = np.clip(lt_star, policy.floor, policy.upper)
     hours = frame["origin_ts"].diff().dt.total_seconds().to_numpy() / 3600.0
     hours = np.where(np.isnan(hours), bar_seconds / 3600.0, hours)

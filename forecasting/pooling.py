@@ -77,7 +77,8 @@ def score_frame(
     Parameters
     ----------
     forecasts : polars.DataFrame
-        ``model, origin_ts, horizon_hours, sigma`` (other columns ignored).
+        ``model, origin_ts, horizon_hours, sigma`` and optionally ``var{L}_k`` VaR multipliers
+        (:func:`~forecasting.tails.var_multipliers`); other columns are ignored.
     realized : polars.DataFrame
         ``origin_ts, horizon_hours, realized_return, realized_var``.
     models : iterable of str
@@ -93,7 +94,13 @@ def score_frame(
         return _empty_scores()
     bench = BENCHMARK if BENCHMARK in set(models) else None
     scores = score_forecasts(
-        forecasts.select("model", "origin_ts", pl.col("horizon_hours").cast(pl.Float64), "sigma"),
+        forecasts.select(
+            "model",
+            "origin_ts",
+            pl.col("horizon_hours").cast(pl.Float64),
+            "sigma",
+            pl.col("^var\\d+_k$"),  # calibrated VaR multipliers when present
+        ),
         realized.with_columns(pl.col("horizon_hours").cast(pl.Float64)),
         benchmark=bench,
     )

@@ -7,16 +7,21 @@ Conventions
 * QLIKE (Patton 2011) is ``RV/F - log(RV/F) - 1``: zero for a perfect forecast, robust to noise
   in the variance proxy. Rows with ``RV = 0`` (flat price over the horizon) are left out of QLIKE
   and Diebold–Mariano, as the loss is undefined there.
-* VaR is the **left-tail** loss of a long position. ``VaR_a = -q_{1-a} * sigma`` where ``q`` is the
-  **standard normal** quantile by default (``var_dist="normal"``), or the *unit-variance*
-  Student-t quantile ``t_nu^{-1}(1-a) * sqrt((nu-2)/nu)`` with ``var_dist="t"``. Mean return is
+* VaR is the **left-tail** loss of a long position. ``VaR_a = k * sigma``. When the forecasts
+  carry a column ``var{L}_k`` (e.g. ``var99_k``, from :func:`forecasting.tails.var_multipliers`:
+  Student-t, filtered historical simulation or EVT quantiles of the model's own past
+  standardized residuals) that per-origin ``k`` is used; otherwise ``k = -q_{1-a}`` with ``q``
+  the **standard normal** quantile (``var_dist="normal"``), or the *unit-variance* Student-t
+  quantile ``t_nu^{-1}(1-a) * sqrt((nu-2)/nu)`` with ``var_dist="t"``. Mean return is
   taken as 0. A hit is ``realized_return < -VaR``; expected hit rate ``1 - a``. For horizons
   longer than one bar the hit sequence is thinned to non-overlapping windows (every ``h``-th
   origin) so the independence test is meaningful.
 * Kupiec (1995) proportion-of-failures and Christoffersen (1998) independence and conditional
   coverage likelihood-ratio tests, chi-square with 1, 1 and 2 degrees of freedom.
-* Diebold–Mariano (1995): loss differential ``d = QLIKE(model) - QLIKE(benchmark)``, HAC
-  (Newey–West, Bartlett kernel) variance; a negative statistic means the model beats the benchmark.
+* Diebold–Mariano (1995): loss differential ``d = QLIKE(model) - QLIKE(benchmark)``, long-run
+  variance with the rectangular kernel and ``h - 1`` lags, the Harvey–Leybourne–Newbold (1997)
+  correction and Student-t(n−1) p-values; not reported when ``n / h < 10``. A negative statistic
+  means the model beats the benchmark.
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ __all__ = [
     "mincer_zarnowitz",
     "DieboldMariano",
     "diebold_mariano",
+    "DM_MIN_N_PER_H",
     "CoverageTest",
     "kupiec_pof",
     "christoffersen",
@@ -148,55 +154,91 @@ class DieboldMariano:
     lags: int
 
 
+#: No Diebold–Mariano test is reported when fewer than this many horizons fit into the sample.
+DM_MIN_N_PER_H = 10
+
+
 def diebold_mariano(
-    loss_a: ArrayLike, loss_b: ArrayLike, *, horizon_bars: int = 1, lags: int | None = None
+    loss_a: ArrayLike,
+    loss_b: ArrayLike,
+    *,
+    horizon_bars: int = 1,
+    lags: int | None = None,
+    kernel: Literal["rectangular", "bartlett"] = "rectangular",
+    hln: bool = True,
+    min_n_per_h: float = DM_MIN_N_PER_H,
 ) -> DieboldMariano:
-    """Diebold–Mariano test on two loss series with a Newey–West (HAC) variance.
+    """Diebold–Mariano test of equal accuracy, with the Harvey–Leybourne–Newbold correction.
+
+    For an ``h``-step forecast the loss differential ``d`` of overlapping targets is MA(h−1), so
+    its long-run variance is ``γ0 + 2 Σ_{k=1}^{h−1} γk`` — the **rectangular** (truncated) kernel
+    with ``h − 1`` lags, as in Diebold & Mariano (1995). Harvey, Leybourne & Newbold (1997)
+    multiply the statistic by ``sqrt((n + 1 − 2h + h(h−1)/n) / n)`` and compare it with Student-t
+    with ``n − 1`` degrees of freedom; together they bring the size close to nominal where the
+    Bartlett (Newey–West) kernel with ``h − 1`` lags is badly oversized at ``h = 24``
+    (``tests/test_forecasting_scores.py`` simulates both). If the rectangular variance is not
+    positive (possible in small samples), the Bartlett estimate with the same lags is used.
 
     Parameters
     ----------
     loss_a, loss_b : array_like
         Per-origin losses of the candidate and of the benchmark (same origins, same order).
     horizon_bars : int
-        Forecast horizon; overlapping ``h``-bar targets make ``d`` MA(h-1), so at least
-        ``h - 1`` lags are used.
+        Forecast horizon ``h`` in bars.
     lags : int, optional
-        HAC lags; default ``max(h - 1, floor(4 (n/100)**(2/9)))``.
+        Autocovariance lags; default ``h − 1``.
+    kernel : {"rectangular", "bartlett"}
+        Weights of the autocovariances: 1 (rectangular) or ``1 − k/(lags+1)`` (Bartlett).
+    hln : bool
+        Apply the HLN small-sample correction and the t(n−1) reference distribution; with
+        ``False`` the plain statistic is compared with the standard normal.
+    min_n_per_h : float
+        No test (NaN statistic and p-value) when ``n / h`` is below this (default 10): with
+        fewer than ~10 independent horizons the variance estimate is meaningless.
 
     Returns
     -------
     DieboldMariano
-        Statistic (asymptotically standard normal), two-sided p-value, mean loss difference.
+        Statistic (negative: ``loss_a`` smaller), two-sided p-value, mean loss difference.
     """
     a = np.asarray(loss_a, dtype=np.float64)
     b = np.asarray(loss_b, dtype=np.float64)
     if a.shape != b.shape:
         raise ValueError(f"loss series differ in shape: {a.shape} vs {b.shape}")
+    if kernel not in ("rectangular", "bartlett"):
+        raise ValueError(f"kernel={kernel!r}; use 'rectangular' or 'bartlett'")
+    h = max(1, int(horizon_bars))
     d = a - b
     d = d[np.isfinite(d)]
     n = d.shape[0]
-    if lags is None:
-        lags = max(int(horizon_bars) - 1, int(math.floor(4.0 * (n / 100.0) ** (2.0 / 9.0))))
-    lags = max(0, min(int(lags), n - 1)) if n > 1 else 0
-    if n < 2:
-        return DieboldMariano(
-            stat=math.nan,
-            pvalue=math.nan,
-            mean_loss_diff=float(d.mean()) if n else math.nan,
-            n=n,
-            lags=lags,
-        )
-    dbar = float(d.mean())
+    lags = h - 1 if lags is None else int(lags)
+    lags = max(0, min(lags, n - 1)) if n > 1 else 0
+    dbar = float(d.mean()) if n else math.nan
+    if n < 2 or n < min_n_per_h * h:
+        return DieboldMariano(stat=math.nan, pvalue=math.nan, mean_loss_diff=dbar, n=n, lags=lags)
     dc = d - dbar
-    var = float(dc @ dc) / n
-    for k in range(1, lags + 1):
-        var += 2.0 * (1.0 - k / (lags + 1.0)) * float(dc[k:] @ dc[:-k]) / n
+    gamma = [float(dc @ dc) / n] + [float(dc[k:] @ dc[:-k]) / n for k in range(1, lags + 1)]
+
+    def _lrv(weights: str) -> float:
+        out = gamma[0]
+        for k in range(1, lags + 1):
+            w = 1.0 if weights == "rectangular" else 1.0 - k / (lags + 1.0)
+            out += 2.0 * w * gamma[k]
+        return out
+
+    var = _lrv(kernel)
     if var <= 0:
-        var = float(dc @ dc) / n
+        var = _lrv("bartlett")
+    if var <= 0:
+        var = gamma[0]
     if var <= 0:
         return DieboldMariano(stat=math.nan, pvalue=math.nan, mean_loss_diff=dbar, n=n, lags=lags)
     stat = dbar / math.sqrt(var / n)
-    pvalue = float(2.0 * stats.norm.sf(abs(stat)))
+    if hln:
+        stat *= math.sqrt(max(n + 1.0 - 2.0 * h + h * (h - 1.0) / n, 0.0) / n)
+        pvalue = float(2.0 * stats.t.sf(abs(stat), n - 1))
+    else:
+        pvalue = float(2.0 * stats.norm.sf(abs(stat)))
     return DieboldMariano(stat=float(stat), pvalue=pvalue, mean_loss_diff=dbar, n=n, lags=lags)
 
 
@@ -396,8 +438,9 @@ def score_forecasts(
                 f"{what} lack columns {sorted(need - set(frame.columns))}; build them with "
                 "walk_forward(...) and realized_targets(...)"
             )
+    k_cols = [c for c in forecasts.columns if c.startswith("var") and c.endswith("_k")]
     joined = (
-        forecasts.select(sorted(need_f))
+        forecasts.select([*sorted(need_f), *k_cols])
         .join(
             realized.select(sorted(need_r)).cast({"origin_ts": forecasts.schema["origin_ts"]}),
             on=["origin_ts", "horizon_hours"],
@@ -438,15 +481,20 @@ def score_forecasts(
                 out["dm_stat"], out["dm_pvalue"] = dm.stat, dm.pvalue
         thin = grp.gather_every(h) if h > 1 else grp
         for level in var_levels:
-            hits = var_hits(
-                thin["realized_return"].to_numpy(),
-                thin["sigma"].to_numpy(),
-                level,
-                var_dist=var_dist,
-                t_df=t_df,
-            )
-            ct = christoffersen(hits, 1.0 - level, level=level)
             tag = f"var{round(level * 100):d}"
+            if f"{tag}_k" in thin.columns:  # calibrated per-origin multiplier (forecasting.tails)
+                hits = thin["realized_return"].to_numpy() < -(
+                    thin[f"{tag}_k"].to_numpy() * thin["sigma"].to_numpy()
+                )
+            else:
+                hits = var_hits(
+                    thin["realized_return"].to_numpy(),
+                    thin["sigma"].to_numpy(),
+                    level,
+                    var_dist=var_dist,
+                    t_df=t_df,
+                )
+            ct = christoffersen(hits, 1.0 - level, level=level)
             out.update(
                 {
                     f"{tag}_n": float(ct.n),

@@ -12,7 +12,7 @@ import pytest
 
 from pipelines.cli.main import main
 from pipelines.errors import CascadeError
-from pipelines.forecasts.compute import prepare_inputs
+from pipelines.forecasts.compute import compute_forecast_run, prepare_inputs
 from pipelines.forecasts.data import load_hourly_bars
 from pipelines.forecasts.plan import build_config, forecast_windows
 from pipelines.warehouse.connection import connect
@@ -168,6 +168,59 @@ def test_changing_prices_after_t_leaves_earlier_forecasts_unchanged(small_run, t
     assert (after["sigma"] != after["sigma_right"]).any()
 
 
+STRESS_TABLES = ("funding", "open_interest", "cex_liquidations")
+
+
+def _ml_forecasts(db) -> tuple[pl.DataFrame, tuple[str, ...]]:
+    con = connect(db, read_only=True)
+    try:
+        config = build_config(con, assets=["BTC"], models=["hgb", "rf"], events=["W4"])
+        inputs, _ = prepare_inputs(con, config)
+        run = compute_forecast_run(con, config)
+    finally:
+        con.close()
+    fc = run.forecasts.select("model", "origin_ts", "horizon_hours", "sigma").sort(
+        "model", "horizon_hours", "origin_ts"
+    )
+    return fc, inputs[0].exog_cols
+
+
+def test_deleting_stress_features_after_t_leaves_earlier_forecasts_unchanged(ingested_db, tmp_path):
+    """Causal input selection: feature coverage is judged only on data known at the first origin.
+
+    The stress rows known after ``t`` (12 days before the W4 crash) are deleted in a copy of the
+    warehouse; every hgb and rf forecast made before ``t`` must stay bit-identical (they used to
+    change because the features were dropped for not covering the window end).
+    """
+    t = CRASH_START - timedelta(days=12)
+    orig, cols = _ml_forecasts(ingested_db)
+    assert cols == ("drawdown_24", "funding_rate", "oi_change_1d", "cex_long_liq_log")
+    altered = _copy(ingested_db, tmp_path, "no_features_after_t.duckdb")
+    con = duckdb.connect(str(altered))
+    for table in STRESS_TABLES:  # the views read raw_<table>
+        con.execute(
+            f"DELETE FROM raw_{table} WHERE asset = 'BTC' "
+            "AND ts + to_seconds(interval_seconds) > ?",
+            [t],
+        )
+        left = con.execute(
+            f"SELECT count(*) FROM {table} WHERE asset = 'BTC' "
+            "AND ts + to_seconds(interval_seconds) > ?",
+            [t],
+        ).fetchone()
+        assert left == (0,)
+    con.close()
+    new, new_cols = _ml_forecasts(altered)
+    assert new_cols == cols  # the same inputs are chosen
+    before_t = pl.col("origin_ts") < t  # forecast at the close origin_ts + 1 h <= t
+    assert set(orig["model"]) == {"hgb", "rf"}
+    assert orig.filter(before_t).height > 2000
+    assert new.filter(before_t).equals(orig.filter(before_t))
+    # teeth: the forecasts after t, which lose their features, do change
+    after = orig.filter(~before_t).join(new, on=["model", "origin_ts", "horizon_hours"])
+    assert after.height > 0 and (after["sigma"] != after["sigma_right"]).any()
+
+
 def test_hgb_on_a_short_range_uses_the_stress_features(ingested_db, prefect_harness, tmp_path):
     from pipelines.forecasts.flow import forecast_flow
 
@@ -208,7 +261,35 @@ def test_sol_has_no_data_for_w1_and_is_skipped_with_a_note(ingested_db):
     # open interest and CEX liquidations start after W1's history: HAR + drawdown + funding only
     assert inputs[0].exog_cols == ("drawdown_24", "funding_rate")
     features = [n for n in notes if n.startswith("BTC 2020-03-12-black-thursday: hgb/rf")]
-    assert len(features) == 1 and "cex_long_liq_log: BTC data known 2020-12-24" in features[0]
+    assert len(features) == 1 and "cex_long_liq_log: no BTC data known by 2020-01-12" in features[0]
+
+
+def test_realized_variance_from_5_minute_bars_where_complete(ingested_db):
+    con = connect(ingested_db, read_only=True)
+    try:
+        config = build_config(
+            con, assets=["BTC"], models=["har"], events=["2024-08-05-yen-carry-unwind"]
+        )
+        (inp,), notes = prepare_inputs(con, config)
+        hourly_cfg = build_config(
+            con,
+            assets=["BTC"],
+            models=["har"],
+            events=["2024-08-05-yen-carry-unwind"],
+            intraday_rv=False,
+        )
+        (plain,), _ = prepare_inputs(con, hourly_cfg)
+    finally:
+        con.close()
+    assert inp.rv_col == "rv" and inp.rv_source == "spot/binance/300s"
+    assert any("realized variance from spot/binance/300s" in n for n in notes)
+    assert plain.rv_col is None and hourly_cfg.run_id != config.run_id
+    bars = inp.bars.with_columns(r2=pl.col("close").log().diff() ** 2).drop_nulls("r2")
+    assert bars["rv"].null_count() == 0 and (bars["rv"] >= 0).all()
+    # 5-minute RV is a smoother proxy of the same variance: similar level, far less dispersion
+    ratio = bars["rv"].mean() / bars["r2"].mean()
+    assert 0.5 < ratio < 2.0
+    assert bars["rv"].std() / bars["rv"].mean() < bars["r2"].std() / bars["r2"].mean()
 
 
 def test_falls_back_to_finer_bars_aggregated_to_hours(ingested_db, tmp_path):

@@ -164,7 +164,7 @@ def test_errors_say_how_to_fix(returns: np.ndarray) -> None:
 
 
 def test_registry_complete() -> None:
-    assert sorted(fcst.MODELS) == ["egarch", "ewma", "garch", "gjr", "har", "hgb", "rf"]
+    assert sorted(fcst.MODELS) == ["egarch", "ewma", "garch", "gjr", "har", "hgb", "hgbc", "rf"]
     for name, factory in fcst.MODELS.items():
         model = factory()
         assert model.name == name

@@ -152,3 +152,22 @@ def test_align_features_never_looks_forward() -> None:
 def test_recent_drawdown() -> None:
     out = fcst.recent_drawdown(_bars([100.0, 110.0, 99.0, 120.0], step_min=60), window_bars=2)
     np.testing.assert_allclose(out["drawdown_2"].to_numpy(), [0.0, 0.0, 99 / 110 - 1, 0.0])
+
+
+@pytest.mark.parametrize("unit", ["ns", "us", "ms"])
+def test_align_features_keeps_the_time_unit_of_the_bars(unit: str) -> None:
+    """Nanosecond bars (freqtrade feather files) used to raise a SchemaError in the join."""
+    bars = _bars([100.0, 101.0, 102.0, 103.0], step_min=60).with_columns(
+        pl.col("ts").dt.cast_time_unit(unit)
+    )
+    feats = pl.DataFrame(
+        {
+            "ts": [T0 + timedelta(minutes=30), T0 + timedelta(hours=2)],
+            "funding": [0.1, 0.2],
+        }
+    ).with_columns(pl.col("ts").dt.cast_time_unit("ns"))
+    out = fcst.align_features(bars, feats, bar_seconds=3600, tolerance="2h")
+    assert out.schema["ts"] == bars.schema["ts"]
+    assert out["funding"].to_list() == [0.1, 0.2, 0.2, 0.2]
+    inferred = fcst.align_features(bars, feats)
+    assert inferred["funding"].to_list() == [0.1, 0.2, 0.2, 0.2]

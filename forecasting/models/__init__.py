@@ -14,6 +14,7 @@ from forecasting.models.garch import GARCH
 from forecasting.models.gjr import GJRGARCH
 from forecasting.models.har import HAR
 from forecasting.models.hgb import HGBVol
+from forecasting.models.hgbc import HGBCorrection
 from forecasting.models.rf import RFVol
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "EGARCH",
     "HAR",
     "HGBVol",
+    "HGBCorrection",
     "RFVol",
 ]
 
@@ -39,6 +41,7 @@ MODELS: dict[str, Callable[..., VolatilityModel]] = {
     "har": HAR,
     "hgb": HGBVol,
     "rf": RFVol,
+    "hgbc": HGBCorrection,
 }
 
 
@@ -49,7 +52,7 @@ def make_model(name: str, **params: Any) -> VolatilityModel:
     ----------
     name : str
         A key of :data:`MODELS` (``ewma``, ``garch``, ``gjr``, ``egarch``, ``har``, ``hgb``,
-        ``rf``).
+        ``rf``, ``hgbc``).
     **params
         Keyword parameters of the model's constructor.
 

@@ -7,12 +7,26 @@ from typing import Self
 import numpy as np
 from numpy.typing import ArrayLike
 from sklearn.ensemble import HistGradientBoostingRegressor
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from forecasting.models.base import FloatArray
 from forecasting.models.har import _HarFeatureModel, har_targets
 
-__all__ = ["HGBVol"]
+__all__ = ["HGBVol", "openmp_limit"]
+
+_CONTROLLER: ThreadpoolController | None = None
+
+
+def openmp_limit(n_threads: int):  # type: ignore[no-untyped-def]
+    """Context manager limiting OpenMP threads, reusing one ``ThreadpoolController``.
+
+    ``threadpool_limits`` rescans every loaded library on each call (20–27 % of HGB's time in
+    a walk-forward); the controller is built once per process and reused.
+    """
+    global _CONTROLLER
+    if _CONTROLLER is None:
+        _CONTROLLER = ThreadpoolController()
+    return _CONTROLLER.limit(limits=int(n_threads), user_api="openmp")
 
 
 class HGBVol(_HarFeatureModel):
@@ -88,7 +102,7 @@ class HGBVol(_HarFeatureModel):
         _, x, v = self._setup(returns, exog, rv)
         n = v.shape[0]
         self.estimators_: dict[int, HistGradientBoostingRegressor] = {}
-        with threadpool_limits(limits=int(self.n_threads), user_api="openmp"):
+        with openmp_limit(self.n_threads):
             for h in sorted({int(h) for h in self.horizons}):
                 rows = self._train_rows(n, h)
                 target = np.maximum(har_targets(v, rows, h), self.floor_)
@@ -108,5 +122,5 @@ class HGBVol(_HarFeatureModel):
         return self
 
     def _mean_variance(self, feats: FloatArray, h: int) -> FloatArray:
-        with threadpool_limits(limits=int(self.n_threads), user_api="openmp"):
+        with openmp_limit(self.n_threads):
             return np.asarray(self.estimators_[h].predict(feats), dtype=np.float64)

@@ -15,7 +15,7 @@ __all__ = ["RFVol"]
 
 
 class RFVol(_HarFeatureModel):
-    """Random forest of log future realized variance, one forest per horizon.
+    """Random forest of log future realized variance, one multi-output forest for all horizons.
 
     Features as :class:`~forecasting.models.hgb.HGBVol`. Target: ``log`` of the mean per-bar
     realized variance over the next ``h`` bars (squared-error trees are fragile on raw, heavy-
@@ -39,7 +39,7 @@ class RFVol(_HarFeatureModel):
     Attributes
     ----------
     estimators_ : dict of int to RandomForestRegressor
-        Fitted forest per horizon.
+        The fitted (shared, multi-output) forest, keyed by horizon.
     bias_factor_ : dict of int to float
         Out-of-bag smearing factor per horizon.
     floor_ : float
@@ -81,32 +81,44 @@ class RFVol(_HarFeatureModel):
     def fit(
         self, returns: ArrayLike, exog: ArrayLike | None = None, *, rv: ArrayLike | None = None
     ) -> Self:
-        """Fit one forest per horizon; see :meth:`VolatilityModel.fit`."""
+        """Fit one multi-output forest for all horizons; see :meth:`VolatilityModel.fit`.
+
+        One forest with one output per horizon (trees split on the summed squared error of all
+        outputs) costs about the price of one single-output forest instead of one per horizon.
+        The training origins are those whose *longest*-horizon target lies inside the sample.
+        """
         _, x, v = self._setup(returns, exog, rv)
         n = v.shape[0]
+        hs = sorted({int(h) for h in self.horizons})
+        rows = self._train_rows(n, max(hs))
+        target = np.column_stack([self._log_target(v, rows, h) for h in hs])
+        est = RandomForestRegressor(
+            n_estimators=self.n_estimators,
+            min_samples_leaf=self.min_samples_leaf,
+            max_features=self.max_features,
+            max_samples=self.max_samples,
+            max_depth=self.max_depth,
+            bootstrap=True,
+            oob_score=True,
+            random_state=self.random_state,
+            n_jobs=self.n_jobs,
+        ).fit(self._design(v, x, rows), target if len(hs) > 1 else target[:, 0])
+        oob = np.asarray(est.oob_prediction_, dtype=np.float64).reshape(rows.shape[0], len(hs))
         self.estimators_: dict[int, RandomForestRegressor] = {}
         self.bias_factor_: dict[int, float] = {}
-        for h in sorted({int(h) for h in self.horizons}):
-            rows = self._train_rows(n, h)
-            target = self._log_target(v, rows, h)
-            est = RandomForestRegressor(
-                n_estimators=self.n_estimators,
-                min_samples_leaf=self.min_samples_leaf,
-                max_features=self.max_features,
-                max_samples=self.max_samples,
-                max_depth=self.max_depth,
-                bootstrap=True,
-                oob_score=True,
-                random_state=self.random_state,
-                n_jobs=self.n_jobs,
-            ).fit(self._design(v, x, rows), target)
-            oob = np.asarray(est.oob_prediction_, dtype=np.float64).ravel()
-            ok = np.isfinite(oob)
-            self.bias_factor_[h] = float(np.mean(np.exp(target[ok] - oob[ok]))) if ok.any() else 1.0
+        self._output_: dict[int, int] = {}
+        for k, h in enumerate(hs):
+            ok = np.isfinite(oob[:, k])
+            self.bias_factor_[h] = (
+                float(np.mean(np.exp(target[ok, k] - oob[ok, k]))) if ok.any() else 1.0
+            )
             self.estimators_[h] = est
-        self.fitted_horizons_ = tuple(sorted(self.estimators_))
+            self._output_[h] = k
+        self.fitted_horizons_ = tuple(hs)
         return self
 
     def _mean_variance(self, feats: FloatArray, h: int) -> FloatArray:
         pred = np.asarray(self.estimators_[h].predict(feats), dtype=np.float64)
+        if pred.ndim == 2:
+            pred = pred[:, self._output_[h]]
         return np.exp(pred) * self.bias_factor_[h]

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -17,8 +18,13 @@ import duckdb
 import polars as pl
 
 import forecasting as fcst
-from pipelines.forecasts.data import HOUR, load_hourly_bars, load_stress_features
-from pipelines.forecasts.plan import ForecastConfig, ForecastWindow
+from pipelines.forecasts.data import (
+    HOUR,
+    load_hourly_bars,
+    load_intraday_rv,
+    load_stress_features,
+)
+from pipelines.forecasts.plan import SCHEDULED_REFIT_MODELS, ForecastConfig, ForecastWindow
 
 __all__ = [
     "WindowInput",
@@ -36,7 +42,10 @@ __all__ = [
 ]
 
 #: Models from the slowest to the fastest (submit the slow ones first).
-MODEL_COST_ORDER = ("rf", "hgb", "egarch", "gjr", "garch", "har", "ewma")
+#: Models fed the intraday realized variance (HAR features); the GARCH family and EWMA use
+#: the hourly returns only.
+RV_MODELS = ("har", "hgb", "rf", "hgbc")
+MODEL_COST_ORDER = ("rf", "hgb", "hgbc", "egarch", "gjr", "garch", "har", "ewma")
 DRAWDOWN = "drawdown_24"
 
 
@@ -60,6 +69,11 @@ class WindowInput:
         Missing hours filled with a flat bar.
     feature_notes : tuple of str
         Why stress features were left out.
+    rv_col : str, optional
+        Column of ``bars`` with the hourly realized variance from sub-hour bars (``rv``), when a
+        complete 5-minute/1-minute series exists; else ``None`` (squared hourly returns).
+    rv_source : str, optional
+        Series the realized variance comes from.
     """
 
     asset: str
@@ -69,6 +83,8 @@ class WindowInput:
     source: str
     filled: int
     feature_notes: tuple[str, ...] = ()
+    rv_col: str | None = None
+    rv_source: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
@@ -164,11 +180,30 @@ def prepare_window(
             f"origins ({hb.label}, from {ts[0]:%Y-%m-%d %H:%M}); min_train needs "
             f"{config.min_train} — the data does not cover this window"
         )
+    rv_col = rv_source = None
+    if config.intraday_rv:
+        irv = load_intraday_rv(
+            con,
+            asset,
+            window.load_start,
+            end_load,
+            hb.bars,
+            select_until=_first_origin_guess(window, config.min_train),
+        )
+        if irv is not None:
+            r2 = (pl.col("close").log().diff() ** 2).fill_null(0.0)
+            bars = bars.join(
+                irv.rv.select("ts", "rv").cast({"ts": bars.schema["ts"]}), on="ts", how="left"
+            ).with_columns(pl.coalesce("rv", r2).alias("rv"))
+            rv_col, rv_source = "rv", irv.label
     exog: tuple[str, ...] = ()
     feature_notes: tuple[str, ...] = ()
     if any(fcst.MODELS[m].uses_exog for m in config.models):
         bars = fcst.recent_drawdown(bars, window_bars=24, name=DRAWDOWN)
-        stress = load_stress_features(con, asset, window.load_start, end or ts[-1])
+        # coverage is judged on data known at the first forecast origin only (causal)
+        stress = load_stress_features(
+            con, asset, window.load_start, _first_origin_guess(window, config.min_train)
+        )
         bars = stress.attach(bars)
         exog = (DRAWDOWN, *stress.columns)
         feature_notes = stress.notes
@@ -180,6 +215,8 @@ def prepare_window(
         source=hb.label,
         filled=filled,
         feature_notes=feature_notes,
+        rv_col=rv_col,
+        rv_source=rv_source,
     )
 
 
@@ -205,6 +242,12 @@ def prepare_inputs(
             where = f"{asset} {window.window_id}"
             filled = f", {got.filled} missing hours filled flat" if got.filled else ""
             notes.append(f"{where}: {got.source}, {got.bars.height} bars{filled}")
+            notes.append(
+                f"{where}: realized variance from {got.rv_source} bars"
+                if got.rv_source
+                else f"{where}: realized variance from squared hourly returns (no complete "
+                "5-minute/1-minute series)"
+            )
             if got.exog_cols:
                 dropped = (
                     f" (left out: {'; '.join(got.feature_notes)})" if got.feature_notes else ""
@@ -223,15 +266,18 @@ def run_model(inp: WindowInput, model: str, config: ForecastConfig) -> pl.DataFr
         (too short a history for a model's features) are dropped.
     """
     uses_exog = fcst.MODELS[model].uses_exog
+    scheduled = model in SCHEDULED_REFIT_MODELS and config.arch_refit_every > config.refit_every
     out = fcst.walk_forward(
         inp.bars,
         model,
         horizon_bars=list(config.horizons),
-        refit_every=config.refit_every,
+        refit_every=config.arch_refit_every if scheduled else config.refit_every,
+        drift_check_every=config.refit_every if scheduled else None,
         min_train=config.min_train,
         start=inp.window.forecast_start,
         end=inp.window.forecast_end,
         exog_cols=inp.exog_cols if uses_exog else (),
+        rv_col=inp.rv_col if model in RV_MODELS else None,
         bar_seconds=HOUR,
     )
     return out.filter(pl.col("sigma").is_finite() & (pl.col("sigma") > 0)).select(
@@ -255,9 +301,12 @@ def realized_frame(inp: WindowInput, horizons: Sequence[int], origins: pl.Series
     """
     keep = pl.DataFrame({"origin_ts": origins.unique().sort()})
     frames = [
-        fcst.realized_targets(inp.bars.select("ts", "close"), h, bar_seconds=HOUR).with_columns(
-            pl.lit(h, dtype=pl.Int32).alias("horizon_hours")
-        )
+        fcst.realized_targets(
+            inp.bars.select("ts", "close", *([inp.rv_col] if inp.rv_col else [])),
+            h,
+            rv_col=inp.rv_col,
+            bar_seconds=HOUR,
+        ).with_columns(pl.lit(h, dtype=pl.Int32).alias("horizon_hours"))
         for h in horizons
     ]
     return pl.concat(frames).join(keep, on="origin_ts", how="semi")
@@ -302,7 +351,13 @@ def score_pooled(
 
 
 def margin_frame(
-    forecasts: pl.DataFrame, policy: fcst.MarginPolicy, horizons: Sequence[int]
+    forecasts: pl.DataFrame,
+    policy: fcst.MarginPolicy,
+    horizons: Sequence[int],
+    *,
+    realized: pl.DataFrame | None = None,
+    z_method: str = "normal",
+    first_passage: bool = False,
 ) -> pl.DataFrame:
     """Dynamic liquidation-threshold path per model from the 24 h sigma.
 
@@ -317,6 +372,15 @@ def margin_frame(
         Threshold band, liquidation cost, quantile and ramp.
     horizons : sequence of int
         Horizons of the run.
+    realized : polars.DataFrame, optional
+        ``origin_ts, horizon_hours, realized_return`` of the window; needed when ``z_method``
+        is not ``normal``.
+    z_method : str
+        ``normal``: the policy's fixed ``z`` (default). Otherwise a tail method of
+        :func:`forecasting.tail_quantile` estimated walk-forward on the model's own past
+        standardized residuals at the horizon (99 %).
+    first_passage : bool
+        Quantile of the minimum within the horizon (reflection approximation).
 
     Returns
     -------
@@ -324,11 +388,27 @@ def margin_frame(
         ``event_id, model, asset, ts, liquidation_threshold, sigma_24h``.
     """
     h, scale = fcst.horizon_scale(horizons, 24.0)
+    at_h = forecasts.filter(pl.col("horizon_hours") == h)
+    per_origin_z = z_method != "normal" or first_passage
+    if per_origin_z and at_h.height:
+        level = 1.0 - float(_tail_prob(policy.z))
+        rz = realized if realized is not None else _no_realized(at_h)
+        at_h = fcst.var_multipliers(
+            at_h,
+            rz,
+            method=z_method,  # type: ignore[arg-type]
+            levels=(level,),
+            first_passage=first_passage,
+        ).rename({fcst.var_column(level): "z"})
     parts = []
-    for (event_id, model, asset), grp in forecasts.filter(pl.col("horizon_hours") == h).group_by(
+    for (event_id, model, asset), grp in at_h.group_by(
         ["event_id", "model", "asset"], maintain_order=True
     ):
-        sig = grp.select("origin_ts", (pl.col("sigma") * scale).alias("sigma")).sort("origin_ts")
+        sig = grp.select(
+            "origin_ts",
+            (pl.col("sigma") * scale).alias("sigma"),
+            *(["z"] if per_origin_z else []),
+        ).sort("origin_ts")
         path = fcst.liquidation_threshold_path(sig, policy, bar_seconds=HOUR, details=True)
         parts.append(
             path.select(
@@ -352,6 +432,17 @@ def margin_frame(
             }
         )
     return pl.concat(parts)
+
+
+def _tail_prob(z: float) -> float:
+    """Tail probability ``1 − Φ(z)`` of the policy's normal quantile (0.01 for 2.326)."""
+    return round(0.5 * math.erfc(z / math.sqrt(2.0)), 4)
+
+
+def _no_realized(forecasts: pl.DataFrame) -> pl.DataFrame:
+    return forecasts.select("origin_ts", "horizon_hours").with_columns(
+        realized_return=pl.lit(None, dtype=pl.Float64)
+    )
 
 
 def assemble_run(
@@ -382,7 +473,7 @@ def assemble_run(
     """
     t0 = perf_counter()
     fc_all = pl.concat(forecasts) if forecasts else pl.DataFrame()
-    realized_parts, score_parts, margin_parts = [], [], []
+    realized_parts, score_parts, margin_parts, scored_parts = [], [], [], []
     for inp in inputs:
         fc = fc_all.filter(
             (pl.col("asset") == inp.asset) & (pl.col("event_id") == inp.window.window_id)
@@ -393,11 +484,24 @@ def assemble_run(
             event_id=pl.lit(inp.window.window_id), asset=pl.lit(inp.asset)
         )
         realized_parts.append(rz)
-        score_parts.append(score_window(fc, rz, inp.window).with_columns(asset=pl.lit(inp.asset)))
-        margin_parts.append(margin_frame(fc, config.margin_policy, config.horizons))
+        # calibrated VaR multipliers from each model's own past residuals (walk-forward)
+        fc_k = fcst.var_multipliers(fc, rz, method=config.var_method)  # type: ignore[arg-type]
+        scored_parts.append(fc_k)
+        score_parts.append(score_window(fc_k, rz, inp.window).with_columns(asset=pl.lit(inp.asset)))
+        margin_parts.append(
+            margin_frame(
+                fc,
+                config.margin_policy,
+                config.horizons,
+                realized=rz,
+                z_method=config.margin_z,
+                first_passage=config.margin_first_passage,
+            )
+        )
     realized = pl.concat(realized_parts) if realized_parts else _empty_realized()
+    fc_scored = pl.concat(scored_parts) if scored_parts else fc_all
     for asset in config.assets:
-        fc = fc_all.filter(pl.col("asset") == asset) if fc_all.height else fc_all
+        fc = fc_scored.filter(pl.col("asset") == asset) if fc_scored.height else fc_scored
         if fc.height == 0:
             continue
         rz = realized.filter(pl.col("asset") == asset).drop("asset")

@@ -2,8 +2,9 @@
 
 The price series is picked by its coverage of the first ``min_train`` hours only (data known
 before the first forecast), so changing or deleting prices after a forecast origin never changes
-the forecasts made before it. A stress feature is used only if the warehouse covers it over the
-whole window; its values enter as known at each bar's close (never later values).
+the forecasts made before it. Stress features are chosen the same way (coverage judged on data
+known at the first forecast origin); their values enter as known at each bar's close (never
+later values), and become missing once they stop being updated.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ __all__ = [
     "series_coverage",
     "load_hourly_bars",
     "load_stress_features",
+    "IntradayRV",
+    "load_intraday_rv",
 ]
 
 HOUR = 3600
@@ -223,14 +226,87 @@ def load_hourly_bars(
     )
 
 
+# --- intraday realized variance -----------------------------------------------------------------
+
+#: Sub-hour bar sizes used for realized variance, preferred first (5-minute bars: fine enough to
+#: average out the noise of one squared return, coarse enough to avoid most microstructure noise).
+RV_BAR_SECONDS = (300, 60)
+
+
+@dataclass(frozen=True, kw_only=True)
+class IntradayRV:
+    """Hourly realized variance from sub-hour bars.
+
+    Attributes
+    ----------
+    rv : polars.DataFrame
+        ``ts`` (hour open), ``rv`` (sum of squared sub-bar log returns in the hour) and
+        ``n_sub`` (sub-returns summed; 1 where the hour fell back to its squared hourly return).
+    label : str
+        Source series (``spot/binance/300s``).
+    """
+
+    rv: pl.DataFrame
+    label: str
+
+
+def load_intraday_rv(
+    con: duckdb.DuckDBPyConnection,
+    asset: str,
+    start: datetime,
+    end: datetime | None,
+    hourly: pl.DataFrame,
+    *,
+    select_until: datetime,
+) -> IntradayRV | None:
+    """Hourly realized variance of ``asset`` from 5-minute (else 1-minute) bars, if complete.
+
+    The series is chosen causally, on its coverage of ``[start, select_until)`` (the first
+    forecast origin): it must cover :data:`COMPLETE` of that span. Hours whose sub-bars are
+    incomplete fall back to the squared hourly return (:func:`forecasting.realized_variance`).
+
+    Returns
+    -------
+    IntradayRV or None
+        ``None`` when no sub-hour series covers the selection span.
+    """
+    ranked = series_coverage(con, asset.upper(), start, select_until).filter(
+        pl.col("bar_seconds").is_in(list(RV_BAR_SECONDS)) & (pl.col("coverage") >= COMPLETE)
+    )
+    if ranked.height == 0:
+        return None
+    ranked = ranked.with_columns(
+        _rank=pl.col("bar_seconds").replace_strict(
+            {b: i for i, b in enumerate(RV_BAR_SECONDS)}, default=9
+        ),
+        _spot=pl.col("market") != "spot",
+        _venue=pl.col("venue") != "binance",
+    ).sort("_rank", "_spot", "_venue", "venue")
+    best = ranked.row(0, named=True)
+    params: list[object] = [asset.upper(), best["market"], best["venue"], best["bar_seconds"]]
+    params += [start - timedelta(hours=1), end or datetime.max.replace(tzinfo=start.tzinfo)]
+    fine = con.sql(
+        "SELECT ts, open, high, low, close FROM prices WHERE asset = ? AND market = ? "
+        "AND venue = ? AND bar_seconds = ? AND ts >= ? AND ts < ? ORDER BY ts",
+        params=params,
+    ).pl()
+    if fine.height < 2:
+        return None
+    rv = fcst.realized_variance(fine, HOUR, bars=hourly, sub_bar_seconds=int(best["bar_seconds"]))
+    label = f"{best['market']}/{best['venue']}/{best['bar_seconds']}s"
+    return IntradayRV(rv=rv.select("ts", "rv", "n_sub"), label=label)
+
+
 # --- stress features -----------------------------------------------------------------------------
 
 _FEATURE_SQL = {
-    # 8-hourly funding rate at settlement, Binance; the finest interval wins.
+    # 8-hourly funding rate at settlement, Binance; the finest interval known before the first
+    # forecast origin wins (a finer series that starts later cannot change the choice).
     "funding_rate": (
         "SELECT ts + to_seconds(interval_seconds) AS ts, interval_seconds, rate AS value "
         "FROM funding WHERE asset = ? AND venue = 'binance' AND interval_seconds = ("
-        "  SELECT min(interval_seconds) FROM funding WHERE asset = ? AND venue = 'binance') "
+        "  SELECT min(interval_seconds) FROM funding WHERE asset = ? AND venue = 'binance' "
+        "  AND ts + to_seconds(interval_seconds) <= ?) "
         "ORDER BY ts"
     ),
     # daily change of aggregate open interest (log), known at the end of its day.
@@ -250,20 +326,24 @@ _FEATURE_SQL = {
 }
 
 
-def _feature_params(name: str, asset: str) -> list[object]:
-    return [asset, asset] if name == "funding_rate" else [asset, _LIQ_VENUE_SET]
+def _feature_params(name: str, asset: str, until: datetime) -> list[object]:
+    return [asset, asset, until] if name == "funding_rate" else [asset, _LIQ_VENUE_SET]
 
 
 def load_stress_features(
     con: duckdb.DuckDBPyConnection, asset: str, start: datetime, until: datetime
 ) -> StressFeatures:
-    """Funding, open-interest and CEX-liquidation features of ``asset`` known over the span.
+    """Funding, open-interest and CEX-liquidation features of ``asset`` known before ``until``.
 
     Every row is stamped with the time its value became known: the **end** of its interval
     (``ts + interval_seconds``; for 8-hourly funding that is conservative by up to one interval).
-    A feature is kept only if the warehouse covers the whole window ``[start, until)``: its first
-    value is known by ``start + interval`` and it is still being updated at ``until`` (a feature
-    that stops before a crash would turn missing exactly when it matters).
+    The choice of features is **causal**: a feature is kept only if the data known at ``until``
+    (pass the first forecast origin) covers ``[start, until)`` — its first value is known by
+    ``start + interval`` and it is still being updated at ``until``. Nothing after ``until``
+    is looked at, so deleting or changing feature rows after a time *T* ≥ ``until`` can never
+    change which features a window uses. A kept feature that stops later becomes missing
+    (``NaN``) once its last value is older than its staleness limit (two intervals); the tree
+    models route missing values natively (scikit-learn's missing-value support).
 
     Parameters
     ----------
@@ -272,7 +352,7 @@ def load_stress_features(
     asset : str
         Asset symbol.
     start, until : datetime
-        Window to cover (first bar, end of the forecast origins).
+        First bar, and the time up to which coverage is judged (the first forecast origin).
 
     Returns
     -------
@@ -285,20 +365,21 @@ def load_stress_features(
     tolerance: dict[str, timedelta] = {}
     for name, sql in _FEATURE_SQL.items():
         rows = (
-            con.sql(sql, params=_feature_params(name, asset))
+            con.sql(sql, params=_feature_params(name, asset, until))
             .pl()
             .drop_nulls("value")
             .filter(pl.col("value").is_finite())
         )
-        if rows.height == 0:
-            notes.append(f"{name}: no {asset} data")
+        known = rows.filter(pl.col("ts") <= until)
+        if known.height == 0:
+            notes.append(f"{name}: no {asset} data known by {until:%Y-%m-%d}")
             continue
-        step = timedelta(seconds=int(rows["interval_seconds"].max()))
-        first, last = rows["ts"].min(), rows["ts"].filter(rows["ts"] <= until).max()
-        if first > start + step or last is None or last < until - 2 * step:
+        step = timedelta(seconds=int(known["interval_seconds"].max()))
+        first, last = known["ts"].min(), known["ts"].max()
+        if first > start + step or last < until - 2 * step:
             notes.append(
-                f"{name}: {asset} data known {first:%Y-%m-%d}..{rows['ts'].max():%Y-%m-%d} "
-                f"does not cover {start:%Y-%m-%d}..{until:%Y-%m-%d}"
+                f"{name}: {asset} data known {first:%Y-%m-%d}..{last:%Y-%m-%d} "
+                f"does not cover {start:%Y-%m-%d}..{until:%Y-%m-%d} (first forecast)"
             )
             continue
         tolerance[name] = 2 * step

@@ -35,7 +35,13 @@ from pipelines.forecasts.compute import (
     run_model,
 )
 from pipelines.forecasts.data import load_hourly_bars
-from pipelines.forecasts.plan import ForecastConfig, build_config, forecast_windows
+from pipelines.forecasts.plan import (
+    ARCH_REFIT_EVERY,
+    DEFAULT_VAR_METHOD,
+    ForecastConfig,
+    build_config,
+    forecast_windows,
+)
 from pipelines.warehouse.connection import connect
 from pipelines.warehouse.forecast_store import run_exists, write_forecast_run
 
@@ -97,6 +103,11 @@ def forecast_flow(
     refit_every: int = 24,
     margin_preset: str = "aave-v3-weth",
     min_train: int = 720,
+    var_method: str = DEFAULT_VAR_METHOD,
+    margin_z: str = "normal",
+    margin_first_passage: bool = False,
+    arch_refit_every: int = ARCH_REFIT_EVERY,
+    intraday_rv: bool = True,
 ) -> str:
     """Forecast volatility on crash windows (or a date range) and store forecasts and scores.
 
@@ -123,6 +134,12 @@ def forecast_flow(
         ``aave-v3-weth`` or ``maker-eth-b`` (margin paths).
     min_train : int
         Hours of returns before the first forecast.
+    arch_refit_every : int
+        Longest time between refits of garch/gjr/egarch (which also refit on drift).
+    intraday_rv : bool
+        Realized variance from 5-minute/1-minute bars where complete (see :func:`build_config`).
+    var_method, margin_z, margin_first_passage
+        Tail quantiles of the VaR scores and of the margin paths (see :func:`build_config`).
 
     Returns
     -------
@@ -145,6 +162,11 @@ def forecast_flow(
             refit_every=refit_every,
             min_train=min_train,
             margin_preset=margin_preset,
+            var_method=var_method,
+            margin_z=margin_z,
+            margin_first_passage=margin_first_passage,
+            arch_refit_every=arch_refit_every,
+            intraday_rv=intraday_rv,
         )
         run_id = config.run_id
         if run_exists(con, run_id):

@@ -83,6 +83,17 @@ class ForecastWindow:
     focus: tuple[FocusSpan, ...]
 
 
+#: Models whose parameters are refit on a longer schedule plus a drift test (``arch`` fits are
+#: 98 % of their time; the state still updates every hour).
+SCHEDULED_REFIT_MODELS = ("garch", "gjr", "egarch")
+#: Longest time between two refits of those models, hours.
+ARCH_REFIT_EVERY = 168
+
+#: Tail quantile of the VaR scores by default (the best calm-period coverage on the lead-ins,
+#: see docs/forecasting.md).
+DEFAULT_VAR_METHOD = "evt"
+
+
 @dataclass(frozen=True, kw_only=True)
 class ForecastConfig:
     """The full, hashable configuration of a forecast run (its hash is the run id)."""
@@ -92,10 +103,15 @@ class ForecastConfig:
     windows: tuple[ForecastWindow, ...]
     horizons: tuple[int, ...]
     refit_every: int
+    arch_refit_every: int
+    intraday_rv: bool
     history_days: int
     min_train: int
     margin_preset: str
     margin_policy: fcst.MarginPolicy
+    var_method: str
+    margin_z: str
+    margin_first_passage: bool
     model_params: dict[str, dict[str, object]]
     code_version: str
     data_version: str
@@ -244,8 +260,13 @@ def resolve_assets(con: duckdb.DuckDBPyConnection, assets: Sequence[str]) -> tup
     return tuple(wanted)
 
 
+#: Models of a run without ``--models``: every registered model except ``hgbc`` (opt-in: it did
+#: not beat GARCH on the whole windows, see docs/forecasting.md, and would slow the default run).
+DEFAULT_MODELS = ("ewma", "garch", "gjr", "egarch", "har", "hgb", "rf")
+
+
 def resolve_models(models: Sequence[str] | None) -> tuple[str, ...]:
-    """Registry names in :data:`forecasting.MODELS` order (all models by default).
+    """Registry names in :data:`forecasting.MODELS` order (:data:`DEFAULT_MODELS` by default).
 
     Raises
     ------
@@ -253,7 +274,7 @@ def resolve_models(models: Sequence[str] | None) -> tuple[str, ...]:
         For a name that is not a registered model; the message lists them.
     """
     if not models:
-        return tuple(fcst.MODELS)
+        return tuple(m for m in fcst.MODELS if m in DEFAULT_MODELS)
     wanted = {m.strip().lower() for m in models if m.strip()}
     missing = sorted(wanted - set(fcst.MODELS))
     if missing:
@@ -323,6 +344,11 @@ def build_config(
     refit_every: int = 24,
     min_train: int = 720,
     margin_preset: str = "aave-v3-weth",
+    arch_refit_every: int = ARCH_REFIT_EVERY,
+    intraday_rv: bool = True,
+    var_method: str = DEFAULT_VAR_METHOD,
+    margin_z: str = "normal",
+    margin_first_passage: bool = False,
 ) -> ForecastConfig:
     """Validate every name and build the run config (its ``run_id`` is the hash).
 
@@ -342,6 +368,24 @@ def build_config(
         Re-estimate the parameters every ``refit_every`` hours.
     margin_preset : str
         A key of :data:`MARGIN_PRESETS`.
+    arch_refit_every : int
+        The ``arch`` models (:data:`SCHEDULED_REFIT_MODELS`) are re-estimated every
+        ``arch_refit_every`` hours **or** earlier when the drift test fires (checked every
+        ``refit_every`` hours, see :func:`forecasting.walk_forward`); ``arch_refit_every <=
+        refit_every`` restores a refit every ``refit_every`` hours.
+    intraday_rv : bool
+        Realized variance (HAR features and the scoring target) from 5-minute/1-minute bars
+        where a complete series exists (judged before the first origin); squared hourly
+        returns otherwise or with ``False``.
+    var_method : str
+        Tail quantile of the VaR scores (:data:`forecasting.TAIL_METHODS`: ``normal``, ``t``,
+        ``fhs``, ``evt``), estimated walk-forward on each model's own past residuals.
+    margin_z : str
+        Quantile of the margin paths: ``normal`` (the preset's fixed ``z`` = 2.326, the
+        default, unchanged) or a tail method estimated like ``var_method`` at 99 %.
+    margin_first_passage : bool
+        Use the quantile of the *minimum* price within the liquidation horizon (reflection
+        approximation: tail probability halved) instead of the price at its end.
 
     Returns
     -------
@@ -354,6 +398,11 @@ def build_config(
         raise UnknownNameError(
             f"unknown margin preset {margin_preset!r}; known: {', '.join(MARGIN_PRESETS)}"
         )
+    for what, value in (("var method", var_method), ("margin z", margin_z)):
+        if value not in fcst.TAIL_METHODS:
+            raise UnknownNameError(
+                f"unknown {what} {value!r}; known: {', '.join(fcst.TAIL_METHODS)}"
+            )
     model_names = resolve_models(models)
     hs = resolve_horizons(horizons)
     windows = forecast_windows(events, start, end, history_days=history_days, min_train=min_train)
@@ -364,10 +413,15 @@ def build_config(
         windows=windows,
         horizons=hs,
         refit_every=int(refit_every),
+        arch_refit_every=int(arch_refit_every),
+        intraday_rv=bool(intraday_rv),
         history_days=int(history_days),
         min_train=int(min_train),
         margin_preset=preset,
         margin_policy=MARGIN_PRESETS[preset],
+        var_method=var_method,
+        margin_z=margin_z,
+        margin_first_passage=bool(margin_first_passage),
         model_params={m: _params(m, hs) for m in model_names},
         code_version=code_version(),
         data_version=data_version(con, resolved_assets),
