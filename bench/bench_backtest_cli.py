@@ -33,7 +33,7 @@ import polars as pl
 
 from backtest import SqrtImpact, simulate, synthetic_book, synthetic_crash_path
 
-CASCADE = [sys.executable, "-c", "import sys; from pipelines.cli import main; sys.exit(main())"]
+CASCADE = [sys.executable, "-m", "pipelines.cli.main"]
 IMPACT_FLAGS = ["--adv-usd", "5e9", "--sigma-day", "0.05"]
 
 

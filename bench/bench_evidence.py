@@ -28,7 +28,7 @@ from pathlib import Path
 
 import duckdb
 
-_CASCADE = "import sys; from pipelines.cli import main; sys.exit(main(sys.argv[1:]))"
+_CASCADE = "import sys; from pipelines.cli.main import main; sys.exit(main(sys.argv[1:]))"
 _TABLES = (
     "backtest_intervals",
     "backtest_current",

@@ -347,7 +347,7 @@ def test_old_forecast_tables_are_rebuilt(tmp_path):
     ("flag", "value", "expected"),
     [
         ("--assets", "NOPE", ["unknown asset", "NOPE", "BTC", "ETH", "SOL"]),
-        ("--models", "ewma,prophet", ["unknown model", "prophet", "garch", "hgb"]),
+        ("--models", "ewma,prophet", ["unknown forecast model", "prophet", "garch", "hgb"]),
         ("--events", "W9", ["unknown event", "W9", "2022-11-08-ftx"]),
         ("--horizon", "3d", ["horizon", "3d"]),
     ],

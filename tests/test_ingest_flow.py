@@ -147,7 +147,7 @@ def test_sigkill_mid_ingest_then_rerun_equals_clean_run(ingested_db, tmp_path, m
         PREFECT_HOME=str(tmp_path / "prefect"),
     )
     env.pop("PREFECT_API_URL", None)
-    cmd = [sys.executable, "-m", "pipelines.cli.main", "ingest", "--db", str(db)]
+    cmd = [sys.executable, "-m", "pipelines.cli", "--verbose", "ingest", "--db", str(db)]
     proc = subprocess.Popen(
         cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )

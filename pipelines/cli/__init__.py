@@ -1,5 +1,1 @@
-"""The ``cascade`` command line: argument parsing, names → typed values, exit codes, printing."""
-
-from pipelines.cli.main import main
-
-__all__ = ["main"]
+"""The ``cascade`` command line (entry point: :func:`pipelines.cli.main.main`)."""
