@@ -67,6 +67,10 @@ _PREFECT_HOME = (
     Path(os.environ.get("CASCADE_TEST_PREFECT_HOME", "/tmp")) / f"cascade-prefect-{os.getpid()}"
 )
 os.environ["PREFECT_HOME"] = str(_PREFECT_HOME)
+# The CLI's reusable local Prefect server (pipelines.orchestration.local_server) keeps its state
+# under CASCADE_HOME: tests use a folder of their own, never the user's data directory, and the
+# session stops any server started there (see `pytest_sessionfinish`).
+os.environ["CASCADE_HOME"] = str(_PREFECT_HOME / "cascade-home")
 os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 os.environ["DO_NOT_TRACK"] = "1"
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
@@ -96,3 +100,10 @@ def ingested_db(tmp_path_factory, mirror_dir, prefect_harness) -> Path:
     os.environ.setdefault("CASCADE_DATA_MIRROR", str(mirror_dir))
     ingest_flow(db_path=str(db))
     return db
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Stop a local Prefect server a CLI command of the tests started under ``CASCADE_HOME``."""
+    from pipelines.orchestration.local_server import stop_server
+
+    stop_server()
