@@ -6,8 +6,6 @@ Every message says what went wrong *and* how to fix it, in the spirit of ``arch`
 
 from __future__ import annotations
 
-from sklearn.exceptions import NotFittedError as _SkNotFittedError
-
 __all__ = [
     "ForecastingError",
     "InvalidBarsError",
@@ -32,8 +30,12 @@ class NotEnoughHistoryError(ForecastingError):
     """Too few observations before the first forecast origin to fit the model."""
 
 
-class NotFittedError(_SkNotFittedError, ForecastingError):
-    """A model was used before :meth:`fit` (also a scikit-learn ``NotFittedError``)."""
+class NotFittedError(ForecastingError, ValueError, AttributeError):
+    """A model was used before :meth:`fit`.
+
+    A ``ValueError`` and an ``AttributeError``, as scikit-learn's ``NotFittedError`` (this
+    module does not import scikit-learn, so that light users of the library stay light).
+    """
 
 
 class HorizonNotFittedError(ForecastingError):
