@@ -532,3 +532,17 @@ def test_server_guard_stops_its_server_when_the_parent_is_killed():
     else:
         server.kill()
         pytest.fail("the guarded server outlived its parent by 10 s")
+
+
+def test_cli_tables_are_plain_no_shape_or_dtype_rows(capsys) -> None:
+    import polars as pl
+
+    from pipelines.cli.registry import print_frame
+
+    frame = pl.DataFrame({"event_id": ["a" * 120], "n": [1]})
+    print_frame(frame)
+    out = capsys.readouterr().out
+    assert "shape:" not in out and "str" not in out and "i64" not in out
+    assert "a" * 120 in out  # nothing truncated
+    print_frame(frame, "markdown")
+    assert capsys.readouterr().out.lstrip().startswith("|")

@@ -43,7 +43,7 @@ def with_args(configure: Callable[[argparse.ArgumentParser], None]) -> Callable[
 
 
 def print_frame(frame, fmt: str = "table") -> None:  # noqa: ANN001 - polars frame
-    """Print a polars frame as a table, CSV or JSON."""
+    """Print a polars frame as a plain table (no shape or dtype rows), Markdown, CSV or JSON."""
     import polars as pl
 
     if fmt == "csv":
@@ -51,5 +51,19 @@ def print_frame(frame, fmt: str = "table") -> None:  # noqa: ANN001 - polars fra
     elif fmt == "json":
         sys.stdout.write(frame.write_json() + "\n")
     else:
-        with pl.Config(tbl_rows=200, tbl_cols=-1, fmt_str_lengths=60, tbl_width_chars=220):
+        with pl.Config(**table_config(markdown=fmt == "markdown")):
             print(frame)
+
+
+def table_config(*, markdown: bool = False, rows: int = 200) -> dict[str, object]:
+    """``polars.Config`` settings of every table the CLI prints: plain, nothing truncated."""
+    return {
+        "tbl_rows": rows,
+        "tbl_cols": -1,
+        "fmt_str_lengths": 200,
+        "tbl_width_chars": 10_000,
+        "tbl_hide_dataframe_shape": True,
+        "tbl_hide_column_data_types": True,
+        "tbl_hide_dtype_separator": True,
+        "tbl_formatting": "MARKDOWN" if markdown else "UTF8_FULL_CONDENSED",
+    }

@@ -93,7 +93,15 @@ def build_report(con: duckdb.DuckDBPyConnection) -> DataReport:
 
 def format_report(report: DataReport) -> str:
     """Plain-text rendering for the terminal."""
-    with pl.Config(tbl_rows=-1, tbl_cols=-1, fmt_str_lengths=90, tbl_width_chars=200):
+    with pl.Config(
+        tbl_rows=-1,
+        tbl_cols=-1,
+        fmt_str_lengths=400,
+        tbl_width_chars=10_000,
+        tbl_hide_dataframe_shape=True,
+        tbl_hide_column_data_types=True,
+        tbl_hide_dtype_separator=True,
+    ):
         wide = report.best.pivot(
             on="event_id", index="asset", values="finest_complete_bar_seconds"
         ).sort("asset")
