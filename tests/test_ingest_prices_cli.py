@@ -1,12 +1,54 @@
-"""`cascade ingest-prices`: strict loading; bad input leaves the DB as it was."""
+"""`cascade ingest-prices`: strict loading; bad input leaves the DB as it was.
+
+The tests marked ``integration`` use real bars from the data mirror; the others use a synthetic
+file and run in the fast tier.
+"""
+
+from datetime import UTC, datetime, timedelta
 
 import duckdb
 import polars as pl
 import pytest
 
 from pipelines.cli.main import main
+from pipelines.ingest.user_prices import ingest_user_prices
 
-pytestmark = pytest.mark.integration  # real bars from the data mirror
+
+def _synthetic_csv(path, n: int = 24, step_s: int = 3600):
+    t0 = datetime(2024, 1, 1, tzinfo=UTC)
+    ts = [(t0 + timedelta(seconds=i * step_s)).strftime("%Y-%m-%dT%H:%M:%SZ") for i in range(n)]
+    c = [100.0 + i for i in range(n)]
+    pl.DataFrame(
+        {"ts": ts, "open": c, "high": [x + 1 for x in c], "low": [x - 1 for x in c], "close": c}
+    ).with_columns(volume=pl.lit(1.0)).write_csv(path)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("flags", "how"),
+    [([], "inferred from the timestamps"), (["--bar-seconds", "900"], "from --bar-seconds")],
+    ids=["inferred", "given"],
+)
+def test_ingest_prices_prints_bar_size_and_whether_inferred(tmp_path, capsys, flags, how):
+    csv = _synthetic_csv(tmp_path / "zzz.csv", step_s=900)
+    db = tmp_path / "w.duckdb"
+    capsys.readouterr()
+    argv = ["ingest-prices", "--db", str(db), "--file", str(csv), "--asset", "zzz", *flags]
+    assert main(argv) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out == [
+        "loaded 24 bars of ZZZ at venue 'user' as source 'user/ZZZ/spot/user/900s'",
+        f"bar size 900 s ({how})",
+    ]
+
+
+def test_ingest_user_prices_returns_bar_size(tmp_path):
+    csv = _synthetic_csv(tmp_path / "zzz.csv")
+    db = tmp_path / "w.duckdb"
+    done = ingest_user_prices(db, csv, asset="zzz")
+    assert (done.rows, done.bar_seconds, done.inferred) == (24, 3600, True)
+    done = ingest_user_prices(db, csv, asset="zzz", bar_seconds=3600)
+    assert (done.replaced, done.bar_seconds, done.inferred) == (24, 3600, False)
 
 
 @pytest.fixture()
@@ -34,11 +76,13 @@ def _snapshot(db):
         con.close()
 
 
+@pytest.mark.integration
 def test_user_file_loads_with_inferred_bar_size(tmp_path, real_bars, capsys):
     csv = tmp_path / "eth_user.csv"
     real_bars.write_csv(csv)
     db = tmp_path / "w.duckdb"
     assert main(["ingest-prices", "--db", str(db), "--file", str(csv), "--asset", "eth"]) == 0
+    assert "bar size 3600 s (inferred from the timestamps)" in capsys.readouterr().out
     con = duckdb.connect(str(db), read_only=True)
     rows = con.execute(
         "SELECT count(*), min(bar_seconds), max(bar_seconds), min(venue) FROM prices "
@@ -51,6 +95,7 @@ def test_user_file_loads_with_inferred_bar_size(tmp_path, real_bars, capsys):
     assert _snapshot(db)[0][0] == 48
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     ("mutate", "column", "row"),
     [

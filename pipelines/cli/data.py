@@ -1,8 +1,9 @@
-"""``cascade ingest``, ``ingest-prices``, ``sql`` and ``data-report``."""
+"""``cascade ingest``, ``ingest-prices``, ``remove-asset``, ``sql`` and ``data-report``."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -85,6 +86,47 @@ def cmd_ingest_prices(args: argparse.Namespace) -> int:
     print(
         f"loaded {done.rows:,} bars of {args.asset.upper()} at venue {done.venue!r} "
         f"as source {done.source!r}{note}"
+    )
+    how = "inferred from the timestamps" if done.inferred else "from --bar-seconds"
+    print(f"bar size {done.bar_seconds} s ({how})")
+    return 0
+
+
+def _remove_asset_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("asset", help="asset whose user-loaded bars to remove, e.g. ZZZ")
+    p.add_argument(
+        "--venue",
+        default=None,
+        help="only the user sources at this venue (binance matches user:binance and an override)",
+    )
+    p.add_argument("--yes", action="store_true", help="remove without asking for confirmation")
+
+
+@command("remove-asset", "remove an asset's bars loaded with `cascade ingest-prices`")
+@with_args(_remove_asset_args)
+def cmd_remove_asset(args: argparse.Namespace) -> int:
+    """List the user sources of an asset with their bars, confirm, delete in one transaction."""
+    from pipelines.errors import CascadeError
+    from pipelines.ingest.user_prices import plan_remove_asset, remove_user_sources
+
+    plan = plan_remove_asset(args.db, args.asset, venue=args.venue)
+    total = sum(p.bars for p in plan)
+    for item in plan:
+        print(f"source {item.source!r}: {item.bars:,} bars")
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise CascadeError(
+                "stdin is not a terminal, so remove-asset cannot ask; pass --yes to remove "
+                f"these {len(plan)} sources ({total:,} bars)"
+            )
+        answer = input(f"remove these {len(plan)} sources ({total:,} bars)? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            raise CascadeError("not confirmed; nothing was removed")
+    removed = remove_user_sources(args.db, [p.source for p in plan])
+    noun = "source" if len(removed) == 1 else "sources"
+    print(
+        f"removed {len(removed)} {noun} ({sum(r.bars for r in removed):,} bars) of "
+        f"{args.asset.upper()}"
     )
     return 0
 
