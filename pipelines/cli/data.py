@@ -139,7 +139,7 @@ def _sql_args(p: argparse.ArgumentParser) -> None:
         "query",
         help="SQL to run on a read-only connection that can read the warehouse and nothing else",
     )
-    p.add_argument("--format", default="table", choices=["table", "csv", "json"])
+    p.add_argument("--format", default="table", choices=["table", "markdown", "csv", "json"])
 
 
 @command("sql", "run read-only SQL on the warehouse")
