@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, Self, runtime_checkable
 
 from backtest.errors import ImpactConfigError
 
@@ -212,8 +212,50 @@ class _Base:
         return out
 
 
+class _DepthCalibrated(_Base):
+    """Impact models calibrated from one depth point (linear, cpmm) through ``from_slippage``."""
+
+    @classmethod
+    def from_slippage(
+        cls, q_usd: float, drop: float, *, half_life_steps: float = math.inf
+    ) -> Self:  # pragma: no cover - every subclass defines it
+        """The model whose sale of ``q_usd`` at once lowers the price by ``drop``."""
+        raise NotImplementedError
+
+    @classmethod
+    def from_market(
+        cls,
+        *,
+        adv_usd: float | None = None,
+        depth_1pct_usd: float | None = None,
+        step_seconds: float | None = None,
+        half_life_steps: float | None = None,
+    ) -> Self:
+        """Calibrate from market statistics with the depth rule (module docstring).
+
+        Parameters
+        ----------
+        adv_usd : float, optional
+            Average daily volume (USD); used when ``depth_1pct_usd`` is not known.
+        depth_1pct_usd : float, optional
+            Bid notional within 1 % of the mid: selling it at once moves the price by 1 %.
+        step_seconds : float, optional
+            Bar size of the path, for the default half-life (30 minutes).
+        half_life_steps : float, optional
+            Half-life in steps (``math.inf``: permanent); overrides the default.
+
+        Raises
+        ------
+        ImpactConfigError
+            Neither depth nor ADV, or neither half-life nor step size.
+        """
+        q, drop = depth_point(adv_usd=adv_usd, depth_1pct_usd=depth_1pct_usd)
+        h = _resolve_half_life(half_life_steps, step_seconds)
+        return cls.from_slippage(q, drop, half_life_steps=h)
+
+
 @dataclass(frozen=True, kw_only=True)
-class LinearImpact(_Base):
+class LinearImpact(_DepthCalibrated):
     """Linear impact ``f(q) = q / depth_usd``.
 
     Parameters
@@ -246,41 +288,6 @@ class LinearImpact(_Base):
         if not 0 < drop < 1:
             raise ImpactConfigError(f"drop={drop!r} must be a fraction in (0, 1), e.g. 0.04")
         return cls(depth_usd=q_usd / -math.log1p(-drop), half_life_steps=half_life_steps)
-
-    @classmethod
-    def from_market(
-        cls,
-        *,
-        adv_usd: float | None = None,
-        depth_1pct_usd: float | None = None,
-        step_seconds: float | None = None,
-        half_life_steps: float | None = None,
-    ) -> LinearImpact:
-        """Calibrate from market statistics with the depth rule (module docstring).
-
-        Parameters
-        ----------
-        adv_usd : float, optional
-            Average daily volume (USD); used when ``depth_1pct_usd`` is not known.
-        depth_1pct_usd : float, optional
-            Bid notional within 1 % of the mid: selling it at once moves the price by 1 %.
-        step_seconds : float, optional
-            Bar size of the path, for the default half-life (30 minutes).
-        half_life_steps : float, optional
-            Half-life in steps (``math.inf``: permanent); overrides the default.
-
-        Returns
-        -------
-        LinearImpact
-
-        Raises
-        ------
-        ImpactConfigError
-            Neither depth nor ADV, or neither half-life nor step size.
-        """
-        q, drop = depth_point(adv_usd=adv_usd, depth_1pct_usd=depth_1pct_usd)
-        h = _resolve_half_life(half_life_steps, step_seconds)
-        return cls.from_slippage(q, drop, half_life_steps=h)
 
     def apply(self, state: float, q: float) -> float:
         """``I + q / depth_usd``."""
@@ -385,7 +392,7 @@ class SqrtImpact(_Base):
 
 
 @dataclass(frozen=True, kw_only=True)
-class CpmmImpact(_Base):
+class CpmmImpact(_DepthCalibrated):
     """Constant-product pool (``x · y = k``) with USD reserve ``pool_depth_usd`` at equilibrium.
 
     Derivation. A pool with ``x`` asset units and ``y`` USD quotes ``p = y / x`` and
@@ -431,41 +438,6 @@ class CpmmImpact(_Base):
             raise ImpactConfigError(f"drop={drop!r} must be a fraction in (0, 1), e.g. 0.10")
         r = q_usd / ((1.0 - drop) ** -0.5 - 1.0)
         return cls(pool_depth_usd=r, half_life_steps=half_life_steps)
-
-    @classmethod
-    def from_market(
-        cls,
-        *,
-        adv_usd: float | None = None,
-        depth_1pct_usd: float | None = None,
-        step_seconds: float | None = None,
-        half_life_steps: float | None = None,
-    ) -> CpmmImpact:
-        """Calibrate the pool reserve from market statistics with the depth rule.
-
-        Parameters
-        ----------
-        adv_usd : float, optional
-            Average daily volume (USD); used when ``depth_1pct_usd`` is not known.
-        depth_1pct_usd : float, optional
-            Bid notional within 1 % of the mid: selling it at once moves the price by 1 %.
-        step_seconds : float, optional
-            Bar size of the path, for the default half-life (30 minutes).
-        half_life_steps : float, optional
-            Half-life in steps (``math.inf``: permanent); overrides the default.
-
-        Returns
-        -------
-        CpmmImpact
-
-        Raises
-        ------
-        ImpactConfigError
-            Neither depth nor ADV, or neither half-life nor step size.
-        """
-        q, drop = depth_point(adv_usd=adv_usd, depth_1pct_usd=depth_1pct_usd)
-        h = _resolve_half_life(half_life_steps, step_seconds)
-        return cls.from_slippage(q, drop, half_life_steps=h)
 
     def apply(self, state: float, q: float) -> float:
         """``I + 2 · ln(1 + q · exp(I / 2) / R)``."""

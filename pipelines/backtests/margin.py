@@ -112,6 +112,34 @@ def margin_threshold_path(
     """
     asset = asset.upper()
     ts = np.asarray(step_ts).astype("datetime64[us]")
+    run_id, window, cap = _covering_run(con, model=model, asset=asset, ts=ts, event_id=event_id)
+    rows = con.sql(
+        "SELECT ts, liquidation_threshold FROM margin_paths WHERE run_id = ? AND model = ? "
+        "AND asset = ? AND event_id IS NOT DISTINCT FROM ? ORDER BY ts",
+        params=[run_id, model, asset, window],
+    ).pl()
+    lt = _as_of(ts, rows)
+    if np.isnan(lt).any():  # pragma: no cover - excluded by the covering rule
+        raise _missing(model, asset, f"event {event_id}", event_id)
+    return MarginPath(
+        thresholds=lt,
+        reference_threshold=cap,
+        run_id=run_id,
+        event_id=window,
+        model=model,
+        asset=asset,
+    )
+
+
+def _covering_run(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    model: str,
+    asset: str,
+    ts: np.ndarray,
+    event_id: str | None,
+) -> tuple[str, str | None, float]:
+    """``(run_id, forecast window, cap)`` of the margin path that covers the steps (module rule)."""
     first = ts[0].astype(object).replace(tzinfo=UTC)
     last = ts[-1].astype(object).replace(tzinfo=UTC)
     label = f"event {event_id}" if event_id else f"{first:%Y-%m-%d %H:%M}..{last:%Y-%m-%d %H:%M}"
@@ -128,24 +156,7 @@ def margin_threshold_path(
     if not runs:
         raise _missing(model, asset, label, event_id)
     run_id, window, cap, _created = runs[0]
-    rows = con.sql(
-        "SELECT ts, liquidation_threshold FROM margin_paths WHERE run_id = ? AND model = ? "
-        "AND asset = ? AND event_id IS NOT DISTINCT FROM ? ORDER BY ts",
-        params=[run_id, model, asset, window],
-    ).pl()
-    m_ts = rows["ts"].dt.replace_time_zone(None).to_numpy().astype("datetime64[us]")
-    idx = np.searchsorted(m_ts, ts, side="right") - 1
-    if (idx < 0).any():  # pragma: no cover - excluded by the HAVING clause
-        raise _missing(model, asset, label, event_id)
-    lt = rows["liquidation_threshold"].to_numpy()[idx]
-    return MarginPath(
-        thresholds=lt,
-        reference_threshold=float(cap),
-        run_id=str(run_id),
-        event_id=window,
-        model=model,
-        asset=asset,
-    )
+    return str(run_id), window, float(cap)
 
 
 # --- threshold sources: the model's path with the book's margin preset, and its controls --------
@@ -251,12 +262,12 @@ def threshold_path(
         raise CascadeError(
             f"unknown threshold source {source!r}; known: {', '.join(THRESHOLD_SOURCES)}"
         )
-    stored = margin_threshold_path(
-        con, model=model, asset=asset, step_ts=step_ts, event_id=event_id
-    )
     policy = book_margin_policy(book_name)
     ts = np.asarray(step_ts).astype("datetime64[us]")
-    sigma = _sigma_24h(con, stored.run_id, model, asset.upper(), stored.event_id)
+    run_id, window, _cap = _covering_run(
+        con, model=model, asset=asset.upper(), ts=ts, event_id=event_id
+    )
+    sigma = _sigma_24h(con, run_id, model, asset.upper(), window)
     model_path = fcst.liquidation_threshold_path(sigma, policy, bar_seconds=3600)
     thresholds = _as_of(ts, model_path)
     thresholds = np.where(np.isnan(thresholds), policy.upper, thresholds)
@@ -285,8 +296,8 @@ def threshold_path(
     return MarginPath(
         thresholds=thresholds,
         reference_threshold=float(policy.upper),
-        run_id=stored.run_id,
-        event_id=stored.event_id,
+        run_id=run_id,
+        event_id=window,
         model=model,
         asset=asset.upper(),
     )
