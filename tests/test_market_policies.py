@@ -97,8 +97,9 @@ def test_breaker_halts_exactly_the_cooldown_steps_after_the_drop():
     assert np.flatnonzero(sq.liq_long_usd).tolist() == [3]
     assert np.flatnonzero(cb.liq_long_usd).tolist() == [6]
     assert sq.liq_long_usd[3] == pytest.approx(90.5) and cb.liq_long_usd[6] == pytest.approx(90.5)
-    # executed at the bar's low: 85 (status quo) and 80 (after the halt), bankruptcy 90
-    assert sq.bad_debt_usd.sum() == pytest.approx(5.0)
+    # status quo: filled at the liquidation price (no impact); after the halt: at the low, 80,
+    # 10 below the bankruptcy price 90
+    assert sq.bad_debt_usd.sum() == 0.0
     assert cb.bad_debt_usd.sum() == pytest.approx(10.0)
     # the halted position is deferred (at its liquidation price), not dropped
     assert cb.deferred_usd.tolist() == pytest.approx([0, 0, 0, 90.5, 90.5, 90.5, 0, 0])
@@ -236,3 +237,12 @@ def test_mmr_path_of_the_wrong_shape_or_beyond_the_margin_is_an_error():
         )
     with pytest.raises(MarketConfigError, match="unknown ADL rule 'fifo'"):
         adl(book, TEN_X, 90.0, 1.0, "fifo")
+
+
+def test_bad_debt_is_the_fill_beyond_bankruptcy_moved_by_the_rounds_own_impact():
+    c, lo, hi = _path([100, 90])
+    book, vol = _one_cohort(), _quiet(2)
+    imp = SqrtImpact(sigma_day=0.02, adv_usd=90.5, half_life_steps=math.inf)  # I = 0.02 after
+    got = replay_policy(book, TEN_X, vol, c, lo, hi, imp)
+    assert got.impact[1] == pytest.approx(0.02)
+    assert got.bad_debt_usd.tolist() == pytest.approx([0.0, 90.0 - 90.5 * math.exp(-0.02)])

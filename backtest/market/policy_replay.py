@@ -5,10 +5,13 @@ same voluntary flows, same impact state) with four additions, each off in the st
 
 * a :class:`~backtest.market.policies.MarketPolicy` decides how crossed cohorts are executed
   (circuit breaker, staged liquidation, insurance fund, per-step maintenance margin);
-* **bad debt**: a liquidated cohort is executed at ``min(liquidation price, market low after the
-  round's own sales)`` for a long (``max(…, market high after)`` for a short); below the
-  bankruptcy price ``e·(1 − 1/L)`` (``e·(1 + 1/L)``) the shortfall is bad debt, absorbed by the
-  venue's insurance fund;
+* **bad debt**: a cohort crossed in the step fills at its liquidation price moved by the round's
+  own impact, ``ℓ · exp(−ΔI)`` (a short ``ℓ · exp(+ΔI)`` when the round's net flow buys); a
+  cohort that was already past its liquidation price at the end of the previous step (halted, or
+  a staged remainder) fills from the round's market price, ``min(ℓ, low) · exp(−ΔI)``. Beyond
+  the bankruptcy price ``e·(1 − 1/L)`` (``e·(1 + 1/L)``) the shortfall is bad debt, absorbed by
+  the venue's insurance fund. Hourly bars hide the path inside the hour, so a gap within the
+  hour is not a source of bad debt here — only the forced flow's own impact and deferral are;
 * **deferred flow**: positions past their liquidation price still in the book at the end of a
   step (halted or staged) plus the fund's inventory at market are *deferred*, never dropped —
   they are liquidated, or unwound into the same impact state, later;
@@ -242,6 +245,8 @@ def replay_policy(
 
     q = 0.0
     prev_close = float(f_close[0])
+    pend_l = np.zeros(b.long.shape, dtype=bool)
+    pend_s = np.zeros(b.short.shape, dtype=bool)
     for i in range(n):
         q = q * decay + float(exo[i])
         # the fund unwinds at the opening price, into the same impact state
@@ -325,12 +330,16 @@ def replay_policy(
                     z["fa"][i] += take
                     to_market -= take
                     first_absorb = i if first_absorb is None else first_absorb
+            before = imp
             if impact is not None:
                 q += to_market - ls * a
                 imp = imp_of(q)
-            post = math.exp(-imp)
-            ex_l = np.minimum(lp_long, float(f_low[i]) * post)
-            ex_s = np.maximum(lp_short, float(f_high[i]) * post)
+            # fresh cohorts fill at their liquidation price moved by the round's own impact;
+            # cohorts left past it by a halt or a stage fill from the round's market price
+            base_l = np.where(pend_l, np.minimum(lp_long, lo_m), lp_long)
+            base_s = np.where(pend_s, np.maximum(lp_short, hi_m), lp_short)
+            ex_l = base_l * math.exp(-max(imp - before, 0.0))
+            ex_s = base_s * math.exp(max(before - imp, 0.0))
             z["bd"][i] += a * float(
                 (ql * np.maximum(bk_long - ex_l, 0.0)).sum()
                 + (qs * np.maximum(ex_s - bk_short, 0.0)).sum()
@@ -340,9 +349,11 @@ def replay_policy(
         z["c"][i] = float(f_close[i]) * m
         z["l"][i] = min(float(f_low[i]) * m, z["c"][i])
         lo_m, hi_m = float(f_low[i]) * m, float(f_high[i]) * m
+        pend_l = cuts.long_mask(lo_m, lf) & (b.long > 0)
+        pend_s = cuts.short_mask(hi_m, sf) & (b.short > 0)
         pend = float(
-            (np.where(cuts.long_mask(lo_m, lf), b.long, 0.0) * lp_long).sum()
-            + (np.where(cuts.short_mask(hi_m, sf), b.short, 0.0) * lp_short).sum()
+            (np.where(pend_l, b.long, 0.0) * lp_long).sum()
+            + (np.where(pend_s, b.short, 0.0) * lp_short).sum()
         )
         z["def"][i] = pend * a + held_coins * z["c"][i]
         if snapshot_step == i:
