@@ -246,3 +246,32 @@ def test_bad_debt_is_the_fill_beyond_bankruptcy_moved_by_the_rounds_own_impact()
     got = replay_policy(book, TEN_X, vol, c, lo, hi, imp)
     assert got.impact[1] == pytest.approx(0.02)
     assert got.bad_debt_usd.tolist() == pytest.approx([0.0, 90.0 - 90.5 * math.exp(-0.02)])
+
+
+def test_a_vault_opened_in_the_window_joins_the_book_and_a_liquidated_one_leaves_it():
+    c, lo, hi = _path([100, 100, 88, 88, 88])
+    book, vol = _one_cohort(coins=0.0), _quiet(5)
+    vaults = VaultBook(
+        collateral=np.array([0.0]), debt=np.array([0.0]), threshold=1 / 1.5,
+        event_step=np.array([0, 0, 4]), event_vault=np.array([0, 0, 0]),
+        event_coll=np.array([1.0, 0.0, 5.0]), event_debt=np.array([0.0, 60.0, 0.0]),
+    )  # fmt: skip
+    got = replay_policy(book, TEN_X, vol, c, lo, hi, None, vaults=vaults)
+    # deposit + draw at step 0; unsafe at the oracle 88 (step 3); the top-up at step 4 comes late
+    assert got.defi_liq_usd.tolist() == pytest.approx([0, 0, 0, 88.0, 0])
+
+
+def test_forecast_ratio_is_walk_forward_and_scaled_by_the_lead_in_median():
+    from pipelines.attribution.policies import asof_ratio
+
+    hour = np.timedelta64(1, "h")
+    start = np.datetime64("2022-06-13T00:00", "us")
+    origins = start + np.arange(-24 * 40, 48) * hour
+    sigma = np.where(origins < start, 0.02, 0.04)
+    steps = start + np.arange(48) * hour
+    full = asof_ratio(origins, sigma, steps, start)
+    # step 0 reads the forecast made at the close of the bar before it (lead-in level): ratio 1
+    assert full[0] == pytest.approx(1.0) and full[1:].tolist() == pytest.approx([2.0] * 47)
+    cut = origins < start + 10 * hour  # delete every forecast from 10:00 on
+    part = asof_ratio(origins[cut], sigma[cut], steps, start)
+    np.testing.assert_array_equal(part[:11], full[:11])  # nothing later was read

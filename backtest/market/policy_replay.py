@@ -42,6 +42,9 @@ from backtest.market.replay import signed_impact
 __all__ = ["PolicyReplayResult", "VaultBook", "replay_policy"]
 
 _TOL = 1e-9
+#: Debt (USD) and collateral (coins) under which a vault counts as closed (export rounding, as
+#: :data:`backtest.maker.MIN_DEBT` and :data:`backtest.maker.MIN_COLLATERAL`).
+MIN_VAULT_DEBT, MIN_VAULT_COLLATERAL = 1.0, 1e-6
 
 
 @dataclass(frozen=True, eq=False)
@@ -236,7 +239,8 @@ def replay_policy(
     if vaults is not None:
         v_coll = np.asarray(vaults.collateral, dtype=float).copy()
         v_debt = np.asarray(vaults.debt, dtype=float).copy()
-        alive = (v_debt > 0) & (v_coll > 0)
+        alive = (v_debt > MIN_VAULT_DEBT) & (v_coll > MIN_VAULT_COLLATERAL)
+        gone = np.zeros(len(v_debt), dtype=bool)
         ev_pos = 0
         oracle = float(f_close[0]) if oracle0 is None else float(oracle0)
 
@@ -264,10 +268,10 @@ def replay_policy(
         if vaults is not None:
             while ev_pos < len(vaults.event_step) and vaults.event_step[ev_pos] <= i:
                 j = int(vaults.event_vault[ev_pos])
-                if alive[j] or vaults.event_debt[ev_pos] > 0:
+                if not gone[j]:  # a vault the replay liquidated ignores its owner's later actions
                     v_coll[j] = max(v_coll[j] + float(vaults.event_coll[ev_pos]), 0.0)
                     v_debt[j] = max(v_debt[j] + float(vaults.event_debt[ev_pos]), 0.0)
-                    alive[j] = v_debt[j] > 0 and v_coll[j] > 0
+                    alive[j] = v_debt[j] > MIN_VAULT_DEBT and v_coll[j] > MIN_VAULT_COLLATERAL
                 ev_pos += 1
             unsafe = alive & (v_coll * oracle * vaults.threshold < v_debt)
             if unsafe.any():
@@ -279,6 +283,7 @@ def replay_policy(
                 z["dl"][i] = sale
                 z["dbd"][i] = float(np.maximum(v_debt[unsafe] - v_coll[unsafe] * post, 0).sum())
                 alive &= ~unsafe
+                gone |= unsafe
         done_l = np.zeros(b.long.shape, dtype=bool)
         done_s = np.zeros(b.short.shape, dtype=bool)
         lf, sf = lfac[i], sfac[i]

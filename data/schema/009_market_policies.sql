@@ -21,7 +21,7 @@ CREATE TABLE IF NOT EXISTS market_policy_results (
 CREATE TABLE IF NOT EXISTS market_policy_paths (
     run_id VARCHAR NOT NULL, event_id VARCHAR NOT NULL, asset VARCHAR NOT NULL,
     impact_y DOUBLE NOT NULL, policy VARCHAR NOT NULL, ts TIMESTAMPTZ NOT NULL,
-    replayed DOUBLE, liquidated_usd DOUBLE, defi_liq_usd DOUBLE
+    fundamental DOUBLE, replayed DOUBLE, liquidated_usd DOUBLE, defi_liq_usd DOUBLE
 );
 
 -- Auto-deleveraging replayed on the status-quo book at the hour of the largest long

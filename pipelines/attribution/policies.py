@@ -327,16 +327,16 @@ def policy_frames(
                     base, sq = row, res
                 row["avoided_cascade_share"] = base["cascade_share"] - row["cascade_share"]
                 row["avoided_liq_usd"] = base["liquidated_usd"] - row["liquidated_usd"]
-                row["avoided_bad_debt_usd"] = (
-                    base["bad_debt_usd"] + base["defi_bad_debt_usd"]
-                    - row["bad_debt_usd"] - row["defi_bad_debt_usd"]
-                )  # fmt: skip
+                row["avoided_bad_debt_usd"] = (base["bad_debt_usd"] - row["bad_debt_usd"]) + (
+                    base["defi_bad_debt_usd"] - row["defi_bad_debt_usd"]
+                )
                 row["note"] = "" if pol.name == "status_quo" else "vs status_quo, same impact_y"
                 rows.append(row)
                 paths.append(
                     pl.DataFrame(
                         {
                             "ts": (x.ts + np.timedelta64(1, "h")),
+                            "fundamental": dc.close,
                             "replayed": res.close,
                             "liquidated_usd": res.liq_long_usd + res.liq_short_usd,
                             "defi_liq_usd": res.defi_liq_usd,
