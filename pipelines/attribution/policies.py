@@ -33,6 +33,7 @@ from backtest.market.policies import (
 )
 from backtest.market.policy_replay import PolicyReplayResult, VaultBook, replay_policy
 from backtest.market.replay import cascade_share, decascade, drawdown
+from pipelines.errors import CascadeError
 from pipelines.warehouse import attribution_store as store
 
 __all__ = [
@@ -146,6 +147,15 @@ def _mm_ratios(con, x: EventReplayInputs, notes: list[str]) -> dict[str, np.ndar
             "forecast-driven maintenance margin not replayed (run `cascade forecast`)"
         )
         return {}
+    sig = fc["sigma"].to_numpy()
+    bad = np.flatnonzero(~(np.isfinite(sig) & (sig > 0)))
+    if bad.size:
+        at = fc["origin_ts"][int(bad[0])]
+        raise CascadeError(
+            f"forecasts: asset {x.asset}, event {x.event_id}, model {MM_MODEL} {MM_HORIZON} h, "
+            f"run {run_id}: sigma {float(sig[bad[0]])!r} at {at} is not a positive number; "
+            "re-run `cascade forecast`; nothing was written"
+        )
     start = np.datetime64(x.start.replace(tzinfo=None), "us")
     model = asof_ratio(_naive(fc["origin_ts"]), fc["sigma"].to_numpy(), x.ts, start)
     ref = slice(max(x.i0 - 24 * MM_REF_DAYS, 0), x.i0)
