@@ -275,3 +275,17 @@ def test_forecast_ratio_is_walk_forward_and_scaled_by_the_lead_in_median():
     cut = origins < start + 10 * hour  # delete every forecast from 10:00 on
     part = asof_ratio(origins[cut], sigma[cut], steps, start)
     np.testing.assert_array_equal(part[:11], full[:11])  # nothing later was read
+
+
+def test_voluntary_closes_spare_a_halted_position():
+    c, lo, hi = _path([100, 100, 100, 85, 85, 85, 80, 80])
+    book, vol = _one_cohort(), _quiet(8)
+    vol = CohortRun(TEN_X, *([np.zeros(8)] * 4), np.full((8, 1), 0.5), np.zeros(8), np.zeros(8))
+    pol = MarketPolicy(name="cb", breaker_drop=0.10, breaker_lookback=2, breaker_cooldown=3)
+    sq = replay_policy(book, TEN_X, vol, c, lo, hi, None)
+    cb = replay_policy(book, TEN_X, vol, c, lo, hi, None, pol)
+    # three quiet steps halve the cohort three times; the halted steps do not
+    assert sq.liq_long_usd.sum() == pytest.approx(90.5 / 8)
+    assert cb.liq_long_usd[6] == pytest.approx(90.5 / 8) and cb.liq_long_usd.sum() == pytest.approx(
+        90.5 / 8
+    )

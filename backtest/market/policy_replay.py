@@ -14,7 +14,9 @@ same voluntary flows, same impact state) with four additions, each off in the st
   hour is not a source of bad debt here — only the forced flow's own impact and deferral are;
 * **deferred flow**: positions past their liquidation price still in the book at the end of a
   step (halted or staged) plus the fund's inventory at market are *deferred*, never dropped —
-  they are liquidated, or unwound into the same impact state, later;
+  they are liquidated, or unwound into the same impact state, later (the voluntary closes of
+  the observed run spare them), or survive when the price comes back above their liquidation
+  price before they are executed;
 * an endogenous DeFi vault book (:class:`VaultBook`, e.g. the rebuilt Maker ETH-B vaults):
   the owners' observed top-ups, withdrawals, draws and repayments are applied when they happened;
   at every step the vaults unsafe at the oracle price (the previous replayed close: Maker's OSM
@@ -363,9 +365,11 @@ def replay_policy(
         z["def"][i] = pend * a + held_coins * z["c"][i]
         if snapshot_step == i:
             snapshot = b.copy()
-        keep = voluntary.keep[i]
-        b.long *= keep[:, None]
-        b.short *= keep[:, None]
+        # voluntary closes (turnover, the closing rule) spare positions past their liquidation
+        # price: they leave the book only through a liquidation, never for free
+        keep = voluntary.keep[i][:, None]
+        b.long *= np.where(pend_l, 1.0, keep)
+        b.short *= np.where(pend_s, 1.0, keep)
         ol, os_ = float(voluntary.open_long[i]), float(voluntary.open_short[i])
         if ol > 0 or os_ > 0:
             k = grid.bin_of(z["c"][i])

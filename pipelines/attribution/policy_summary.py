@@ -163,3 +163,50 @@ def write_policy_plots(
     fig.savefig(out, dpi=80)
     plt.close(fig)
     return out
+
+
+def markdown_tables(results: pl.DataFrame, adl: pl.DataFrame) -> str:
+    """The policy overview, the Maker book and the ADL rules as Markdown (docs/market-replay.md)."""
+
+    def fmt(col: str, v: object) -> str:
+        if not isinstance(v, float):
+            return str(v)
+        if col.endswith("_usd"):
+            return f"{v / 1e6:,.1f}M"
+        if "share" in col or "fraction" in col:
+            return f"{100 * v:.2f} %"
+        return f"{v:g}" if col == "Y" else f"{v:.2f}"
+
+    def table(frame: pl.DataFrame) -> str:
+        head = "| " + " | ".join(frame.columns) + " |"
+        sep = "|" + "---|" * len(frame.columns)
+        body = [
+            "| " + " | ".join(fmt(c, v) for c, v in zip(frame.columns, row, strict=True)) + " |"
+            for row in frame.iter_rows()
+        ]
+        return "\n".join([head, sep, *body])
+
+    adl_cols = [c for c in adl_table(adl).columns if c != "ts"]
+    return "\n\n".join(
+        [
+            table(policy_overview(results)),
+            table(defi_table(results).drop("defi_book")),
+            table(adl_table(adl).select(adl_cols)),
+        ]
+    )
+
+
+if __name__ == "__main__":  # pragma: no cover - documentation helper
+    import argparse
+
+    from pipelines.warehouse import attribution_store as store
+    from pipelines.warehouse.connection import connect
+
+    ap = argparse.ArgumentParser(description="print a run's policy results as Markdown")
+    ap.add_argument("--db", required=True)
+    ap.add_argument("--run-id", help="default: the latest run")
+    a = ap.parse_args()
+    con = connect(a.db, read_only=True)
+    rid = a.run_id or latest_market_run(con)
+    print(f"run {rid}\n")
+    print(markdown_tables(store.read_policy_results(con, rid), store.read_adl(con, rid)))
