@@ -105,10 +105,14 @@ def _run_line(con: duckdb.DuckDBPyConnection, run_id: str) -> str:
     )
 
 
-def attribution_markdown(con: duckdb.DuckDBPyConnection, header: str) -> str:
-    """The page ``attribution.md``: ``header`` (the stamp) and the latest attribution run."""
-    from pipelines.reporting.markdown import markdown_table
+def attribution_markdown(
+    con: duckdb.DuckDBPyConnection, header: str, markdown_table: Callable[..., str]
+) -> str:
+    """The page ``attribution.md``: ``header`` (the stamp) and the latest attribution run.
 
+    ``markdown_table`` is :func:`pipelines.reporting.markdown.markdown_table` (passed in, so
+    the two modules do not import each other).
+    """
     run_id = latest_market_run(con)
     parts = [header]
     if run_id is None:
@@ -157,10 +161,18 @@ def attribution_markdown(con: duckdb.DuckDBPyConnection, header: str) -> str:
     return "\n".join(parts)
 
 
-def attribution_html(con: duckdb.DuckDBPyConnection, img_dir: Path) -> list[str]:
-    """The report's attribution section (tables and one picture per event in ``img_dir``)."""
-    from pipelines.reporting.report import _html_table, _img
+def attribution_html(
+    con: duckdb.DuckDBPyConnection,
+    img_dir: Path,
+    html_table: Callable[..., str],
+    img: Callable[[str, str], str],
+) -> list[str]:
+    """The report's attribution section (tables and one picture per event in ``img_dir``).
 
+    ``html_table`` and ``img`` are the report's table and picture helpers (passed in, so the two
+    modules do not import each other).
+    """
+    _html_table, _img = html_table, img
     run_id = latest_market_run(con)
     if run_id is None:
         return ["<p class='note'>No attribution run yet (<code>cascade attribute</code>).</p>"]

@@ -636,7 +636,9 @@ def write_markdown(
             "forecast_scores.md": forecast_scores_page(con, stamp),
             "questions.md": questions_page(con, stamp),
             "attribution.md": attribution_markdown(
-                con, stamp.header("Market-wide replay: cascade attribution and market policies")
+                con,
+                stamp.header("Market-wide replay: cascade attribution and market policies"),
+                markdown_table,
             ),
         }
     finally:

@@ -484,5 +484,5 @@ def _body(
     from pipelines.reporting.attribution_section import attribution_html
 
     body.append("<h2>4. Cascade attribution and market-level policies</h2>")
-    body += attribution_html(con, img_dir)
+    body += attribution_html(con, img_dir, _html_table, _img)
     return body
