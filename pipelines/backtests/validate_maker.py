@@ -36,25 +36,31 @@ Per vault the stage stores ``maker_validation`` and per day ``validation_results
 from __future__ import annotations
 
 import statistics
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import duckdb
 import numpy as np
+import polars as pl
 
 from backtest.maker import (
     DayReplay,
     KeeperRule,
+    Medianizer,
     OsmModel,
     OwnerRule,
     RateAccumulator,
+    Schedule,
     VaultEvents,
+    VaultState,
+    WriteOff,
     fit_owner_rule,
     replay_day,
     score,
-    vault_state,
+    vault_states,
     warm_up,
+    write_offs,
 )
 from pipelines.backtests.books import maker_params
 from pipelines.errors import CascadeError
@@ -68,6 +74,7 @@ __all__ = [
     "format_table",
     "liq2_days",
     "load_inputs",
+    "maker_state",
     "store_validation",
     "validate_maker",
 ]
@@ -210,6 +217,7 @@ class MakerInputs:
     rates: RateAccumulator
     price_ts: np.ndarray
     price: np.ndarray
+    dust: Schedule
 
 
 def _epoch(ts: datetime) -> int:
@@ -232,8 +240,24 @@ def liq2_days(con: duckdb.DuckDBPyConnection) -> list[str]:
     return [r[0] for r in rows]
 
 
-def load_inputs(con: duckdb.DuckDBPyConnection) -> MakerInputs:
-    """Vault events, the ETH-B rate accumulator and the Binance ETH spot price steps."""
+def _vault_events(frame: pl.DataFrame) -> VaultEvents:
+    return VaultEvents(
+        vault=frame["vault_id"].to_numpy(),
+        ts=frame["t"].to_numpy(),
+        collateral_delta=frame["c"].to_numpy(),
+        dai_delta=frame["d"].to_numpy(),
+        bark=(frame["event_type"] == "liquidation").to_numpy(),
+    )
+
+
+def load_inputs(
+    con: duckdb.DuckDBPyConnection, *, prices_from: datetime | None = None
+) -> MakerInputs:
+    """Vault events, the ETH-B rate accumulator, ``dust`` and the Binance ETH spot price steps.
+
+    ``prices_from`` skips the price steps more than an hour before it (a book needs only its
+    warm-up's prices).
+    """
     ev = con.sql(
         "SELECT vault_id, epoch(ts)::BIGINT AS t, event_type, "
         "coalesce(collateral_delta, 0.0) AS c, "
@@ -243,26 +267,9 @@ def load_inputs(con: duckdb.DuckDBPyConnection) -> MakerInputs:
     ).pl()
     if ev.height == 0:
         raise CascadeError("vault_events holds no Maker ETH-B history; run `cascade ingest`")
-    events = VaultEvents(
-        vault=ev["vault_id"].to_numpy(),
-        ts=ev["t"].to_numpy(),
-        collateral_delta=ev["c"].to_numpy(),
-        dai_delta=ev["d"].to_numpy(),
-    )
-    own = ev.filter(ev["event_type"].is_in(_OWNER_EVENTS))
-    owner_events = VaultEvents(
-        vault=own["vault_id"].to_numpy(),
-        ts=own["t"].to_numpy(),
-        collateral_delta=own["c"].to_numpy(),
-        dai_delta=own["d"].to_numpy(),
-    )
-    liq = ev.filter(ev["event_type"] == "liquidation")
-    liquidations = VaultEvents(
-        vault=liq["vault_id"].to_numpy(),
-        ts=liq["t"].to_numpy(),
-        collateral_delta=liq["c"].to_numpy(),
-        dai_delta=liq["d"].to_numpy(),
-    )
+    events = _vault_events(ev)
+    owner_events = _vault_events(ev.filter(ev["event_type"].is_in(_OWNER_EVENTS)))
+    liquidations = events.select(events.bark)
     duty = con.execute(
         "SELECT epoch(effective_ts)::BIGINT, value FROM risk_params WHERE protocol = 'maker' "
         "AND market = 'ETH-B' AND parameter = 'JUG.ilks.duty' ORDER BY effective_ts, value"
@@ -277,9 +284,22 @@ def load_inputs(con: duckdb.DuckDBPyConnection) -> MakerInputs:
     px = con.sql(
         "SELECT epoch(ts)::BIGINT AS t, arg_min(open, bar_seconds) AS p FROM prices "
         "WHERE asset = 'ETH' AND market = 'spot' AND venue = 'binance' AND bar_seconds <= 3600 "
-        "AND open > 0 GROUP BY t ORDER BY t"
+        "AND open > 0 AND ts >= ? GROUP BY t ORDER BY t",
+        params=[
+            datetime(1970, 1, 1, tzinfo=UTC)
+            if prices_from is None
+            else prices_from - timedelta(hours=1)
+        ],
     ).pl()
+    dust = con.execute(
+        "SELECT epoch(effective_ts)::BIGINT, max(value) FROM risk_params "
+        "WHERE protocol = 'maker' AND market = 'ETH-B' AND parameter = 'VAT.ilks.dust' "
+        "GROUP BY 1 ORDER BY 1"
+    ).fetchall()
+    if not dust:
+        raise CascadeError("no VAT.ilks.dust for Maker ETH-B in risk_params; run `cascade ingest`")
     return MakerInputs(
+        dust=Schedule(ts=np.array([r[0] for r in dust]), values=np.array([r[1] for r in dust])),
         events=events,
         owner_events=owner_events,
         liquidations=liquidations,
@@ -294,24 +314,15 @@ def _prepare_day(
     inputs: MakerInputs,
     day: str,
     osm: OsmModel,
+    base: VaultState,
     warmup_days: int = WARMUP_DAYS,
 ) -> _Day:
+    """The inputs of one day's replay; ``base`` is the book at the warm-up's start."""
     start_dt = datetime.fromisoformat(day).replace(tzinfo=UTC)
     end_dt = start_dt + timedelta(days=1)
     start, end = _epoch(start_dt), _epoch(end_dt)
     params = maker_params(con, start_dt)
-    if warmup_days > 0:
-        w0 = start - warmup_days * 86_400
-        state, _ = warm_up(
-            vault_state(inputs.events, inputs.rates, w0),
-            inputs.events.between(w0, start),
-            inputs.rates,
-            *osm.pokes(w0, start, inputs.price_ts, inputs.price)[:2],
-            mat=params.mat,
-            barked=inputs.liquidations,
-        )
-    else:
-        state = vault_state(inputs.events, inputs.rates, start)
+    state, _ = _warm(inputs, osm, base, start, warmup_days, params.mat)
     pokes = osm.pokes(start, end, inputs.price_ts, inputs.price)
     rows = con.execute(
         "SELECT position_ref, sum(debt_repaid_usd), min(ts) FROM defi_liquidations "
@@ -334,6 +345,66 @@ def _prepare_day(
     )
 
 
+def _warm(
+    inputs: MakerInputs,
+    osm: OsmModel,
+    base: VaultState,
+    at: int,
+    warmup_days: int,
+    mat: float,
+) -> tuple[VaultState, dict[str, int]]:
+    """``base`` (the book ``warmup_days`` before ``at``) carried to ``at`` by ``warm_up``."""
+    if warmup_days <= 0:
+        return base, {}
+    w0 = at - warmup_days * 86_400
+    return warm_up(
+        base,
+        inputs.events.between(w0, at),
+        inputs.rates,
+        *osm.pokes(w0, at, inputs.price_ts, inputs.price)[:2],
+        mat=mat,
+        barked=inputs.liquidations.between(None, at),
+        dust=inputs.dust,
+    )
+
+
+def maker_state(
+    con: duckdb.DuckDBPyConnection,
+    at: datetime,
+    *,
+    warmup_days: int = WARMUP_DAYS,
+    poke_minute: float = POKE_MINUTE,
+) -> tuple[VaultState, RateAccumulator, dict[str, int]]:
+    """The ETH-B book the replay starts from at ``at``: the backtests' ``maker-ethb`` book.
+
+    Every event strictly before ``at`` (liquidations included) with the chain's rules
+    (:func:`backtest.maker.vault_state`), debt accrued by the rate accumulator, carried through
+    the last ``warmup_days`` of pokes by :func:`backtest.maker.warm_up` (only barks before
+    ``at`` are read).
+
+    Returns
+    -------
+    (VaultState, RateAccumulator, corrections)
+        The book (DAI debt at ``at`` = ``art · rate(at)``; collateral ``ink + boost``), the
+        ETH-B rate accumulator and the warm-up's corrections per vault.
+    """
+    w0 = at - timedelta(days=max(warmup_days, 0))
+    inputs = load_inputs(con, prices_from=w0)
+    t = _epoch(at)
+    (base,) = vault_states(
+        inputs.events, inputs.rates, [t - max(warmup_days, 0) * 86_400], dust=inputs.dust
+    )
+    osm = OsmModel(poke_minute=poke_minute)
+    try:
+        state, corrections = _warm(inputs, osm, base, t, warmup_days, maker_params(con, at).mat)
+    except ValueError as exc:  # no price before a warm-up poke
+        raise CascadeError(
+            f"prices: no Binance ETH spot price to warm the Maker ETH-B book up to "
+            f"{at:%Y-%m-%d %H:%M} ({exc})"
+        ) from exc
+    return state, inputs.rates, corrections
+
+
 def _run(d: _Day, inputs: MakerInputs, rule: tuple[float, float]) -> DayReplay:
     return replay_day(
         d.state,
@@ -344,14 +415,69 @@ def _run(d: _Day, inputs: MakerInputs, rule: tuple[float, float]) -> DayReplay:
         keeper=KeeperRule(dust=d.dust, fraction=DUST_FRACTION, delay_seconds=KEEPER_DELAY),
         owner=OwnerRule(attention_hours=rule[0], margin=rule[1]),
         last_action=d.last_action,
+        dust=inputs.dust,
     )
+
+
+def _day_start(day: str) -> datetime:
+    return datetime.fromisoformat(day).replace(tzinfo=UTC)
 
 
 def _dt(t: int) -> datetime:
     return datetime.fromtimestamp(t, tz=UTC)
 
 
-def _vault_rows(d: _Day, rep: DayReplay) -> tuple[VaultRow, ...]:
+@dataclass(frozen=True, eq=False)
+class _Record:
+    """What the rest of the record says about a vault (for the reasons only, never the replay)."""
+
+    writeoffs: dict[str, list[WriteOff]]
+    barked: dict[str, list[int]]
+    owner: dict[str, np.ndarray]
+
+    @classmethod
+    def of(cls, inputs: MakerInputs) -> _Record:
+        writeoffs: dict[str, list[WriteOff]] = {}
+        for w in write_offs(inputs.events, inputs.rates, dust=inputs.dust):
+            writeoffs.setdefault(w.vault, []).append(w)
+        barked: dict[str, list[int]] = {}
+        for v, t in zip(inputs.liquidations.vault.tolist(), inputs.liquidations.ts.tolist()):
+            barked.setdefault(v, []).append(t)
+        own = inputs.owner_events
+        order = np.argsort(own.vault, kind="stable")
+        vaults, starts = np.unique(own.vault[order], return_index=True)
+        owner = dict(zip(vaults.tolist(), np.split(own.ts[order], starts[1:]), strict=True))
+        return cls(writeoffs=writeoffs, barked=barked, owner=owner)
+
+    def notes(self, vault: str, day_start: int, debt: float | None, at: int | None) -> str:
+        """Book check, later real barks and the owner's last action, as a reason suffix."""
+        out = []
+        end = day_start + 86_400
+        big = max(1_000.0, 0.01 * (debt or 0.0))
+        off = next(
+            (w for w in self.writeoffs.get(vault, []) if w.ts >= day_start and abs(w.dai) > big),
+            None,
+        )
+        if off is not None:
+            what = {"bark": "its real bark", "close": "its close (all collateral withdrawn)"}
+            out.append(
+                f"book off: at {what.get(off.rule, off.rule)} on {_dt(off.ts):%Y-%m-%d} the "
+                f"rebuilt debt exceeded the chain's by {off.dai:,.0f} DAI (an event missing "
+                "from the export)"
+            )
+        later = [t for t in self.barked.get(vault, []) if t >= end]
+        if later:
+            out.append(f"really barked later, on {_dt(later[0]):%Y-%m-%d %H:%M}")
+        if at is not None:
+            ts = self.owner.get(vault, np.zeros(0, np.int64))
+            before = ts[ts <= at]
+            if before.size:
+                hours = (at - int(before[-1])) / 3600
+                out.append(f"owner's last action {hours:,.1f} h before")
+        return "; ".join(out)
+
+
+def _vault_rows(d: _Day, rep: DayReplay, record: _Record) -> tuple[VaultRow, ...]:
     barks = {b.vault: b for b in rep.barks}
     out = []
     for v in sorted(set(barks) | set(d.real), key=lambda s: (len(s), s)):
@@ -365,10 +491,13 @@ def _vault_rows(d: _Day, rep: DayReplay) -> tuple[VaultRow, ...]:
             )
             if real is None:
                 reason += "; no real bark that day"
+                extra = record.notes(v, d.start, b.debt, b.ts)
+                reason += f"; {extra}" if extra else ""
         elif v in rep.defended:
+            t = rep.defended[v]
             reason = (
-                f"owner rule: defended at {_dt(rep.defended[v]):%H:%M} "
-                "(attentive owner, next OSM price unsafe)"
+                f"owner rule: defended at {_dt(t):%H:%M} (the next OSM price made it unsafe; "
+                f"{record.notes(v, d.start, None, t) or 'no earlier owner action'})"
             )
         elif v in rep.gaps:
             reason = "debt without collateral in the rebuilt book (export gap; never barked)"
@@ -381,6 +510,9 @@ def _vault_rows(d: _Day, rep: DayReplay) -> tuple[VaultRow, ...]:
             )
         else:
             reason = "no debt or no collateral in the rebuilt book (health ≥ 1.5 all day)"
+        if real is not None and b is None and v not in rep.defended:
+            extra = record.notes(v, d.start, real[0], _epoch(real[1]))
+            reason += f"; {extra}" if extra else ""
         out.append(
             VaultRow(
                 day=d.day,
@@ -399,10 +531,15 @@ def _vault_rows(d: _Day, rep: DayReplay) -> tuple[VaultRow, ...]:
 
 
 def _day_result(
-    d: _Day, rep: DayReplay, fold: str, rule: tuple[float, float], held_out: bool
+    d: _Day,
+    rep: DayReplay,
+    fold: str,
+    rule: tuple[float, float],
+    held_out: bool,
+    record: _Record,
 ) -> DayResult:
     s = score(rep.barked, list(d.real))
-    rows = _vault_rows(d, rep)
+    rows = _vault_rows(d, rep, record)
     matched = [v for v in rows if v.predicted and v.real]
     errors = [
         abs((v.sim_ts - v.real_ts).total_seconds()) / 60 for v in matched if v.sim_ts and v.real_ts
@@ -438,6 +575,7 @@ def validate_maker(
     owner_margin: float | None = None,
     read_lag_minutes: float = 0.0,
     warmup_days: int = WARMUP_DAYS,
+    median_spread: float = 0.0,
 ) -> Validation:
     """Replay ETH-B on LIQ 2.0 liquidation days and score each against the real barks.
 
@@ -459,6 +597,9 @@ def validate_maker(
         Age of the market price the OSM reads at a poke (0: the price at the poke).
     warmup_days : int
         Days over which the book is carried and corrected before each day (0: none).
+    median_spread : float
+        When > 0, the OSM reads :class:`backtest.maker.Medianizer` (a relayer dead-band of this
+        fraction, Maker's ``oracleSpread``) instead of the market price.
     """
     all_days = liq2_days(con)
     wanted = all_days if days is None else list(days)
@@ -470,12 +611,28 @@ def validate_maker(
         )
     inputs = load_inputs(con)
     osm = OsmModel(poke_minute=poke_minute, read_lag_minutes=read_lag_minutes)
+    if median_spread > 0:
+        inputs = replace(
+            inputs, price=Medianizer(spread=median_spread).path(inputs.price_ts, inputs.price)
+        )
+
     folds = {d: ("A" if i % 2 == 0 else "B") for i, d in enumerate(all_days)}
     fixed = None
     if attention_hours is not None or owner_margin is not None:
         fixed = (attention_hours or 0.0, owner_margin or 0.0)
     need = all_days if fixed is None else wanted
-    prepared = {d: _prepare_day(con, inputs, d, osm, warmup_days) for d in need}
+    need = sorted(need)
+    bases = vault_states(
+        inputs.events,
+        inputs.rates,
+        [_epoch(_day_start(d)) - max(warmup_days, 0) * 86_400 for d in need],
+        dust=inputs.dust,
+    )
+    record = _Record.of(inputs)
+    prepared = {
+        d: _prepare_day(con, inputs, d, osm, base, warmup_days)
+        for d, base in zip(need, bases, strict=True)
+    }
     if fixed is None:
 
         def replays(fold: str):
@@ -497,7 +654,7 @@ def validate_maker(
         for d in wanted:
             m = attention[other[folds[d]]]
             results.append(
-                _day_result(prepared[d], _run(prepared[d], inputs, m), folds[d], m, True)
+                _day_result(prepared[d], _run(prepared[d], inputs, m), folds[d], m, True, record)
             )
         fitted = {
             f"fitted_on_{f}": {"attention_hours": m[0], "margin": m[1]}
@@ -511,6 +668,7 @@ def validate_maker(
                 folds[d],
                 fixed,
                 False,
+                record,
             )
             for d in wanted
         ]
