@@ -10,6 +10,11 @@ The pieces, each a documented model of one contract or actor:
   annual rate ``a``: the per-second factor is ``(1 + a) ** (1 / 31_536_000)`` (``JUG.base`` is 0).
   The accumulator is continuous (as if ``drip`` were called every second); the real ``rate``
   moves only at each ``drip``, which changes debt by far less than a basis point.
+* :func:`vault_state` — the book from the events, made consistent with the chain after each
+  step (a full bark or a withdrawal of all collateral leaves no debt, a repayment leaves no debt
+  under ``dust``, nothing negative); :func:`write_offs` lists what those rules removed (events
+  the export misses), :class:`Schedule` holds a parameter history such as ``dust``.
+* :class:`Medianizer` — the ``Median`` contract as relayers update it (a dead-band).
 * :class:`OsmModel` — the Oracle Security Module: a keeper ``poke`` at ``HH:MM`` (``MM`` =
   ``poke_minute``) makes the value read at the previous poke current and reads the next one. The
   current price (what vaults are checked against) is therefore the market price one hour earlier,

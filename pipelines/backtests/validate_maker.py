@@ -5,15 +5,19 @@ The days are every UTC day with a real ETH-B liquidation (``defi_liquidations``,
 2021-05-06). For each day the stage reads from the warehouse and calls :mod:`backtest.maker`:
 
 * **book**: every ``vault_events`` row (liquidations included) before :data:`WARMUP_DAYS` days
-  earlier, debt accrued by the ``JUG.ilks.duty`` rate accumulator, then carried through those
-  days' events and pokes by :func:`backtest.maker.warm_up`, which corrects a vault the book shows
-  unsafe at a poke where the chain did not bark it (its collateral is raised to health 1);
+  earlier with the chain's rules (:func:`backtest.maker.vault_state`: a full bark or a withdrawal
+  of all collateral leaves no debt, a repayment leaves no debt under ``VAT.ilks.dust``), debt
+  accrued by the ``JUG.ilks.duty`` rate accumulator, then carried through those days' events and
+  pokes by :func:`backtest.maker.warm_up`, which corrects a vault the book shows unsafe at a poke
+  where the chain did not bark it (its collateral is raised to health 1). :func:`maker_state`
+  gives the same book at any time (the backtests' ``maker-ethb`` book);
 * **owners' events** of the day (deposit, withdraw, mint, repay) replayed in time order; an
   event up to :data:`KEEPER_DELAY` seconds after a poke is applied before the keepers look.
   The day's real liquidations are *not* replayed (they are what the replay predicts);
 * **OSM**: a poke every hour at minute :data:`POKE_MINUTE`; the current price is the market
   price read one poke earlier (Binance ETH/USDT, the finest bar stored: 1-min, 5-min, else the
-  hourly open), the next price is the one read at the poke;
+  hourly open; optionally through the relayers' dead-band, ``median_spread``), the next price is
+  the one read at the poke;
 * **keepers** bark vaults unsafe at the current OSM price (``ink · price / mat < debt``) with
   debt ≥ :data:`DUST_FRACTION` × ``VAT.ilks.dust`` in force that day; vaults with debt and no
   collateral in the rebuilt book are export gaps and never barked;
@@ -28,6 +32,9 @@ fitted on fold A (best pooled F1 with recall ≥ :data:`FIT_MIN_RECALL`, grid
 every day's figures are held out: its own barks never chose the rule applied to it.
 ``pooled_held_out`` pools exactly those figures. ``--attention-hours``/``--owner-margin`` fix the
 rule instead (then no day is held out).
+
+The reasons of false and missed vaults add what the rest of the record says (a later write-off of
+the chain's rules, a later real bark, the owner's last action); the replay never reads it.
 
 Per vault the stage stores ``maker_validation`` and per day ``validation_results``
 (``data/schema/005_validation.sql``).
