@@ -621,7 +621,9 @@ class DayReplay:
 
     ``barks`` are the vaults barked (first bark per vault), ``defended`` the vaults whose
     owners the :class:`OwnerRule` made act (vault → poke time), ``min_health`` the lowest
-    health at a current OSM price per vault with debt (vault → (health, ts, debt)), ``dusty`` the
+    health at a current OSM price per vault with debt (vault → (health, ts, debt)), ``defence``
+    the next OSM price and the health at it when the owners' rule first acted (vault → (price,
+    health)), ``dusty`` the
     vaults unsafe but below dust, ``gaps`` the vaults with debt but no collateral in the rebuilt
     book (the chain never holds one: an event missing from the export; never barked).
     """
@@ -631,6 +633,7 @@ class DayReplay:
     min_health: dict[str, tuple[float, int, float]] = field(default_factory=dict)
     dusty: frozenset[str] = frozenset()
     gaps: frozenset[str] = frozenset()
+    defence: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     @property
     def barked(self) -> frozenset[str]:
@@ -687,6 +690,7 @@ def replay_day(
     alive = np.ones(n, dtype=bool)  # not barked yet
     barks: list[Bark] = []
     defended: dict[str, int] = {}
+    defence: dict[str, tuple[float, float]] = {}
     min_health: dict[str, tuple[float, int, float]] = {}
     dusty: set[str] = set()
     gaps: set[str] = set()
@@ -733,6 +737,7 @@ def replay_day(
         react = live & alive & owner.defends(health_next, t - last) & ~(health < 1.0)
         for i in np.flatnonzero(react).tolist():
             defended.setdefault(ids[i], t)
+            defence.setdefault(ids[i], (float(nxt[k]), float(health_next[i])))
             ledger.boost[i] = debt[i] * mat * (1.0 + owner.buffer) / nxt[k] - ledger.ink[i]
     return DayReplay(
         barks=tuple(barks),
@@ -740,6 +745,7 @@ def replay_day(
         min_health=min_health,
         dusty=frozenset(dusty),
         gaps=frozenset(gaps),
+        defence=defence,
     )
 
 

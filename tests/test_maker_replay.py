@@ -232,6 +232,7 @@ def test_owner_rule_defends_a_vault_barely_unsafe_at_the_next_price() -> None:
     assert _replay(HISTORY, [], prices).barked == {"a"}
     rep = _replay(HISTORY, [], prices, margin=0.01)
     assert rep.barked == frozenset() and rep.defended["a"] == DAY + 5 * HOUR
+    assert rep.defence["a"] == (895.0, pytest.approx(10 * 895 / 1.5 / 6_000))
     # a deep drop is beyond the margin: barked
     assert _replay(HISTORY, [], CRASH, margin=0.01).barked == {"a"}
 

@@ -8,7 +8,7 @@ Book names (``--book``)
 ``maker-ethb``
     Maker ETH-B vaults rebuilt from ``vault_events`` at any time ``T`` between 2020-10-19 and
     2023-01-13 (the span of the vault history) by the machinery of ``cascade validate``
-    (:func:`pipelines.backtests.validate_maker.maker_state`): every event strictly before ``T``
+    (:func:`pipelines.backtests.maker_inputs.maker_state`): every event strictly before ``T``
     (to the second, so a window starting mid-day gets that day's deposits and repayments up to
     its start), the chain's rules (a full bark or a withdrawal of all collateral leaves no
     debt; a repayment never leaves debt under ``dust``), debt accrued by the rate accumulator
@@ -62,6 +62,7 @@ from backtest import (
     rescale_book,
     synthetic_book,
 )
+from pipelines.backtests.maker_inputs import WARMUP_DAYS, maker_state
 from pipelines.errors import CascadeError, DataValidationError, UnknownNameError
 from pipelines.user_files import UserTable, parse_numbers, read_table
 
@@ -281,10 +282,8 @@ def maker_book(
         )
     params = maker_params(con, at)
     # the replay's own book (cascade validate): fee-accrued debt, the chain's rules, events to
-    # the second before ``at``, warm-up corrections; imported here (validate_maker imports us)
-    from pipelines.backtests.validate_maker import WARMUP_DAYS, maker_state
-
-    state, rates, corrections = maker_state(con, at)
+    # the second before ``at``, warm-up corrections
+    state, rates, corrections = maker_state(con, at, mat=params.mat)
     debt = state.debt(rates, int(at.timestamp()))
     coll = state.collateral
     order = np.argsort([int(v) if v.isdigit() else -1 for v in state.vault.tolist()], kind="stable")

@@ -49,7 +49,6 @@ from typing import Any
 
 import duckdb
 import numpy as np
-import polars as pl
 
 from backtest.maker import (
     DayReplay,
@@ -57,8 +56,6 @@ from backtest.maker import (
     Medianizer,
     OsmModel,
     OwnerRule,
-    RateAccumulator,
-    Schedule,
     VaultEvents,
     VaultState,
     WriteOff,
@@ -66,10 +63,18 @@ from backtest.maker import (
     replay_day,
     score,
     vault_states,
-    warm_up,
     write_offs,
 )
 from pipelines.backtests.books import maker_params
+from pipelines.backtests.maker_inputs import (
+    POKE_MINUTE,
+    WARMUP_DAYS,
+    MakerInputs,
+    _epoch,
+    load_inputs,
+    maker_state,
+    warm,
+)
 from pipelines.errors import CascadeError
 
 __all__ = [
@@ -86,9 +91,6 @@ __all__ = [
     "validate_maker",
 ]
 
-#: Minute past the hour of the modelled OSM poke (the real barks of these days sit in the first
-#: minute of the hour: ``poke`` is called as soon as ``hop`` allows it).
-POKE_MINUTE = 0.0
 #: Owners' margins tried when fitting (health at the next price ≥ 1 − margin is defended).
 MARGIN_GRID = (0.0, 0.002, 0.005, 0.01)
 #: Owners' attention windows (hours) tried when fitting.
@@ -101,10 +103,6 @@ DUST_FRACTION = 0.25
 #: Seconds after a poke within which an owner's transaction still beats the keepers (the real
 #: ETH-B barks of these days come a median 24 s after the hour).
 KEEPER_DELAY = 60
-#: Days before each validation day over which the book is carried and corrected by the chain's
-#: own verdicts (:func:`backtest.maker.warm_up`).
-WARMUP_DAYS = 30
-_OWNER_EVENTS = ("deposit", "withdraw", "mint", "repay")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -214,23 +212,6 @@ class _Day:
     last_action: dict[str, int]
 
 
-@dataclass(frozen=True, eq=False)
-class MakerInputs:
-    """Everything the replays read from the warehouse."""
-
-    events: VaultEvents
-    owner_events: VaultEvents
-    liquidations: VaultEvents
-    rates: RateAccumulator
-    price_ts: np.ndarray
-    price: np.ndarray
-    dust: Schedule
-
-
-def _epoch(ts: datetime) -> int:
-    return int(ts.timestamp())
-
-
 def liq2_days(con: duckdb.DuckDBPyConnection) -> list[str]:
     """Every UTC day with a real ETH-B liquidation since LIQ 2.0 started."""
     start = con.execute(
@@ -247,75 +228,6 @@ def liq2_days(con: duckdb.DuckDBPyConnection) -> list[str]:
     return [r[0] for r in rows]
 
 
-def _vault_events(frame: pl.DataFrame) -> VaultEvents:
-    return VaultEvents(
-        vault=frame["vault_id"].to_numpy(),
-        ts=frame["t"].to_numpy(),
-        collateral_delta=frame["c"].to_numpy(),
-        dai_delta=frame["d"].to_numpy(),
-        bark=(frame["event_type"] == "liquidation").to_numpy(),
-    )
-
-
-def load_inputs(
-    con: duckdb.DuckDBPyConnection, *, prices_from: datetime | None = None
-) -> MakerInputs:
-    """Vault events, the ETH-B rate accumulator, ``dust`` and the Binance ETH spot price steps.
-
-    ``prices_from`` skips the price steps more than an hour before it (a book needs only its
-    warm-up's prices).
-    """
-    ev = con.sql(
-        "SELECT vault_id, epoch(ts)::BIGINT AS t, event_type, "
-        "coalesce(collateral_delta, 0.0) AS c, "
-        "coalesce(debt_delta, 0.0) AS d FROM vault_events "
-        "WHERE protocol = 'maker' AND ilk = 'ETH-B' "
-        "ORDER BY t, TRY_CAST(vault_id AS BIGINT), block, event_type, c, d"
-    ).pl()
-    if ev.height == 0:
-        raise CascadeError("vault_events holds no Maker ETH-B history; run `cascade ingest`")
-    events = _vault_events(ev)
-    owner_events = _vault_events(ev.filter(ev["event_type"].is_in(_OWNER_EVENTS)))
-    liquidations = events.select(events.bark)
-    duty = con.execute(
-        "SELECT epoch(effective_ts)::BIGINT, value FROM risk_params WHERE protocol = 'maker' "
-        "AND market = 'ETH-B' AND parameter = 'JUG.ilks.duty' ORDER BY effective_ts, value"
-    ).fetchall()
-    if not duty:
-        raise CascadeError("no JUG.ilks.duty for Maker ETH-B in risk_params; run `cascade ingest`")
-    # several changes in one block: keep the last row per timestamp
-    by_ts = dict(duty)
-    rates = RateAccumulator(
-        change_ts=np.array(list(by_ts), dtype=np.int64), annual=np.array(list(by_ts.values()))
-    )
-    px = con.sql(
-        "SELECT epoch(ts)::BIGINT AS t, arg_min(open, bar_seconds) AS p FROM prices "
-        "WHERE asset = 'ETH' AND market = 'spot' AND venue = 'binance' AND bar_seconds <= 3600 "
-        "AND open > 0 AND ts >= ? GROUP BY t ORDER BY t",
-        params=[
-            datetime(1970, 1, 1, tzinfo=UTC)
-            if prices_from is None
-            else prices_from - timedelta(hours=1)
-        ],
-    ).pl()
-    dust = con.execute(
-        "SELECT epoch(effective_ts)::BIGINT, max(value) FROM risk_params "
-        "WHERE protocol = 'maker' AND market = 'ETH-B' AND parameter = 'VAT.ilks.dust' "
-        "GROUP BY 1 ORDER BY 1"
-    ).fetchall()
-    if not dust:
-        raise CascadeError("no VAT.ilks.dust for Maker ETH-B in risk_params; run `cascade ingest`")
-    return MakerInputs(
-        dust=Schedule(ts=np.array([r[0] for r in dust]), values=np.array([r[1] for r in dust])),
-        events=events,
-        owner_events=owner_events,
-        liquidations=liquidations,
-        rates=rates,
-        price_ts=px["t"].to_numpy(),
-        price=px["p"].to_numpy(),
-    )
-
-
 def _prepare_day(
     con: duckdb.DuckDBPyConnection,
     inputs: MakerInputs,
@@ -329,7 +241,7 @@ def _prepare_day(
     end_dt = start_dt + timedelta(days=1)
     start, end = _epoch(start_dt), _epoch(end_dt)
     params = maker_params(con, start_dt)
-    state, _ = _warm(inputs, osm, base, start, warmup_days, params.mat)
+    state, _ = warm(inputs, osm, base, start, warmup_days, params.mat)
     pokes = osm.pokes(start, end, inputs.price_ts, inputs.price)
     rows = con.execute(
         "SELECT position_ref, sum(debt_repaid_usd), min(ts) FROM defi_liquidations "
@@ -350,66 +262,6 @@ def _prepare_day(
         real=real,
         last_action=last_action,
     )
-
-
-def _warm(
-    inputs: MakerInputs,
-    osm: OsmModel,
-    base: VaultState,
-    at: int,
-    warmup_days: int,
-    mat: float,
-) -> tuple[VaultState, dict[str, int]]:
-    """``base`` (the book ``warmup_days`` before ``at``) carried to ``at`` by ``warm_up``."""
-    if warmup_days <= 0:
-        return base, {}
-    w0 = at - warmup_days * 86_400
-    return warm_up(
-        base,
-        inputs.events.between(w0, at),
-        inputs.rates,
-        *osm.pokes(w0, at, inputs.price_ts, inputs.price)[:2],
-        mat=mat,
-        barked=inputs.liquidations.between(None, at),
-        dust=inputs.dust,
-    )
-
-
-def maker_state(
-    con: duckdb.DuckDBPyConnection,
-    at: datetime,
-    *,
-    warmup_days: int = WARMUP_DAYS,
-    poke_minute: float = POKE_MINUTE,
-) -> tuple[VaultState, RateAccumulator, dict[str, int]]:
-    """The ETH-B book the replay starts from at ``at``: the backtests' ``maker-ethb`` book.
-
-    Every event strictly before ``at`` (liquidations included) with the chain's rules
-    (:func:`backtest.maker.vault_state`), debt accrued by the rate accumulator, carried through
-    the last ``warmup_days`` of pokes by :func:`backtest.maker.warm_up` (only barks before
-    ``at`` are read).
-
-    Returns
-    -------
-    (VaultState, RateAccumulator, corrections)
-        The book (DAI debt at ``at`` = ``art · rate(at)``; collateral ``ink + boost``), the
-        ETH-B rate accumulator and the warm-up's corrections per vault.
-    """
-    w0 = at - timedelta(days=max(warmup_days, 0))
-    inputs = load_inputs(con, prices_from=w0)
-    t = _epoch(at)
-    (base,) = vault_states(
-        inputs.events, inputs.rates, [t - max(warmup_days, 0) * 86_400], dust=inputs.dust
-    )
-    osm = OsmModel(poke_minute=poke_minute)
-    try:
-        state, corrections = _warm(inputs, osm, base, t, warmup_days, maker_params(con, at).mat)
-    except ValueError as exc:  # no price before a warm-up poke
-        raise CascadeError(
-            f"prices: no Binance ETH spot price to warm the Maker ETH-B book up to "
-            f"{at:%Y-%m-%d %H:%M} ({exc})"
-        ) from exc
-    return state, inputs.rates, corrections
 
 
 def _run(d: _Day, inputs: MakerInputs, rule: tuple[float, float]) -> DayReplay:
@@ -467,9 +319,10 @@ class _Record:
         )
         if off is not None:
             what = {"bark": "its real bark", "close": "its close (all collateral withdrawn)"}
+            how = "exceeded" if off.dai > 0 else "fell short of"
             out.append(
                 f"book off: at {what.get(off.rule, off.rule)} on {_dt(off.ts):%Y-%m-%d} the "
-                f"rebuilt debt exceeded the chain's by {off.dai:,.0f} DAI (an event missing "
+                f"rebuilt debt {how} the chain's by {abs(off.dai):,.0f} DAI (an event missing "
                 "from the export)"
             )
         later = [t for t in self.barked.get(vault, []) if t >= end]
@@ -502,9 +355,10 @@ def _vault_rows(d: _Day, rep: DayReplay, record: _Record) -> tuple[VaultRow, ...
                 reason += f"; {extra}" if extra else ""
         elif v in rep.defended:
             t = rep.defended[v]
+            price, h = rep.defence[v]
             reason = (
-                f"owner rule: defended at {_dt(t):%H:%M} (the next OSM price made it unsafe; "
-                f"{record.notes(v, d.start, None, t) or 'no earlier owner action'})"
+                f"owner rule: defended at {_dt(t):%H:%M} (next OSM price {price:.2f}, health "
+                f"{h:.4f} at it; {record.notes(v, d.start, None, t) or 'no earlier owner action'})"
             )
         elif v in rep.gaps:
             reason = "debt without collateral in the rebuilt book (export gap; never barked)"
