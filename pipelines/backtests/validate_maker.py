@@ -358,7 +358,7 @@ def _vault_rows(d: _Day, rep: DayReplay, record: _Record) -> tuple[VaultRow, ...
             price, h = rep.defence[v]
             reason = (
                 f"owner rule: defended at {_dt(t):%H:%M} (next OSM price {price:.2f}, health "
-                f"{h:.4f} at it; {record.notes(v, d.start, None, t) or 'no earlier owner action'})"
+                f"{h:.5f} at it; {record.notes(v, d.start, None, t) or 'no earlier owner action'})"
             )
         elif v in rep.gaps:
             reason = "debt without collateral in the rebuilt book (export gap; never barked)"
