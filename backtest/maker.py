@@ -10,6 +10,11 @@ The pieces, each a documented model of one contract or actor:
   annual rate ``a``: the per-second factor is ``(1 + a) ** (1 / 31_536_000)`` (``JUG.base`` is 0).
   The accumulator is continuous (as if ``drip`` were called every second); the real ``rate``
   moves only at each ``drip``, which changes debt by far less than a basis point.
+* :func:`vault_state` — the book from the events, made consistent with the chain after each
+  step (a full bark or a withdrawal of all collateral leaves no debt, a repayment leaves no debt
+  under ``dust``, nothing negative); :func:`write_offs` lists what those rules removed (events
+  the export misses), :class:`Schedule` holds a parameter history such as ``dust``.
+* :class:`Medianizer` — the ``Median`` contract as relayers update it (a dead-band).
 * :class:`OsmModel` — the Oracle Security Module: a keeper ``poke`` at ``HH:MM`` (``MM`` =
   ``poke_minute``) makes the value read at the previous poke current and reads the next one. The
   current price (what vaults are checked against) is therefore the market price one hour earlier,
@@ -41,16 +46,21 @@ __all__ = [
     "Bark",
     "DayReplay",
     "KeeperRule",
+    "Medianizer",
     "OsmModel",
     "OwnerRule",
     "RateAccumulator",
+    "Schedule",
     "VaultEvents",
     "VaultState",
+    "WriteOff",
     "fit_owner_rule",
     "replay_day",
     "score",
     "vault_state",
+    "vault_states",
     "warm_up",
+    "write_offs",
 ]
 
 _T = TypeVar("_T")
@@ -59,6 +69,8 @@ _T = TypeVar("_T")
 MIN_DEBT = 1.0
 #: Collateral (ETH) under which an indebted rebuilt vault is an export gap, not a real vault.
 MIN_COLLATERAL = 1e-6
+#: ETH within which a liquidation's collateral (whole ETH in the export) took the whole vault.
+BARK_ROUNDING = 0.5
 #: Seconds in Maker's year (``duty`` is quoted as the rate compounded over 365 days).
 SECONDS_PER_YEAR = 365 * 86_400
 
@@ -110,36 +122,57 @@ class RateAccumulator:
 
 @dataclass(frozen=True, eq=False)
 class VaultEvents:
-    """Owners' actions on vaults, one row per event, sorted by time (stable).
+    """Actions on vaults, one row per event, sorted by time then vault (stable).
 
     ``dai_delta`` is DAI drawn (+) or repaid (−) at the event's time; ``collateral_delta`` is
-    collateral deposited (+) or withdrawn (−). Liquidations are not owners' actions: leave them
-    out of an intraday replay (they are what it predicts).
+    collateral deposited (+) or withdrawn (−). ``bark`` flags the chain's liquidations (a
+    bite/bark: ``collateral_delta`` = −collateral taken, ``dai_delta`` = −debt taken); every
+    other row is an owner's ``frob``. Liquidations are not owners' actions: leave them out of an
+    intraday replay (they are what it predicts).
     """
 
     vault: np.ndarray
     ts: np.ndarray
     collateral_delta: np.ndarray
     dai_delta: np.ndarray
+    bark: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         vault = np.asarray(self.vault).astype(str)
         ts = np.asarray(self.ts, dtype=np.int64)
         dc = np.nan_to_num(np.asarray(self.collateral_delta, dtype=np.float64))
         dd = np.nan_to_num(np.asarray(self.dai_delta, dtype=np.float64))
-        if not (vault.shape == ts.shape == dc.shape == dd.shape) or ts.ndim != 1:
-            raise ValueError("vault, ts, collateral_delta and dai_delta must be equal 1-d arrays")
-        order = np.argsort(ts, kind="stable")
+        bark = (
+            np.zeros(ts.shape, dtype=bool)
+            if self.bark is None
+            else np.asarray(self.bark, dtype=bool)
+        )
+        if not (vault.shape == ts.shape == dc.shape == dd.shape == bark.shape) or ts.ndim != 1:
+            raise ValueError(
+                "vault, ts, collateral_delta, dai_delta and bark must be equal 1-d arrays"
+            )
+        order = np.lexsort((vault, ts))  # stable: same-vault rows of one time keep their order
         for name, arr in (
             ("vault", vault),
             ("ts", ts),
             ("collateral_delta", dc),
             ("dai_delta", dd),
+            ("bark", bark),
         ):
             object.__setattr__(self, name, arr[order])
 
     def __len__(self) -> int:
         return int(self.ts.size)
+
+    def select(self, keep: np.ndarray) -> VaultEvents:
+        """The rows where ``keep`` is true."""
+        return VaultEvents(
+            vault=self.vault[keep],
+            ts=self.ts[keep],
+            collateral_delta=self.collateral_delta[keep],
+            dai_delta=self.dai_delta[keep],
+            bark=self.bark[keep],
+        )
 
     def between(self, start: int | None, end: int | None) -> VaultEvents:
         """Events with ``start <= ts < end`` (``None`` = unbounded)."""
@@ -148,36 +181,270 @@ class VaultEvents:
             keep &= self.ts >= start
         if end is not None:
             keep &= self.ts < end
-        return VaultEvents(
-            vault=self.vault[keep],
-            ts=self.ts[keep],
-            collateral_delta=self.collateral_delta[keep],
-            dai_delta=self.dai_delta[keep],
-        )
+        return self.select(keep)
 
 
 @dataclass(frozen=True, eq=False)
 class VaultState:
-    """Collateral ``ink`` and normalised debt ``art`` per vault (DAI debt = ``art · rate``)."""
+    """Collateral ``ink`` and normalised debt ``art`` per vault (DAI debt = ``art · rate``).
+
+    ``boost`` is collateral a :func:`warm_up` correction added on top of the recorded ``ink``
+    (zero unless corrected); the vault's collateral is ``ink + boost``.
+    """
 
     vault: np.ndarray
     ink: np.ndarray
     art: np.ndarray
+    boost: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        boost = np.zeros(np.shape(self.ink)) if self.boost is None else self.boost
+        object.__setattr__(self, "boost", np.asarray(boost, dtype=np.float64))
+
+    @property
+    def collateral(self) -> np.ndarray:
+        """Collateral of each vault (recorded ``ink`` plus any correction)."""
+        return self.ink + self.boost
 
     def debt(self, rates: RateAccumulator, ts: int) -> np.ndarray:
         """DAI debt of each vault at ``ts``."""
         return self.art * float(rates.rate(ts))
 
 
-def vault_state(events: VaultEvents, rates: RateAccumulator, at: int) -> VaultState:
-    """Every vault's state from the events strictly before ``at`` (vaults in sorted id order)."""
+@dataclass(frozen=True)
+class WriteOff:
+    """A correction one of the chain's rules made to the rebuilt book (see :class:`_Ledger`).
+
+    ``dai`` is the rebuilt debt the rule removed: for a full bark, the rebuilt debt minus the
+    debt the bark took (negative when the book had too little); for a close or a dust repayment,
+    the rebuilt debt left.
+    """
+
+    vault: str
+    ts: int
+    rule: str
+    dai: float
+
+
+class _Ledger:
+    """The mutable book behind :func:`vault_state`, :func:`warm_up` and :func:`replay_day`.
+
+    Events are applied per vault and time (the export has no log index, so the rows of one vault
+    at one block time are one step), then the step is made consistent with the chain:
+
+    * **bark** — a liquidation whose collateral is within :data:`BARK_ROUNDING` ETH of the
+      vault's recorded ``ink`` (or more) took the whole vault: ``ink = art = 0`` whatever the
+      rebuilt debt was (``dog.bark`` and ``cat.bite`` take collateral in proportion to the debt
+      taken, and the export rounds the collateral to whole ETH). A smaller one took part of it:
+      its collateral and debt are subtracted.
+    * **close** — a withdrawal that leaves no recorded collateral leaves no debt: ``vat.frob``
+      refuses to withdraw collateral from an indebted vault below its liquidation ratio, so
+      ``ink = 0`` implies ``art = 0``.
+    * **dust** — a repayment that leaves debt under ``dust`` repaid it all: ``vat.frob`` refuses
+      to leave ``0 < art · rate < dust``.
+    * neither ``ink`` nor ``art`` is ever negative.
+
+    Each rule writes off what the export misses (a repayment without a vault number, the
+    rounding of a wipe-all); only the step's own events and the past are used.
+    """
+
+    def __init__(self, state: VaultState, more: Sequence[str] = ()) -> None:
+        self.index = {v: i for i, v in enumerate(state.vault.tolist())}
+        for v in more:
+            if v not in self.index:
+                self.index[v] = len(self.index)
+        n = len(self.index)
+        m = state.vault.size
+        self.ink = np.zeros(n)
+        self.art = np.zeros(n)
+        self.boost = np.zeros(n)
+        self.ink[:m], self.art[:m], self.boost[:m] = state.ink, state.art, state.boost
+        self.rules: dict[str, int] = {"bark": 0, "close": 0, "dust": 0}
+        self.writeoffs: list[WriteOff] = []
+
+    @property
+    def ids(self) -> np.ndarray:
+        return np.array(list(self.index), dtype=str)
+
+    def state(self) -> VaultState:
+        return VaultState(
+            vault=self.ids, ink=self.ink.copy(), art=self.art.copy(), boost=self.boost.copy()
+        )
+
+    def apply(
+        self,
+        events: VaultEvents,
+        lo: int,
+        hi: int,
+        rates: RateAccumulator,
+        dust: Callable[[int], float] | None = None,
+    ) -> None:
+        """Apply ``events[lo:hi]`` (``hi`` must not split a vault's rows of one time)."""
+        if hi <= lo:
+            return
+        ts = events.ts[lo:hi]
+        vault = events.vault[lo:hi]
+        dc = events.collateral_delta[lo:hi]
+        dd = events.dai_delta[lo:hi] / rates.rate(ts)
+        bark = events.bark[lo:hi]
+        # ends of the (vault, time) steps
+        last = np.r_[(ts[1:] != ts[:-1]) | (vault[1:] != vault[:-1]), True]
+        start = 0
+        for end in (np.flatnonzero(last) + 1).tolist():
+            self._step(
+                vault[start], int(ts[start]), dc[start:end], dd[start:end], bark[start:end],
+                rates, dust,
+            )  # fmt: skip
+            start = end
+
+    def _step(
+        self,
+        v: str,
+        t: int,
+        dc: np.ndarray,
+        dart: np.ndarray,
+        bark: np.ndarray,
+        rates: RateAccumulator,
+        dust: Callable[[int], float] | None,
+    ) -> None:
+        i = self.index.get(v)
+        if i is None:
+            i = self.index[v] = len(self.index)
+            self.ink = np.r_[self.ink, 0.0]
+            self.art = np.r_[self.art, 0.0]
+            self.boost = np.r_[self.boost, 0.0]
+        own = ~bark
+        ink = self.ink[i] + float(dc[own].sum())
+        art = self.art[i] + float(dart[own].sum())
+        rate = float(rates.rate(t))
+        if bark.any():
+            taken = -float(dc[bark].sum())
+            if taken >= ink - BARK_ROUNDING:
+                self.writeoffs.append(
+                    WriteOff(v, t, "bark", (art + float(dart[bark].sum())) * rate)
+                )
+                ink = art = 0.0
+                self.boost[i] = 0.0
+                self.rules["bark"] += 1
+            else:
+                ink -= taken
+                art += float(dart[bark].sum())
+        if (dc[own] < 0).any() and ink <= MIN_COLLATERAL:
+            if art * rate > MIN_DEBT:
+                self.rules["close"] += 1
+                self.writeoffs.append(WriteOff(v, t, "close", art * rate))
+            ink = art = 0.0
+            self.boost[i] = 0.0
+        if dust is not None and (dart[own] < 0).any() and art > 0:
+            if art * rate < dust(t):
+                self.writeoffs.append(WriteOff(v, t, "dust", art * rate))
+                art = 0.0
+                self.rules["dust"] += 1
+        self.ink[i] = max(ink, 0.0)
+        self.art[i] = max(art, 0.0)
+
+
+@dataclass(frozen=True, eq=False)
+class Schedule:
+    """A parameter's history as a step function: ``values[i]`` holds from ``ts[i]`` on.
+
+    Before ``ts[0]`` the value is ``values[0]``.
+    """
+
+    ts: np.ndarray
+    values: np.ndarray
+
+    def __post_init__(self) -> None:
+        ts = np.asarray(self.ts, dtype=np.int64)
+        values = np.asarray(self.values, dtype=np.float64)
+        if ts.ndim != 1 or ts.shape != values.shape or ts.size == 0 or (np.diff(ts) < 0).any():
+            raise ValueError("ts and values must be equal-length, non-empty, ts increasing")
+        object.__setattr__(self, "ts", ts)
+        object.__setattr__(self, "values", values)
+
+    def __call__(self, t: int) -> float:
+        """The value in force at ``t``."""
+        i = int(np.searchsorted(self.ts, t, side="right")) - 1
+        return float(self.values[max(i, 0)])
+
+
+def vault_states(
+    events: VaultEvents,
+    rates: RateAccumulator,
+    times: Sequence[int],
+    *,
+    dust: Callable[[int], float] | None = None,
+) -> list[VaultState]:
+    """:func:`vault_state` at each of ``times`` (increasing), in one pass over the events."""
+    if any(b < a for a, b in zip(times, times[1:], strict=False)):
+        raise ValueError("times must be increasing")
+    ledger = _Ledger(VaultState(vault=np.zeros(0, str), ink=np.zeros(0), art=np.zeros(0)))
+    out = []
+    cursor = 0
+    for at in times:
+        stop = int(np.searchsorted(events.ts, at, side="left"))
+        ledger.apply(events, cursor, stop, rates, dust)
+        cursor = max(cursor, stop)
+        out.append(ledger.state())
+    return out
+
+
+def write_offs(
+    events: VaultEvents,
+    rates: RateAccumulator,
+    *,
+    dust: Callable[[int], float] | None = None,
+) -> tuple[WriteOff, ...]:
+    """Every correction the chain's rules make while rebuilding the book from ``events``."""
+    ledger = _Ledger(VaultState(vault=np.zeros(0, str), ink=np.zeros(0), art=np.zeros(0)))
+    ledger.apply(events, 0, len(events), rates, dust)
+    return tuple(ledger.writeoffs)
+
+
+def vault_state(
+    events: VaultEvents,
+    rates: RateAccumulator,
+    at: int,
+    *,
+    dust: Callable[[int], float] | None = None,
+) -> VaultState:
+    """Every vault's state from the events strictly before ``at`` (see :class:`_Ledger`).
+
+    Vaults are in order of first event. ``dust(t)``, when given, is ``VAT.ilks.dust`` in force
+    at ``t`` (the dust rule is off without it).
+    """
     ev = events.between(None, at)
-    vaults, inv = np.unique(ev.vault, return_inverse=True)
-    ink = np.zeros(vaults.size)
-    art = np.zeros(vaults.size)
-    np.add.at(ink, inv, ev.collateral_delta)
-    np.add.at(art, inv, ev.dai_delta / rates.rate(ev.ts))
-    return VaultState(vault=vaults, ink=ink, art=art)
+    ledger = _Ledger(VaultState(vault=np.zeros(0, str), ink=np.zeros(0), art=np.zeros(0)))
+    ledger.apply(ev, 0, len(ev), rates, dust)
+    return ledger.state()
+
+
+@dataclass(frozen=True)
+class Medianizer:
+    """Maker's ``Median`` contract as its relayers update it: a dead-band on the market price.
+
+    The relayer writes a new median on chain when the market has moved more than ``spread``
+    from the value stored, or when that value is ``expiration_seconds`` old (Maker's oracle
+    configuration for ETH/USD: ``oracleSpread`` 1 %, ``oracleExpiration``). Between updates
+    the OSM reads the stored, stale value.
+    """
+
+    spread: float = 0.01
+    expiration_seconds: int = 86_400
+
+    def path(self, price_ts: np.ndarray, price: np.ndarray) -> np.ndarray:
+        """The stored median at each ``price_ts`` (a step function like the market path)."""
+        p = np.asarray(price, dtype=np.float64)
+        ts = np.asarray(price_ts, dtype=np.int64)
+        out = np.empty_like(p)
+        if p.size == 0:
+            return out
+        m, since = float(p[0]), int(ts[0])
+        for i, (t, x) in enumerate(zip(ts.tolist(), p.tolist(), strict=True)):
+            if abs(x / m - 1.0) > self.spread or t - since >= self.expiration_seconds:
+                m, since = x, t
+            out[i] = m
+        return out
 
 
 @dataclass(frozen=True)
@@ -237,14 +504,17 @@ def warm_up(
     mat: float,
     barked: VaultEvents,
     hop_seconds: int = 3600,
+    dust: Callable[[int], float] | None = None,
 ) -> tuple[VaultState, dict[str, int]]:
     """Carry a book through past pokes, correcting it where the chain contradicts it.
 
-    Every event (liquidations included) is applied in time order. At each poke, a vault the
-    rebuilt book shows unsafe that the chain did *not* bark within ``hop_seconds`` (no row of
-    ``barked`` for it in ``[poke, poke + hop)``) proves the book understates its collateral:
-    its ``ink`` is raised to health 1 at that poke's price (the least the chain's survival
-    implies). Only the past is used: the result is the book at the end of the last poke.
+    Every event (liquidations included) is applied in time order, with the chain's rules of
+    :func:`vault_state`. At each poke, a vault the rebuilt book shows unsafe that the chain did
+    *not* bark within ``hop_seconds`` (no row of ``barked`` for it in ``[poke, poke + hop)``)
+    proves the book understates its collateral or overstates its debt: its ``boost`` is raised
+    to health 1 at that poke's price (the least the chain's survival implies). The boost is
+    dropped when the vault is closed or barked. Only the past is used: the result is the book
+    at the end of the last poke.
 
     Returns
     -------
@@ -252,39 +522,29 @@ def warm_up(
         The corrected book (vaults of ``state`` and of ``events``) and the number of
         corrections per vault.
     """
-    vaults = list(dict.fromkeys(state.vault.tolist() + events.vault.tolist()))
-    index = {v: i for i, v in enumerate(vaults)}
-    n = len(vaults)
-    ink = np.zeros(n)
-    art = np.zeros(n)
-    ink[: state.vault.size] = state.ink
-    art[: state.vault.size] = state.art
-    ev_idx = np.array([index[v] for v in events.vault.tolist()], dtype=np.int64)
-    ev_art = events.dai_delta / rates.rate(events.ts) if len(events) else np.zeros(0)
-    bark_idx = np.array([index.get(v, -1) for v in barked.vault.tolist()], dtype=np.int64)
+    ledger = _Ledger(state, events.vault.tolist())
+    bark_idx = np.array([ledger.index.get(v, -1) for v in barked.vault.tolist()], dtype=np.int64)
     corrections: dict[str, int] = {}
+    ids = ledger.ids
     cursor = 0
     for k, t in enumerate(np.asarray(poke_ts, dtype=np.int64).tolist()):
         stop = int(np.searchsorted(events.ts, t, side="left"))
-        if stop > cursor:
-            np.add.at(ink, ev_idx[cursor:stop], events.collateral_delta[cursor:stop])
-            np.add.at(art, ev_idx[cursor:stop], ev_art[cursor:stop])
-            cursor = stop
-        debt = art * float(rates.rate(t))
-        live = (debt > MIN_DEBT) & (ink > MIN_COLLATERAL)
+        ledger.apply(events, cursor, stop, rates, dust)
+        cursor = max(cursor, stop)
+        debt = ledger.art * float(rates.rate(t))
+        coll = ledger.ink + ledger.boost
+        live = (debt > MIN_DEBT) & (ledger.ink > MIN_COLLATERAL)
         with np.errstate(divide="ignore", invalid="ignore"):
-            health = np.where(live, ink * current[k] / mat / debt, np.inf)
+            health = np.where(live, coll * current[k] / mat / debt, np.inf)
         unsafe = live & (health < 1.0)
         if unsafe.any():
             window = (barked.ts >= t) & (barked.ts < t + hop_seconds)
             unsafe[bark_idx[window & (bark_idx >= 0)]] = False
             for i in np.flatnonzero(unsafe).tolist():
-                ink[i] = debt[i] * mat / current[k]
-                corrections[vaults[i]] = corrections.get(vaults[i], 0) + 1
-    rest = slice(cursor, None)
-    np.add.at(ink, ev_idx[rest], events.collateral_delta[rest])
-    np.add.at(art, ev_idx[rest], ev_art[rest])
-    return VaultState(vault=np.array(vaults, dtype=str), ink=ink, art=art), corrections
+                ledger.boost[i] = debt[i] * mat / current[k] - ledger.ink[i]
+                corrections[ids[i]] = corrections.get(ids[i], 0) + 1
+    ledger.apply(events, cursor, len(events), rates, dust)
+    return ledger.state(), corrections
 
 
 def _step_value(ts: np.ndarray, values: np.ndarray, at: np.ndarray) -> np.ndarray:
@@ -361,7 +621,9 @@ class DayReplay:
 
     ``barks`` are the vaults barked (first bark per vault), ``defended`` the vaults whose
     owners the :class:`OwnerRule` made act (vault → poke time), ``min_health`` the lowest
-    health at a current OSM price per vault with debt (vault → (health, ts, debt)), ``dusty`` the
+    health at a current OSM price per vault with debt (vault → (health, ts, debt)), ``defence``
+    the next OSM price and the health at it when the owners' rule first acted (vault → (price,
+    health)), ``dusty`` the
     vaults unsafe but below dust, ``gaps`` the vaults with debt but no collateral in the rebuilt
     book (the chain never holds one: an event missing from the export; never barked).
     """
@@ -371,6 +633,7 @@ class DayReplay:
     min_health: dict[str, tuple[float, int, float]] = field(default_factory=dict)
     dusty: frozenset[str] = frozenset()
     gaps: frozenset[str] = frozenset()
+    defence: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     @property
     def barked(self) -> frozenset[str]:
@@ -390,6 +653,7 @@ def replay_day(
     keeper: KeeperRule,
     owner: OwnerRule,
     last_action: dict[str, int] | None = None,
+    dust: Callable[[int], float] | None = None,
 ) -> DayReplay:
     """Replay one day of owners' events and pokes.
 
@@ -399,7 +663,8 @@ def replay_day(
         The book at the day start.
     events : VaultEvents
         Owners' events of the day (no liquidations); an event at ``t`` is applied before the
-        first poke strictly after ``t``.
+        keepers look at the first poke at or after ``t − keeper.delay_seconds``, with the
+        chain's rules of :func:`vault_state`.
     rates : RateAccumulator
         Stability-fee accumulator.
     poke_ts, current, nxt : arrays
@@ -410,27 +675,22 @@ def replay_day(
         Actors' rules.
     last_action : dict, optional
         Time of each vault's last owner action before the day (for :class:`OwnerRule`).
+    dust : callable, optional
+        ``VAT.ilks.dust`` in force at a time (for the ledger's dust rule).
     """
-    index = {v: i for i, v in enumerate(start_state.vault.tolist())}
-    new = [v for v in dict.fromkeys(events.vault.tolist()) if v not in index]
-    for v in new:
-        index[v] = len(index)
-    n = len(index)
-    ink = np.zeros(n)
-    art = np.zeros(n)
-    ink[: start_state.vault.size] = start_state.ink
-    art[: start_state.vault.size] = start_state.art
-    ev_idx = np.array([index[v] for v in events.vault.tolist()], dtype=np.int64)
-    ev_art = events.dai_delta / rates.rate(events.ts) if len(events) else np.zeros(0)
-    ids = np.array(list(index), dtype=object)
+    ledger = _Ledger(start_state, events.vault.tolist())
+    ids = ledger.ids
+    n = ids.size
     last = np.full(n, np.iinfo(np.int64).min // 2, dtype=np.int64)  # last owner action
     if last_action is not None:
         for v, ts in last_action.items():
-            if v in index:
-                last[index[v]] = ts
+            if v in ledger.index:
+                last[ledger.index[v]] = ts
+    ev_idx = np.array([ledger.index[v] for v in events.vault.tolist()], dtype=np.int64)
     alive = np.ones(n, dtype=bool)  # not barked yet
     barks: list[Bark] = []
     defended: dict[str, int] = {}
+    defence: dict[str, tuple[float, float]] = {}
     min_health: dict[str, tuple[float, int, float]] = {}
     dusty: set[str] = set()
     gaps: set[str] = set()
@@ -439,19 +699,19 @@ def replay_day(
         # owners' transactions up to the keepers' latency after the poke win the race
         stop = int(np.searchsorted(events.ts, t + keeper.delay_seconds, side="right"))
         if stop > cursor:
-            np.add.at(ink, ev_idx[cursor:stop], events.collateral_delta[cursor:stop])
-            np.add.at(art, ev_idx[cursor:stop], ev_art[cursor:stop])
+            ledger.apply(events, cursor, stop, rates, dust)
             np.maximum.at(last, ev_idx[cursor:stop], events.ts[cursor:stop])
             cursor = stop
-        debt = art * float(rates.rate(t))
+        ink = ledger.ink + ledger.boost
+        debt = ledger.art * float(rates.rate(t))
         indebted = alive & (debt > MIN_DEBT)
-        gap = indebted & (ink <= MIN_COLLATERAL)
+        gap = indebted & (ledger.ink <= MIN_COLLATERAL)
         for i in np.flatnonzero(gap).tolist():
             gaps.add(ids[i])
         live = indebted & ~gap
         with np.errstate(divide="ignore", invalid="ignore"):
-            health = np.where(live, np.maximum(ink, 0.0) * current[k] / mat / debt, np.inf)
-            health_next = np.where(live, np.maximum(ink, 0.0) * nxt[k] / mat / debt, np.inf)
+            health = np.where(live, ink * current[k] / mat / debt, np.inf)
+            health_next = np.where(live, ink * nxt[k] / mat / debt, np.inf)
         for i in np.flatnonzero(live & (health < 1.5)).tolist():
             v = ids[i]
             if v not in min_health or health[i] < min_health[v][0]:
@@ -472,18 +732,20 @@ def replay_day(
                 )
             )
             alive[i] = False
-        # owners see the next price: those it makes barely unsafe top up before the next poke,
-        # to health 1 + margin at the next price
+        # owners see the next price: those the rule makes act top up before the next poke,
+        # to health 1 + buffer at the next price
         react = live & alive & owner.defends(health_next, t - last) & ~(health < 1.0)
         for i in np.flatnonzero(react).tolist():
             defended.setdefault(ids[i], t)
-            ink[i] = debt[i] * mat * (1.0 + owner.buffer) / nxt[k]
+            defence.setdefault(ids[i], (float(nxt[k]), float(health_next[i])))
+            ledger.boost[i] = debt[i] * mat * (1.0 + owner.buffer) / nxt[k] - ledger.ink[i]
     return DayReplay(
         barks=tuple(barks),
         defended=defended,
         min_health=min_health,
         dusty=frozenset(dusty),
         gaps=frozenset(gaps),
+        defence=defence,
     )
 
 

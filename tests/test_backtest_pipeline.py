@@ -133,10 +133,13 @@ def test_maker_book_on_2022_06_13(ro) -> None:
     assert np.allclose(book.bonus, 0.13)
     # deterministic: same rows, same sums, same fingerprint
     assert maker_book(ro, at).spec["sha256"] == loaded.spec["sha256"]
-    # vault 28438: 2,400 ETH against 2.5M DAI, liquidated at 07:00 that day
+    # vault 28438: 2,400 ETH against 2.5M DAI drawn, liquidated at 07:00 that day: its debt
+    # with the stability fee accrued to midnight is the debt its bark took (2,504,704 DAI at
+    # 07:00) less seven hours of fee
     i = int(np.flatnonzero(book.position_id == "28438")[0])
     assert book.collateral[i] == pytest.approx(2400.0)
-    assert book.debt[i] == pytest.approx(2.5e6, rel=1e-6)
+    assert book.debt[i] == pytest.approx(2_504_704.18, rel=1e-4)
+    assert book.debt[i] > 2.5e6 * 1.0015
 
 
 def test_maker_book_outside_history(ro) -> None:

@@ -16,7 +16,7 @@ pytestmark = pytest.mark.integration  # needs the real-data mirror
 
 #: Pooled held-out figures the replay reaches on the real data (docs/backtesting.md).
 MIN_RECALL = 0.9
-MIN_PRECISION = 0.5
+MIN_PRECISION = 0.6
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +61,25 @@ def test_validate_json_pooled_held_out(db_copy: Path, capsys) -> None:
     finally:
         con.close()
     assert stored == (29, held["tp"]) and vaults == 61
+
+
+def test_barked_vaults_leave_no_phantom_remnant(db_copy: Path) -> None:
+    # 24685 (barked 2022-05-12) and 24714 (barked 2021-09-26 and 2022-05-01): the rebuilt debt
+    # exceeded what the bark took by 15,286 and 41,061 DAI; summing deltas kept that remnant
+    # and flagged them on 12 later days. A full bark empties the vault.
+    con = connect(db_copy, read_only=True)
+    try:
+        later = ["2022-05-27", "2022-06-11", "2022-06-12", "2022-06-13", "2022-06-18"]
+        result = validate_maker(con, days=[*later, "2022-11-09"])
+    finally:
+        con.close()
+    for day in result.days:
+        false = {v.vault for v in day.vaults if v.predicted and not v.real}
+        assert not false & {"24685", "24714"}, day.day
+    for day in result.days:
+        for v in day.vaults:
+            if v.predicted and not v.real and "book off" in v.reason:
+                assert "missing from the export" in v.reason
 
 
 def test_day_filter_keeps_the_fitted_margins(db_copy: Path) -> None:

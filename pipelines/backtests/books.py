@@ -7,15 +7,16 @@ Book names (``--book``)
 -----------------------
 ``maker-ethb``
     Maker ETH-B vaults rebuilt from ``vault_events`` at any time ``T`` between 2020-10-19 and
-    2023-01-13 (the span of the vault history): per vault, collateral = Σ ``collateral_delta``
-    (ETH) and debt = Σ ``debt_delta`` (DAI) over the events before ``T`` (liquidation rows carry
-    negative deltas). Kept: vaults with debt above a 1-DAI numerical dust and with collateral.
-    Maker's ``VAT.ilks.dust`` is *not* used as a filter: it is the minimum to open or draw, and
-    vaults under it (grandfathered, or under-counted because the export has no stability-fee
-    accrual) are still liquidated — 2 of the 7 vaults liquidated on 2022-06-13 sit under the
-    40,000-DAI dust in the rebuilt book. Debt is the DAI drawn net of repayments; the accrued
-    stability fee (1-3 % by the time of a liquidation) is not in the export. Threshold
-    ``1 / SPOTTER.ilks.mat`` and penalty ``chop`` (``DOG.ilks.chop``, before LIQ 2.0
+    2023-01-13 (the span of the vault history) by the machinery of ``cascade validate``
+    (:func:`pipelines.backtests.maker_inputs.maker_state`): every event strictly before ``T``
+    (to the second, so a window starting mid-day gets that day's deposits and repayments up to
+    its start), the chain's rules (a full bark or a withdrawal of all collateral leaves no
+    debt; a repayment never leaves debt under ``dust``), debt accrued by the rate accumulator
+    (``JUG.ilks.duty``: the DAI debt at ``T``, stability fee included), and the 30-day warm-up
+    that raises the collateral of a vault the chain did not bark where the rebuilt book was
+    unsafe. Kept: vaults with debt above a 1-DAI numerical dust and with collateral. Maker's
+    ``VAT.ilks.dust`` is *not* a filter: vaults under it (grandfathered) are still liquidated.
+    Threshold ``1 / SPOTTER.ilks.mat`` and penalty ``chop`` (``DOG.ilks.chop``, before LIQ 2.0
     ``CAT.ilks.chop``) in force at ``T``, from ``risk_params``.
 ``aave-steth``
     The Lido Aave (w)stETH loan book of 2023-06-19 (``positions_snapshot`` buckets
@@ -61,6 +62,7 @@ from backtest import (
     rescale_book,
     synthetic_book,
 )
+from pipelines.backtests.maker_inputs import WARMUP_DAYS, maker_state
 from pipelines.errors import CascadeError, DataValidationError, UnknownNameError
 from pipelines.user_files import UserTable, parse_numbers, read_table
 
@@ -279,22 +281,15 @@ def maker_book(
             f"{at:%Y-%m-%d %H:%M} is outside it. Use --book synthetic or --book aave-steth"
         )
     params = maker_params(con, at)
-    # Ordered rows summed in numpy: a deterministic order gives bit-identical books (and run
-    # ids) on every call, which DuckDB's parallel float sums do not guarantee.
-    frame = con.sql(
-        "SELECT TRY_CAST(vault_id AS BIGINT) AS vid, vault_id, "
-        "coalesce(collateral_delta, 0.0) AS c, coalesce(debt_delta, 0.0) AS d "
-        "FROM vault_events WHERE protocol = 'maker' AND ilk = 'ETH-B' AND ts < ? "
-        "ORDER BY vid, vault_id, ts, block, event_type, c, d",
-        params=[at],
-    ).pl()
-    ids = frame["vault_id"].to_numpy()
-    starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]]) if ids.size else np.zeros(0, int)
-    coll = np.add.reduceat(frame["c"].to_numpy(), starts) if ids.size else np.zeros(0)
-    debt = np.add.reduceat(frame["d"].to_numpy(), starts) if ids.size else np.zeros(0)
-    vault = ids[starts] if ids.size else ids
+    # the replay's own book (cascade validate): fee-accrued debt, the chain's rules, events to
+    # the second before ``at``, warm-up corrections
+    state, rates, corrections = maker_state(con, at, mat=params.mat)
+    debt = state.debt(rates, int(at.timestamp()))
+    coll = state.collateral
+    order = np.argsort([int(v) if v.isdigit() else -1 for v in state.vault.tolist()], kind="stable")
+    vault, debt, coll, ink = state.vault[order], debt[order], coll[order], state.ink[order]
     indebted = debt > MAKER_MIN_DEBT
-    no_coll = indebted & (coll <= MAKER_MIN_COLLATERAL)
+    no_coll = indebted & (ink <= MAKER_MIN_COLLATERAL)
     keep = indebted & ~no_coll
     n = int(keep.sum())
     lt = params.liquidation_threshold
@@ -308,6 +303,8 @@ def maker_book(
     )
     notes = (
         f"{int(no_coll.sum())} indebted vaults without collateral dropped (gaps in the export)",
+        f"debt accrued by JUG.ilks.duty to {at:%Y-%m-%d %H:%M:%S}; "
+        f"{len(corrections)} vaults' collateral raised by the {WARMUP_DAYS}-day warm-up",
         f"threshold 1/mat = {lt:.6f}, chop = {params.chop}",
     )
     spec = _spec("maker-ethb", book, at=at, lt=lt, chop=params.chop)

@@ -170,8 +170,8 @@ def _load_book(
     cache: dict[Any, Any],
 ) -> LoadedBook:
     resolve_book_name(name)
-    if name == "maker-ethb":
-        return maker_book(con, at, price=price)
+    if name == "maker-ethb":  # a replay of the vault history (~2 s): once per window start
+        return _cached(cache, ("maker-ethb", at, price), lambda: maker_book(con, at, price=price))
     if name == "aave-steth":
         return aave_steth_book(con, price=price, total_debt_usd=options.get("total_debt_usd"))
     if name == "synthetic":

@@ -5,15 +5,19 @@ The days are every UTC day with a real ETH-B liquidation (``defi_liquidations``,
 2021-05-06). For each day the stage reads from the warehouse and calls :mod:`backtest.maker`:
 
 * **book**: every ``vault_events`` row (liquidations included) before :data:`WARMUP_DAYS` days
-  earlier, debt accrued by the ``JUG.ilks.duty`` rate accumulator, then carried through those
-  days' events and pokes by :func:`backtest.maker.warm_up`, which corrects a vault the book shows
-  unsafe at a poke where the chain did not bark it (its collateral is raised to health 1);
+  earlier with the chain's rules (:func:`backtest.maker.vault_state`: a full bark or a withdrawal
+  of all collateral leaves no debt, a repayment leaves no debt under ``VAT.ilks.dust``), debt
+  accrued by the ``JUG.ilks.duty`` rate accumulator, then carried through those days' events and
+  pokes by :func:`backtest.maker.warm_up`, which corrects a vault the book shows unsafe at a poke
+  where the chain did not bark it (its collateral is raised to health 1). :func:`maker_state`
+  gives the same book at any time (the backtests' ``maker-ethb`` book);
 * **owners' events** of the day (deposit, withdraw, mint, repay) replayed in time order; an
   event up to :data:`KEEPER_DELAY` seconds after a poke is applied before the keepers look.
   The day's real liquidations are *not* replayed (they are what the replay predicts);
 * **OSM**: a poke every hour at minute :data:`POKE_MINUTE`; the current price is the market
   price read one poke earlier (Binance ETH/USDT, the finest bar stored: 1-min, 5-min, else the
-  hourly open), the next price is the one read at the poke;
+  hourly open; optionally through the relayers' dead-band, ``median_spread``), the next price is
+  the one read at the poke;
 * **keepers** bark vaults unsafe at the current OSM price (``ink · price / mat < debt``) with
   debt ≥ :data:`DUST_FRACTION` × ``VAT.ilks.dust`` in force that day; vaults with debt and no
   collateral in the rebuilt book are export gaps and never barked;
@@ -29,6 +33,9 @@ every day's figures are held out: its own barks never chose the rule applied to 
 ``pooled_held_out`` pools exactly those figures. ``--attention-hours``/``--owner-margin`` fix the
 rule instead (then no day is held out).
 
+The reasons of false and missed vaults add what the rest of the record says (a later write-off of
+the chain's rules, a later real bark, the owner's last action); the replay never reads it.
+
 Per vault the stage stores ``maker_validation`` and per day ``validation_results``
 (``data/schema/005_validation.sql``).
 """
@@ -36,7 +43,7 @@ Per vault the stage stores ``maker_validation`` and per day ``validation_results
 from __future__ import annotations
 
 import statistics
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -46,17 +53,28 @@ import numpy as np
 from backtest.maker import (
     DayReplay,
     KeeperRule,
+    Medianizer,
     OsmModel,
     OwnerRule,
-    RateAccumulator,
     VaultEvents,
+    VaultState,
+    WriteOff,
     fit_owner_rule,
     replay_day,
     score,
-    vault_state,
-    warm_up,
+    vault_states,
+    write_offs,
 )
 from pipelines.backtests.books import maker_params
+from pipelines.backtests.maker_inputs import (
+    POKE_MINUTE,
+    WARMUP_DAYS,
+    MakerInputs,
+    _epoch,
+    load_inputs,
+    maker_state,
+    warm,
+)
 from pipelines.errors import CascadeError
 
 __all__ = [
@@ -68,13 +86,11 @@ __all__ = [
     "format_table",
     "liq2_days",
     "load_inputs",
+    "maker_state",
     "store_validation",
     "validate_maker",
 ]
 
-#: Minute past the hour of the modelled OSM poke (the real barks of these days sit in the first
-#: minute of the hour: ``poke`` is called as soon as ``hop`` allows it).
-POKE_MINUTE = 0.0
 #: Owners' margins tried when fitting (health at the next price ≥ 1 − margin is defended).
 MARGIN_GRID = (0.0, 0.002, 0.005, 0.01)
 #: Owners' attention windows (hours) tried when fitting.
@@ -87,10 +103,6 @@ DUST_FRACTION = 0.25
 #: Seconds after a poke within which an owner's transaction still beats the keepers (the real
 #: ETH-B barks of these days come a median 24 s after the hour).
 KEEPER_DELAY = 60
-#: Days before each validation day over which the book is carried and corrected by the chain's
-#: own verdicts (:func:`backtest.maker.warm_up`).
-WARMUP_DAYS = 30
-_OWNER_EVENTS = ("deposit", "withdraw", "mint", "repay")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -200,22 +212,6 @@ class _Day:
     last_action: dict[str, int]
 
 
-@dataclass(frozen=True, eq=False)
-class MakerInputs:
-    """Everything the replays read from the warehouse."""
-
-    events: VaultEvents
-    owner_events: VaultEvents
-    liquidations: VaultEvents
-    rates: RateAccumulator
-    price_ts: np.ndarray
-    price: np.ndarray
-
-
-def _epoch(ts: datetime) -> int:
-    return int(ts.timestamp())
-
-
 def liq2_days(con: duckdb.DuckDBPyConnection) -> list[str]:
     """Every UTC day with a real ETH-B liquidation since LIQ 2.0 started."""
     start = con.execute(
@@ -232,86 +228,20 @@ def liq2_days(con: duckdb.DuckDBPyConnection) -> list[str]:
     return [r[0] for r in rows]
 
 
-def load_inputs(con: duckdb.DuckDBPyConnection) -> MakerInputs:
-    """Vault events, the ETH-B rate accumulator and the Binance ETH spot price steps."""
-    ev = con.sql(
-        "SELECT vault_id, epoch(ts)::BIGINT AS t, event_type, "
-        "coalesce(collateral_delta, 0.0) AS c, "
-        "coalesce(debt_delta, 0.0) AS d FROM vault_events "
-        "WHERE protocol = 'maker' AND ilk = 'ETH-B' "
-        "ORDER BY t, TRY_CAST(vault_id AS BIGINT), block, event_type, c, d"
-    ).pl()
-    if ev.height == 0:
-        raise CascadeError("vault_events holds no Maker ETH-B history; run `cascade ingest`")
-    events = VaultEvents(
-        vault=ev["vault_id"].to_numpy(),
-        ts=ev["t"].to_numpy(),
-        collateral_delta=ev["c"].to_numpy(),
-        dai_delta=ev["d"].to_numpy(),
-    )
-    own = ev.filter(ev["event_type"].is_in(_OWNER_EVENTS))
-    owner_events = VaultEvents(
-        vault=own["vault_id"].to_numpy(),
-        ts=own["t"].to_numpy(),
-        collateral_delta=own["c"].to_numpy(),
-        dai_delta=own["d"].to_numpy(),
-    )
-    liq = ev.filter(ev["event_type"] == "liquidation")
-    liquidations = VaultEvents(
-        vault=liq["vault_id"].to_numpy(),
-        ts=liq["t"].to_numpy(),
-        collateral_delta=liq["c"].to_numpy(),
-        dai_delta=liq["d"].to_numpy(),
-    )
-    duty = con.execute(
-        "SELECT epoch(effective_ts)::BIGINT, value FROM risk_params WHERE protocol = 'maker' "
-        "AND market = 'ETH-B' AND parameter = 'JUG.ilks.duty' ORDER BY effective_ts, value"
-    ).fetchall()
-    if not duty:
-        raise CascadeError("no JUG.ilks.duty for Maker ETH-B in risk_params; run `cascade ingest`")
-    # several changes in one block: keep the last row per timestamp
-    by_ts = dict(duty)
-    rates = RateAccumulator(
-        change_ts=np.array(list(by_ts), dtype=np.int64), annual=np.array(list(by_ts.values()))
-    )
-    px = con.sql(
-        "SELECT epoch(ts)::BIGINT AS t, arg_min(open, bar_seconds) AS p FROM prices "
-        "WHERE asset = 'ETH' AND market = 'spot' AND venue = 'binance' AND bar_seconds <= 3600 "
-        "AND open > 0 GROUP BY t ORDER BY t"
-    ).pl()
-    return MakerInputs(
-        events=events,
-        owner_events=owner_events,
-        liquidations=liquidations,
-        rates=rates,
-        price_ts=px["t"].to_numpy(),
-        price=px["p"].to_numpy(),
-    )
-
-
 def _prepare_day(
     con: duckdb.DuckDBPyConnection,
     inputs: MakerInputs,
     day: str,
     osm: OsmModel,
+    base: VaultState,
     warmup_days: int = WARMUP_DAYS,
 ) -> _Day:
+    """The inputs of one day's replay; ``base`` is the book at the warm-up's start."""
     start_dt = datetime.fromisoformat(day).replace(tzinfo=UTC)
     end_dt = start_dt + timedelta(days=1)
     start, end = _epoch(start_dt), _epoch(end_dt)
     params = maker_params(con, start_dt)
-    if warmup_days > 0:
-        w0 = start - warmup_days * 86_400
-        state, _ = warm_up(
-            vault_state(inputs.events, inputs.rates, w0),
-            inputs.events.between(w0, start),
-            inputs.rates,
-            *osm.pokes(w0, start, inputs.price_ts, inputs.price)[:2],
-            mat=params.mat,
-            barked=inputs.liquidations,
-        )
-    else:
-        state = vault_state(inputs.events, inputs.rates, start)
+    state, _ = warm(inputs, osm, base, start, warmup_days, params.mat)
     pokes = osm.pokes(start, end, inputs.price_ts, inputs.price)
     rows = con.execute(
         "SELECT position_ref, sum(debt_repaid_usd), min(ts) FROM defi_liquidations "
@@ -344,14 +274,70 @@ def _run(d: _Day, inputs: MakerInputs, rule: tuple[float, float]) -> DayReplay:
         keeper=KeeperRule(dust=d.dust, fraction=DUST_FRACTION, delay_seconds=KEEPER_DELAY),
         owner=OwnerRule(attention_hours=rule[0], margin=rule[1]),
         last_action=d.last_action,
+        dust=inputs.dust,
     )
+
+
+def _day_start(day: str) -> datetime:
+    return datetime.fromisoformat(day).replace(tzinfo=UTC)
 
 
 def _dt(t: int) -> datetime:
     return datetime.fromtimestamp(t, tz=UTC)
 
 
-def _vault_rows(d: _Day, rep: DayReplay) -> tuple[VaultRow, ...]:
+@dataclass(frozen=True, eq=False)
+class _Record:
+    """What the rest of the record says about a vault (for the reasons only, never the replay)."""
+
+    writeoffs: dict[str, list[WriteOff]]
+    barked: dict[str, list[int]]
+    owner: dict[str, np.ndarray]
+
+    @classmethod
+    def of(cls, inputs: MakerInputs) -> _Record:
+        writeoffs: dict[str, list[WriteOff]] = {}
+        for w in write_offs(inputs.events, inputs.rates, dust=inputs.dust):
+            writeoffs.setdefault(w.vault, []).append(w)
+        barked: dict[str, list[int]] = {}
+        for v, t in zip(inputs.liquidations.vault.tolist(), inputs.liquidations.ts.tolist()):
+            barked.setdefault(v, []).append(t)
+        own = inputs.owner_events
+        order = np.argsort(own.vault, kind="stable")
+        vaults, starts = np.unique(own.vault[order], return_index=True)
+        owner = dict(zip(vaults.tolist(), np.split(own.ts[order], starts[1:]), strict=True))
+        return cls(writeoffs=writeoffs, barked=barked, owner=owner)
+
+    def notes(self, vault: str, day_start: int, debt: float | None, at: int | None) -> str:
+        """Book check, later real barks and the owner's last action, as a reason suffix."""
+        out = []
+        end = day_start + 86_400
+        big = max(1_000.0, 0.01 * (debt or 0.0))
+        off = next(
+            (w for w in self.writeoffs.get(vault, []) if w.ts >= day_start and abs(w.dai) > big),
+            None,
+        )
+        if off is not None:
+            what = {"bark": "its real bark", "close": "its close (all collateral withdrawn)"}
+            how = "exceeded" if off.dai > 0 else "fell short of"
+            out.append(
+                f"book off: at {what.get(off.rule, off.rule)} on {_dt(off.ts):%Y-%m-%d} the "
+                f"rebuilt debt {how} the chain's by {abs(off.dai):,.0f} DAI (an event missing "
+                "from the export)"
+            )
+        later = [t for t in self.barked.get(vault, []) if t >= end]
+        if later:
+            out.append(f"really barked later, on {_dt(later[0]):%Y-%m-%d %H:%M}")
+        if at is not None:
+            ts = self.owner.get(vault, np.zeros(0, np.int64))
+            before = ts[ts <= at]
+            if before.size:
+                hours = (at - int(before[-1])) / 3600
+                out.append(f"owner's last action {hours:,.1f} h before")
+        return "; ".join(out)
+
+
+def _vault_rows(d: _Day, rep: DayReplay, record: _Record) -> tuple[VaultRow, ...]:
     barks = {b.vault: b for b in rep.barks}
     out = []
     for v in sorted(set(barks) | set(d.real), key=lambda s: (len(s), s)):
@@ -365,10 +351,14 @@ def _vault_rows(d: _Day, rep: DayReplay) -> tuple[VaultRow, ...]:
             )
             if real is None:
                 reason += "; no real bark that day"
+                extra = record.notes(v, d.start, b.debt, b.ts)
+                reason += f"; {extra}" if extra else ""
         elif v in rep.defended:
+            t = rep.defended[v]
+            price, h = rep.defence[v]
             reason = (
-                f"owner rule: defended at {_dt(rep.defended[v]):%H:%M} "
-                "(attentive owner, next OSM price unsafe)"
+                f"owner rule: defended at {_dt(t):%H:%M} (next OSM price {price:.2f}, health "
+                f"{h:.5f} at it; {record.notes(v, d.start, None, t) or 'no earlier owner action'})"
             )
         elif v in rep.gaps:
             reason = "debt without collateral in the rebuilt book (export gap; never barked)"
@@ -381,6 +371,9 @@ def _vault_rows(d: _Day, rep: DayReplay) -> tuple[VaultRow, ...]:
             )
         else:
             reason = "no debt or no collateral in the rebuilt book (health ≥ 1.5 all day)"
+        if real is not None and b is None and v not in rep.defended:
+            extra = record.notes(v, d.start, real[0], _epoch(real[1]))
+            reason += f"; {extra}" if extra else ""
         out.append(
             VaultRow(
                 day=d.day,
@@ -399,10 +392,15 @@ def _vault_rows(d: _Day, rep: DayReplay) -> tuple[VaultRow, ...]:
 
 
 def _day_result(
-    d: _Day, rep: DayReplay, fold: str, rule: tuple[float, float], held_out: bool
+    d: _Day,
+    rep: DayReplay,
+    fold: str,
+    rule: tuple[float, float],
+    held_out: bool,
+    record: _Record,
 ) -> DayResult:
     s = score(rep.barked, list(d.real))
-    rows = _vault_rows(d, rep)
+    rows = _vault_rows(d, rep, record)
     matched = [v for v in rows if v.predicted and v.real]
     errors = [
         abs((v.sim_ts - v.real_ts).total_seconds()) / 60 for v in matched if v.sim_ts and v.real_ts
@@ -438,6 +436,7 @@ def validate_maker(
     owner_margin: float | None = None,
     read_lag_minutes: float = 0.0,
     warmup_days: int = WARMUP_DAYS,
+    median_spread: float = 0.0,
 ) -> Validation:
     """Replay ETH-B on LIQ 2.0 liquidation days and score each against the real barks.
 
@@ -459,6 +458,9 @@ def validate_maker(
         Age of the market price the OSM reads at a poke (0: the price at the poke).
     warmup_days : int
         Days over which the book is carried and corrected before each day (0: none).
+    median_spread : float
+        When > 0, the OSM reads :class:`backtest.maker.Medianizer` (a relayer dead-band of this
+        fraction, Maker's ``oracleSpread``) instead of the market price.
     """
     all_days = liq2_days(con)
     wanted = all_days if days is None else list(days)
@@ -470,12 +472,28 @@ def validate_maker(
         )
     inputs = load_inputs(con)
     osm = OsmModel(poke_minute=poke_minute, read_lag_minutes=read_lag_minutes)
+    if median_spread > 0:
+        inputs = replace(
+            inputs, price=Medianizer(spread=median_spread).path(inputs.price_ts, inputs.price)
+        )
+
     folds = {d: ("A" if i % 2 == 0 else "B") for i, d in enumerate(all_days)}
     fixed = None
     if attention_hours is not None or owner_margin is not None:
         fixed = (attention_hours or 0.0, owner_margin or 0.0)
     need = all_days if fixed is None else wanted
-    prepared = {d: _prepare_day(con, inputs, d, osm, warmup_days) for d in need}
+    need = sorted(need)
+    bases = vault_states(
+        inputs.events,
+        inputs.rates,
+        [_epoch(_day_start(d)) - max(warmup_days, 0) * 86_400 for d in need],
+        dust=inputs.dust,
+    )
+    record = _Record.of(inputs)
+    prepared = {
+        d: _prepare_day(con, inputs, d, osm, base, warmup_days)
+        for d, base in zip(need, bases, strict=True)
+    }
     if fixed is None:
 
         def replays(fold: str):
@@ -497,7 +515,7 @@ def validate_maker(
         for d in wanted:
             m = attention[other[folds[d]]]
             results.append(
-                _day_result(prepared[d], _run(prepared[d], inputs, m), folds[d], m, True)
+                _day_result(prepared[d], _run(prepared[d], inputs, m), folds[d], m, True, record)
             )
         fitted = {
             f"fitted_on_{f}": {"attention_hours": m[0], "margin": m[1]}
@@ -511,6 +529,7 @@ def validate_maker(
                 folds[d],
                 fixed,
                 False,
+                record,
             )
             for d in wanted
         ]

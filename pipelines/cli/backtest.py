@@ -342,6 +342,13 @@ def _validate_args(p: argparse.ArgumentParser) -> None:
         help="fix the owners' margin instead of fitting the rule on the other fold",
     )
     p.add_argument(
+        "--median-spread",
+        type=float,
+        default=None,
+        help="model the oracle relayers' dead-band: the OSM reads a median updated only when "
+        "the market moves more than this fraction (e.g. 0.01; default: off)",
+    )
+    p.add_argument(
         "--markdown",
         default=None,
         help="also write the table and the missed/false vaults to this Markdown file",
@@ -381,6 +388,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
             poke_minute=poke,
             attention_hours=args.attention_hours,
             owner_margin=args.owner_margin,
+            median_spread=args.median_spread or 0.0,
         )
         if not args.no_store:
             store_validation(con, result)
@@ -404,6 +412,7 @@ def _validation_page(table: str, args: argparse.Namespace) -> str:
             "" if args.poke_minute is None else f"--poke-minute {args.poke_minute:g}",
             "" if args.attention_hours is None else f"--attention-hours {args.attention_hours:g}",
             "" if args.owner_margin is None else f"--owner-margin {args.owner_margin:g}",
+            "" if args.median_spread is None else f"--median-spread {args.median_spread:g}",
         )
         if f
     )
