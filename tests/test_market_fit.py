@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from backtest.market.cohorts import CohortParams, MarketSeries, run_cohorts
+from backtest.market.cohorts import CohortParams, MarketSeries, PriceGrid, run_cohorts
 from backtest.market.errors import MarketConfigError
 from backtest.market.fit import CohortFit, fit_cohorts, trailing_level
 
@@ -98,3 +98,34 @@ def test_constant_share_selection_matches_the_cohort_run_at_that_share():
     assert sel.window_days is None and sel.params.lev_median == 20.0
     pl_, _ = fit.predict(sel)
     np.testing.assert_allclose(pl_, truth.liq_long_usd, rtol=1e-6)
+
+
+def test_intraday_rule_liquidates_a_cohort_opened_and_crossed_within_the_day():
+    # day 0 flat at 100 with 1,000 coins of OI; day 1: at hour 24 the price is 105 and OI grows
+    # to 1,100 coins (100 new levered coins a side at 105); hour 30's low of 95 crosses the new
+    # 10x longs (105.127 · 0.905 = 95.14 on the 0.5 % grid) but not the old ones (90.5)
+    one = CohortParams(
+        levered_share=0.25, lev_median=10.0, funding_k=0.0, turnover_per_day=0.0, tiers=(10.0,)
+    )
+    close = np.full(48, 100.0)
+    close[24] = 105.0
+    low, high = close.copy(), close.copy()
+    low[30] = 95.0
+    coins = np.where(np.arange(48) < 24, 1_000.0, 1_100.0)
+    grid = PriceGrid(g0=math.log(100.0) - 400 * 0.005, step=0.005, n=600)
+    hourly = MarketSeries(
+        asset="BTC", ts=np.arange(48) * 3_600, low=low, high=high, close=close,
+        oi_usd=coins * close, funding_8h=np.full(48, np.nan), step_days=1 / 24,
+    )  # fmt: skip
+    run = run_cohorts(hourly, one, grid=grid)
+    day = run.liq_long_usd.reshape(2, 24).sum(axis=1)
+    entry = 100.0 * math.exp(10 * 0.005)  # the grid bin nearest 105
+    assert day[0] == 0.0
+    assert day[1] == pytest.approx(0.25 * 100 * entry * 0.905, rel=1e-9)
+    # the same two days as daily bars: the day-1 openings sit at the close and nothing crosses
+    daily = MarketSeries(
+        asset="BTC", ts=np.arange(2) * 86_400, low=np.array([100.0, 95.0]),
+        high=np.array([100.0, 105.0]), close=np.array([100.0, 100.0]),
+        oi_usd=np.array([100_000.0, 110_000.0]), funding_8h=np.full(2, np.nan), step_days=1.0,
+    )  # fmt: skip
+    assert run_cohorts(daily, one, grid=grid).liq_long_usd.sum() == 0.0

@@ -246,15 +246,17 @@ def _fit_runs(con, asset, series, d, config):  # noqa: ANN001, ANN202
     )
 
 
-def _fit_asset(con, asset, events, config, notes):  # noqa: ANN001, ANN202
+def _fit_asset(con, asset, events, config, notes, fit=None):  # noqa: ANN001, ANN202
     """Fit on non-event days and leave-one-event-out; the model-check rows.
 
     The trailing level of the levered share (``backtest.market.fit``) only ever uses non-event
-    reported days, for the base and for every held-out fit.
+    reported days, for the base and for every held-out fit. ``fit`` (the candidates' runs of
+    this asset and config) is computed when not given.
     """
     daily = store.daily_inputs(con, asset)
     series, d = _daily_series(daily, asset)
-    fit = _fit_runs(con, asset, series, d, config)
+    if fit is None:
+        fit = _fit_runs(con, asset, series, d, config)
     rl = d["reported_long_usd"].fill_null(0.0).to_numpy()
     rs = d["reported_short_usd"].fill_null(0.0).to_numpy()
     has = d["reported_long_usd"].is_not_null().to_numpy()

@@ -8,7 +8,7 @@ import numpy as np
 import polars as pl
 from scipy.stats import spearmanr
 
-__all__ = ["model_check_summary", "write_event_plots"]
+__all__ = ["markdown_table", "model_check_summary", "write_event_plots"]
 
 
 def _spearman_log(pred: np.ndarray, rep: np.ndarray) -> float:
@@ -85,6 +85,20 @@ def write_event_plots(paths: pl.DataFrame, event_id: str, directory: Path) -> Pa
     return out
 
 
+def markdown_table(frame: pl.DataFrame) -> str:
+    """One frame as a Markdown table (floats: 3 decimals; USD-sized numbers in $M)."""
+
+    def fmt(v: object) -> str:
+        if isinstance(v, float):
+            return f"{v / 1e6:,.0f}M" if abs(v) >= 1e6 else f"{v:.3f}"
+        return "" if v is None else str(v)
+
+    head = "| " + " | ".join(frame.columns) + " |"
+    sep = "|" + "---|" * len(frame.columns)
+    body = ["| " + " | ".join(fmt(v) for v in row) + " |" for row in frame.iter_rows()]
+    return "\n".join([head, sep, *body])
+
+
 def markdown_tables(
     attribution: pl.DataFrame, check: pl.DataFrame, impact: pl.DataFrame | None = None
 ) -> str:
@@ -141,3 +155,5 @@ if __name__ == "__main__":  # pragma: no cover - documentation helper
             store.read_impact_check(con, rid),
         )
     )
+    print()
+    print(markdown_table(store.read_market_books(con, rid)))

@@ -25,6 +25,7 @@ __all__ = [
     "hourly_bars",
     "hourly_closes",
     "read_impact_check",
+    "read_market_books",
     "oi_4h_all",
     "run_exists",
     "write_attribution_run",
@@ -237,6 +238,15 @@ def read_model_check(con: duckdb.DuckDBPyConnection, run_id: str) -> pl.DataFram
     return con.sql(
         "SELECT * EXCLUDE (run_id) FROM liquidation_model_check WHERE run_id = ? "
         "ORDER BY asset, held_out_event NULLS FIRST, day",
+        params=[run_id],
+    ).pl()
+
+
+def read_market_books(con: duckdb.DuckDBPyConnection, run_id: str) -> pl.DataFrame:
+    """The ``market_books`` rows of a run (fitted parameters, base fit first)."""
+    return con.sql(
+        "SELECT * EXCLUDE (run_id) FROM market_books WHERE run_id = ? "
+        "ORDER BY asset, held_out_event NULLS FIRST",
         params=[run_id],
     ).pl()
 
