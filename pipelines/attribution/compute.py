@@ -32,6 +32,7 @@ from backtest.market.replay import (
     replay,
     spread_totals,
 )
+from pipelines.attribution.policies import EventReplayInputs, policy_frames
 from pipelines.catalog.hashing import code_digest, config_hash
 from pipelines.errors import CascadeError
 from pipelines.warehouse import attribution_store as store
@@ -490,7 +491,14 @@ def _event_asset(con, asset, ev, params, d, config, notes):  # noqa: ANN001, ANN
             "other_venue_flow_usd": other_flow,
         }
     ).with_columns(pl.lit(ev["event_id"]).alias("event_id"), pl.lit(asset).alias("asset"))
-    return row, paths, greeks
+    inputs = EventReplayInputs(
+        event_id=ev["event_id"], asset=asset, start=start, end=end, book=book, params=p,
+        voluntary=vol, ts=wts, close=wc, low=wl, high=wh, observed_net_flow=net,
+        defi_flow=defi_flow, other_flow=other_flow, sigma_day=imp.sigma_day,
+        adv_usd=imp.adv_usd, half_life_steps=config.half_life_seconds / 3600.0,
+        full_ts=full.ts, full_close=full.close, i0=i0,
+    )  # fmt: skip
+    return row, paths, greeks, inputs
 
 
 def _greeks(pre, full, i0, p, imp, ev, asset):  # noqa: ANN001, ANN202
@@ -604,6 +612,7 @@ def compute_attribution(
     events = store.event_windows(con)
     notes: list[str] = []
     checks, books, rows, paths, greeks, impact_rows = [], [], [], [], [], []
+    replays: list[EventReplayInputs] = []
     for asset in config.assets:
         params, check, book_frame, d = _fit_asset(con, asset, events, config, notes)
         checks.append(check)
@@ -615,7 +624,8 @@ def compute_attribution(
             if d["day"][0] + timedelta(days=1) > ev["start_ts"]:
                 notes.append(f"{asset} {ev['event_id']}: no open interest before the event")
                 continue
-            row, path, greek = _event_asset(con, asset, ev, params, d, config, notes)
+            row, path, greek, inputs = _event_asset(con, asset, ev, params, d, config, notes)
+            replays.append(inputs)
             rows.append(row)
             paths.append(path)
             greeks.append(greek)
@@ -626,5 +636,6 @@ def compute_attribution(
         "market_paths": pl.concat(paths) if paths else pl.DataFrame(),
         "book_greeks": pl.concat(greeks) if greeks else pl.DataFrame(),
         "impact_check": pl.DataFrame(impact_rows),
+        **policy_frames(con, replays, notes),
     }
     return AttributionRun(config.run_id, config, frames, tuple(notes))

@@ -1,8 +1,9 @@
 """``cascade attribute``: how much of each crash was the liquidation cascade.
 
 Runs the Prefect flow ``attribute`` (or, with ``--no-prefect``, the same computation in
-process), then prints ``cascade_attribution`` and the leverage-model check, and writes one
-picture per event with ``--plots DIR``. Method: docs/market-replay.md.
+process), then prints ``cascade_attribution`` and the leverage-model check (``--policies``:
+also the market-level policy comparison, the ADL rules and the DeFi book), and writes pictures
+per event with ``--plots DIR``. Method: docs/market-replay.md.
 """
 
 from __future__ import annotations
@@ -30,6 +31,11 @@ def _attribute_args(p: argparse.ArgumentParser) -> None:
         "--impact-y", type=float, default=1.0, help="square-root-law prefactor Y (default 1)"
     )
     p.add_argument("--no-prefect", action="store_true", help="compute in process, no Prefect")
+    p.add_argument(
+        "--policies",
+        action="store_true",
+        help="also print the market-level policy comparison (impact Y = 1 and 6), ADL and DeFi",
+    )
     p.add_argument("--format", default="table", choices=["table", "csv", "json"])
 
 
@@ -39,6 +45,13 @@ def cmd_attribute(args: argparse.Namespace) -> int:
     """Run the replay, print the attribution and the model check."""
     import polars as pl
 
+    from pipelines.attribution.policy_summary import (
+        adl_table,
+        defi_table,
+        policy_overview,
+        policy_table,
+        write_policy_plots,
+    )
     from pipelines.attribution.summary import model_check_summary, write_event_plots
     from pipelines.warehouse import attribution_store as store
     from pipelines.warehouse.connection import connect
@@ -74,10 +87,21 @@ def cmd_attribute(args: argparse.Namespace) -> int:
         print_frame(attribution.select(cols), args.format)
         print_frame(check, args.format)
         print_frame(store.read_impact_check(con, run_id), args.format)
+        if args.policies:
+            results = store.read_policy_results(con, run_id)
+            print_frame(policy_overview(results), args.format)
+            print_frame(policy_table(results), args.format)
+            print_frame(defi_table(results), args.format)
+            print_frame(adl_table(store.read_adl(con, run_id)), args.format)
         if args.plots:
             for eid in attribution["event_id"].unique(maintain_order=True):
-                out = write_event_plots(store.read_paths(con, run_id, eid), eid, args.plots)
+                paths = store.read_paths(con, run_id, eid)
+                out = write_event_plots(paths, eid, args.plots)
                 print(f"wrote {out}")
+                policy_paths = store.read_policy_paths(con, run_id, eid)
+                if policy_paths.height:
+                    out = write_policy_plots(paths, policy_paths, eid, args.plots)
+                    print(f"wrote {out}")
         n_ok = int(attribution.filter(pl.col("consistent")).height)
         print(f"consistent replays: {n_ok} of {attribution.height}")
     finally:

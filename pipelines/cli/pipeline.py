@@ -241,7 +241,8 @@ def _report_args(p: argparse.ArgumentParser) -> None:
         type=Path,
         default=None,
         metavar="DIR",
-        help="write the Markdown result pages (scoreboard.md, forecast_scores.md, questions.md) "
+        help="write the Markdown result pages (scoreboard.md, forecast_scores.md, questions.md, "
+        "attribution.md) "
         "to DIR instead of the HTML report, e.g. docs/results/",
     )
 

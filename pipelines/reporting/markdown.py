@@ -14,6 +14,8 @@ was generated.
   the latest forecast run, crash windows pooled and per crash.
 * ``questions.md`` — the example questions of ``docs/data.md`` and ``docs/results.md`` with their
   SQL and the answer the warehouse gives.
+* ``attribution.md`` — the latest ``cascade attribute`` run: cascade attribution, impact check,
+  market-level policies, the Maker ETH-B book and the ADL rules (stamped with its run id).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import duckdb
 import polars as pl
 
 from pipelines.errors import CascadeError
+from pipelines.reporting.attribution_section import attribution_markdown
 from pipelines.reporting.report import scoreboard_forecast_run
 from pipelines.warehouse.connection import connect
 from pipelines.warehouse.stamps import warehouse_fingerprint
@@ -43,6 +46,7 @@ PAGES = (
     "evidence.md",
     "forecast_scores.md",
     "questions.md",
+    "attribution.md",
 )
 
 
@@ -631,6 +635,11 @@ def write_markdown(
             "evidence.md": evidence_page(con, stamp, impact=impact),
             "forecast_scores.md": forecast_scores_page(con, stamp),
             "questions.md": questions_page(con, stamp),
+            "attribution.md": attribution_markdown(
+                con,
+                stamp.header("Market-wide replay: cascade attribution and market policies"),
+                markdown_table,
+            ),
         }
     finally:
         con.close()

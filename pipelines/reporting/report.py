@@ -481,4 +481,8 @@ def _body(
         ]
     body.append("<h2>3. Forecast vs realized volatility</h2>")
     body.append(_forecast_section(con, forecast_run_id or scoreboard_forecast_run(con), out))
+    from pipelines.reporting.attribution_section import attribution_html
+
+    body.append("<h2>4. Cascade attribution and market-level policies</h2>")
+    body += attribution_html(con, img_dir, _html_table, _img)
     return body

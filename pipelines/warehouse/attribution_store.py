@@ -24,8 +24,14 @@ __all__ = [
     "event_windows",
     "hourly_bars",
     "hourly_closes",
+    "forecast_sigma",
+    "hyperliquid_liquidations_usd",
+    "maker_ethb_vaults",
+    "read_adl",
     "read_impact_check",
     "read_market_books",
+    "read_policy_paths",
+    "read_policy_results",
     "oi_4h_all",
     "run_exists",
     "write_attribution_run",
@@ -39,6 +45,9 @@ ATTRIBUTION_TABLES = (
     "market_paths",
     "book_greeks",
     "impact_check",
+    "market_policy_results",
+    "market_policy_paths",
+    "market_adl",
 )
 
 #: Venue set of the daily open interest and reported liquidations the model is fitted on.
@@ -278,3 +287,124 @@ def write_attribution_run(
             frame = frames.get(table)
             if frame is not None and frame.height:
                 insert_frame(con, table, frame.with_columns(pl.lit(run_id).alias("run_id")))
+
+
+# --- market-level policies (data/schema/009_market_policies.sql) --------------------------------
+
+
+def forecast_sigma(
+    con: duckdb.DuckDBPyConnection, asset: str, event_id: str, model: str, horizon_hours: int
+) -> tuple[str | None, pl.DataFrame]:
+    """The latest forecast run's ``origin_ts, sigma`` of one event, asset and model.
+
+    Returns ``(run_id, frame)``; ``(None, empty)`` when no forecast run covers them.
+    """
+    try:
+        rows = con.sql(
+            "SELECT f.run_id FROM forecasts f JOIN forecast_runs r USING (run_id) "
+            "WHERE f.asset = ? AND f.event_id = ? AND f.model = ? AND f.horizon_hours = ? "
+            "GROUP BY f.run_id, r.created_at ORDER BY r.created_at DESC, f.run_id LIMIT 1",
+            params=[asset, event_id, model, horizon_hours],
+        ).fetchall()
+    except duckdb.CatalogException:
+        rows = []
+    if not rows:
+        return None, pl.DataFrame(
+            schema={"origin_ts": pl.Datetime("us", "UTC"), "sigma": pl.Float64}
+        )
+    run_id = rows[0][0]
+    frame = con.sql(
+        "SELECT origin_ts, sigma FROM forecasts WHERE run_id = ? AND asset = ? AND event_id = ? "
+        "AND model = ? AND horizon_hours = ? ORDER BY origin_ts",
+        params=[run_id, asset, event_id, model, horizon_hours],
+    ).pl()
+    return run_id, frame
+
+
+def hyperliquid_liquidations_usd(con: duckdb.DuckDBPyConnection) -> float | None:
+    """Hyperliquid's reported liquidations of 2025-10-10 21:15-21:27 UTC (``reference_figures``)."""
+    rows = con.sql(
+        "SELECT max(value) FROM reference_figures WHERE protocol_or_venue = 'Hyperliquid' "
+        "AND metric LIKE 'liquidations%'"
+    ).fetchall()
+    return None if not rows or rows[0][0] is None else float(rows[0][0])
+
+
+def maker_ethb_vaults(
+    con: duckdb.DuckDBPyConnection, start: datetime, end: datetime
+) -> tuple[pl.DataFrame, pl.DataFrame, float | None]:
+    """The rebuilt Maker ETH-B vault book at ``start``, its owners' actions in ``[start, end)``.
+
+    Returns ``(vaults, events, mat)``: ``vaults`` = ``vault_id, collateral, debt`` (sums of the
+    vault events strictly before ``start``, in a fixed order so the sums are bit-identical),
+    ``events`` = ``ts, vault_id, collateral_delta, debt_delta`` of the deposits, withdrawals,
+    draws and repayments in the window (liquidations are left to the replay), ``mat`` = the
+    liquidation ratio in force at ``start`` (``None`` when the history does not cover it).
+    """
+    span = con.sql(
+        "SELECT min(ts), max(ts) FROM vault_events WHERE protocol = 'maker' AND ilk = 'ETH-B'"
+    ).fetchall()[0]
+    mat = con.sql(
+        "SELECT max_by(value, effective_ts) FROM risk_params WHERE protocol = 'maker' "
+        "AND market = 'ETH-B' AND parameter = 'SPOTTER.ilks.mat' AND effective_ts <= ?",
+        params=[start],
+    ).fetchall()[0][0]
+    if span[0] is None or mat is None or not (span[0] < start and end <= span[1]):
+        return pl.DataFrame(), pl.DataFrame(), None
+    rows = con.sql(
+        "SELECT vault_id, coalesce(collateral_delta, 0.0) AS c, coalesce(debt_delta, 0.0) AS d "
+        "FROM vault_events WHERE protocol = 'maker' AND ilk = 'ETH-B' AND ts < ? "
+        "ORDER BY TRY_CAST(vault_id AS BIGINT), vault_id, ts, block, event_type, c, d",
+        params=[start],
+    ).pl()
+    vaults = rows.group_by("vault_id", maintain_order=True).agg(
+        collateral=pl.col("c").sum(), debt=pl.col("d").sum()
+    )
+    events = con.sql(
+        "SELECT ts, vault_id, coalesce(collateral_delta, 0.0) AS collateral_delta, "
+        "coalesce(debt_delta, 0.0) AS debt_delta FROM vault_events "
+        "WHERE protocol = 'maker' AND ilk = 'ETH-B' AND ts >= ? AND ts < ? "
+        "AND event_type IN ('deposit', 'withdraw', 'mint', 'repay') "
+        "ORDER BY ts, block, TRY_CAST(vault_id AS BIGINT), vault_id, event_type",
+        params=[start, end],
+    ).pl()
+    return vaults, events, float(mat)
+
+
+def maker_flow_hourly(
+    con: duckdb.DuckDBPyConnection, start: datetime, end: datetime
+) -> pl.DataFrame:
+    """Observed Maker ETH-B liquidations per hour ``ts, defi_usd`` (in :func:`defi_flow_hourly`)."""
+    return con.sql(
+        "SELECT date_trunc('hour', ts) AS ts, "
+        "sum(coalesce(collateral_usd, debt_repaid_usd, 0)) AS defi_usd FROM defi_liquidations "
+        "WHERE protocol = 'maker-ethb' AND ts >= ? AND ts < ? GROUP BY 1 ORDER BY 1",
+        params=[start, end],
+    ).pl()
+
+
+def read_policy_results(con: duckdb.DuckDBPyConnection, run_id: str) -> pl.DataFrame:
+    """The ``market_policy_results`` rows of a run (event order, then asset, Y, policy order)."""
+    return con.sql(
+        "SELECT p.* EXCLUDE (run_id) FROM market_policy_results p JOIN events e USING (event_id) "
+        "WHERE run_id = ? ORDER BY e.start_ts, p.asset, p.impact_y, p.seq",
+        params=[run_id],
+    ).pl()
+
+
+def read_policy_paths(con: duckdb.DuckDBPyConnection, run_id: str, event_id: str) -> pl.DataFrame:
+    """The ``market_policy_paths`` rows of one event of a run."""
+    return con.sql(
+        "SELECT * EXCLUDE (run_id) FROM market_policy_paths WHERE run_id = ? AND event_id = ? "
+        "ORDER BY asset, impact_y, policy, ts",
+        params=[run_id, event_id],
+    ).pl()
+
+
+def read_adl(con: duckdb.DuckDBPyConnection, run_id: str) -> pl.DataFrame:
+    """The ``market_adl`` rows of a run."""
+    return con.sql(
+        "SELECT * EXCLUDE (run_id) FROM market_adl WHERE run_id = ? "
+        "ORDER BY event_id, asset, impact_y, rule",
+        params=[run_id],
+    ).pl()

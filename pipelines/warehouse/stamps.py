@@ -22,6 +22,9 @@ _REPORT_CODE = (
     "pipelines/reporting/scoreboard_plot.py",
     "pipelines/reporting/forecast_report.py",
     "forecasting/plots.py",
+    "pipelines/reporting/attribution_section.py",
+    "pipelines/attribution/summary.py",
+    "pipelines/attribution/policy_summary.py",
 )
 _EXPORT_CODE = ("pipelines/warehouse/export.py",)
 
@@ -64,6 +67,14 @@ def warehouse_fingerprint(con: duckdb.DuckDBPyConnection, *, kind: str = "report
         con.execute(f"SELECT string_agg(run_id, ',' ORDER BY run_id) FROM {table}").fetchall()[0][0]
         for table in ("forecast_runs", "backtest_runs")
     ]
+    try:  # attribution runs (`cascade attribute`); absent in a warehouse older than the table
+        parts.append(
+            con.execute(
+                "SELECT string_agg(run_id, ',' ORDER BY run_id) FROM market_runs"
+            ).fetchall()[0][0]
+        )
+    except duckdb.CatalogException:
+        parts.append(None)
     parts.append(
         con.execute(
             "SELECT string_agg(source || ':' || sha256 || ':' || coalesce(adapter_version, ''), "

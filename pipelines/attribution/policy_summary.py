@@ -1,0 +1,212 @@
+"""Summaries and pictures of the market-level policy replays of a stored attribution run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+__all__ = [
+    "adl_table",
+    "defi_table",
+    "latest_market_run",
+    "policy_overview",
+    "policy_table",
+    "write_policy_plots",
+]
+
+
+def latest_market_run(con: duckdb.DuckDBPyConnection) -> str | None:
+    """The most recent ``cascade attribute`` run id (``None`` when there is none)."""
+    try:
+        rows = con.execute(
+            "SELECT run_id FROM market_runs ORDER BY created_at DESC, run_id LIMIT 1"
+        ).fetchall()
+    except duckdb.CatalogException:
+        return None
+    return rows[0][0] if rows else None
+
+
+def policy_table(results: pl.DataFrame) -> pl.DataFrame:
+    """One row per (event, asset, impact Y, policy): shares, liquidations, bad debt, deferral."""
+    if results.height == 0:
+        return results
+    return results.select(
+        "event_id",
+        "asset",
+        pl.col("impact_y").alias("Y"),
+        "policy",
+        "cascade_share",
+        "avoided_cascade_share",
+        "liquidated_usd",
+        "avoided_liq_usd",
+        (pl.col("bad_debt_usd") + pl.col("defi_bad_debt_usd")).alias("bad_debt_usd"),
+        "avoided_bad_debt_usd",
+        "peak_deferred_usd",
+        "deferred_usd",
+        "halted_hours",
+    )
+
+
+def policy_overview(results: pl.DataFrame) -> pl.DataFrame:
+    """Per impact Y and policy, over every replayed (event, asset).
+
+    Columns: replays, mean cascade share, mean avoided share, replays where the policy lowered
+    the cascade share, total avoided liquidations and bad debt (positive = avoided), and the
+    largest deferred notional at a window end.
+    """
+    if results.height == 0:
+        return results
+    order = results.select("policy", "seq").unique("policy").sort("seq")["policy"].to_list()
+    return (
+        results.group_by(pl.col("impact_y").alias("Y"), "policy")
+        .agg(
+            replays=pl.len(),
+            mean_cascade_share=pl.col("cascade_share").mean(),
+            mean_avoided_share=pl.col("avoided_cascade_share").mean(),
+            lower_share=(pl.col("avoided_cascade_share") > 1e-9).sum(),
+            avoided_liq_usd=pl.col("avoided_liq_usd").sum(),
+            avoided_bad_debt_usd=pl.col("avoided_bad_debt_usd").sum(),
+            max_deferred_usd=pl.col("deferred_usd").max(),
+        )
+        .with_columns(pl.col("policy").replace_strict(order, range(len(order))).alias("_o"))
+        .sort("Y", "_o")
+        .drop("_o")
+    )
+
+
+def defi_table(results: pl.DataFrame) -> pl.DataFrame:
+    """The status-quo replays with an endogenous DeFi book: replayed vs observed liquidations."""
+    if results.height == 0:
+        return results
+    return results.filter(
+        (pl.col("policy") == "status_quo") & pl.col("defi_book").str.contains("endogenous")
+    ).select(
+        "event_id",
+        "asset",
+        pl.col("impact_y").alias("Y"),
+        "defi_book",
+        pl.col("defi_liq_usd").alias("maker_replayed_usd"),
+        pl.col("defi_observed_usd").alias("maker_observed_usd"),
+        pl.col("defi_bad_debt_usd").alias("maker_bad_debt_usd"),
+    )
+
+
+def adl_table(adl: pl.DataFrame) -> pl.DataFrame:
+    """Who each ADL rule deleverages (``market_adl`` without the note)."""
+    if adl.height == 0:
+        return adl
+    return adl.select(
+        "event_id",
+        "asset",
+        pl.col("impact_y").alias("Y"),
+        "rule",
+        "ts",
+        "target_usd",
+        "eligible_usd",
+        "cohorts_hit",
+        "high_lev_share",
+        "mean_leverage",
+        "max_cohort_fraction",
+        "mean_profit",
+    )
+
+
+def write_policy_plots(
+    paths: pl.DataFrame, policy_paths: pl.DataFrame, event_id: str, directory: Path
+) -> Path:
+    """Observed vs fundamental vs replayed under each policy, per asset and impact Y.
+
+    Rows: one per impact Y (replayed closes under every policy, the observed path), and the
+    liquidation flow by venue (CEX observed, DeFi observed, other venues, CEX replayed).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    assets = sorted(policy_paths["asset"].unique())
+    ys = sorted(policy_paths["impact_y"].unique())
+    fig, axes = plt.subplots(
+        len(ys) + 1, len(assets), figsize=(6.5 * len(assets), 3.4 * (len(ys) + 1)), squeeze=False
+    )
+    for j, asset in enumerate(assets):
+        obs = paths.filter(pl.col("asset") == asset)
+        for r, y in enumerate(ys):
+            ax = axes[r][j]
+            ax.plot(obs["ts"].to_list(), obs["observed"].to_numpy(), "k-", lw=1.6, label="observed")
+            pp = policy_paths.filter((pl.col("asset") == asset) & (pl.col("impact_y") == y))
+            if "fundamental" in pp.columns:
+                f = pp.filter(pl.col("policy") == "status_quo")
+                ax.plot(f["ts"].to_list(), f["fundamental"].to_numpy(), "g--", lw=1.2,
+                        label="fundamental")  # fmt: skip
+            for policy in pp["policy"].unique(maintain_order=True).to_list():
+                q = pp.filter(pl.col("policy") == policy)
+                ax.plot(q["ts"].to_list(), q["replayed"].to_numpy(), lw=0.9, label=policy)
+            ax.set_title(f"{event_id} {asset}: replay, impact Y = {y:g}", fontsize=9)
+            ax.legend(fontsize=6, ncol=2)
+        ax = axes[len(ys)][j]
+        ts = obs["ts"].to_list()
+        ax.bar(ts, obs["observed_flow_usd"].to_numpy() / 1e6, width=0.03, label="CEX observed")
+        ax.bar(ts, obs["defi_flow_usd"].to_numpy() / 1e6, width=0.03, label="DeFi observed")
+        ax.bar(ts, obs["other_venue_flow_usd"].to_numpy() / 1e6, width=0.03,
+               label="other venues (Hyperliquid)")  # fmt: skip
+        ax.plot(ts, obs["replayed_flow_usd"].to_numpy() / 1e6, "r.", ms=3, label="CEX replayed")
+        ax.set_ylabel("net forced sales, $M / hour")
+        ax.set_title("liquidation flow by venue", fontsize=9)
+        ax.legend(fontsize=7)
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    directory.mkdir(parents=True, exist_ok=True)
+    out = directory / f"policies-{event_id}.png"
+    fig.savefig(out, dpi=80)
+    plt.close(fig)
+    return out
+
+
+def markdown_tables(results: pl.DataFrame, adl: pl.DataFrame) -> str:
+    """The policy overview, the Maker book and the ADL rules as Markdown (docs/market-replay.md)."""
+
+    def fmt(col: str, v: object) -> str:
+        if not isinstance(v, float):
+            return str(v)
+        if col.endswith("_usd"):
+            return f"{v / 1e6:,.1f}M"
+        if "share" in col or "fraction" in col:
+            return f"{100 * v:.2f} %"
+        return f"{v:g}" if col == "Y" else f"{v:.2f}"
+
+    def table(frame: pl.DataFrame) -> str:
+        head = "| " + " | ".join(frame.columns) + " |"
+        sep = "|" + "---|" * len(frame.columns)
+        body = [
+            "| " + " | ".join(fmt(c, v) for c, v in zip(frame.columns, row, strict=True)) + " |"
+            for row in frame.iter_rows()
+        ]
+        return "\n".join([head, sep, *body])
+
+    adl_cols = [c for c in adl_table(adl).columns if c != "ts"]
+    return "\n\n".join(
+        [
+            table(policy_overview(results)),
+            table(defi_table(results).drop("defi_book")),
+            table(adl_table(adl).select(adl_cols)),
+        ]
+    )
+
+
+if __name__ == "__main__":  # pragma: no cover - documentation helper
+    import argparse
+
+    from pipelines.warehouse import attribution_store as store
+    from pipelines.warehouse.connection import connect
+
+    ap = argparse.ArgumentParser(description="print a run's policy results as Markdown")
+    ap.add_argument("--db", required=True)
+    ap.add_argument("--run-id", help="default: the latest run")
+    a = ap.parse_args()
+    con = connect(a.db, read_only=True)
+    rid = a.run_id or latest_market_run(con)
+    print(f"run {rid}\n")
+    print(markdown_tables(store.read_policy_results(con, rid), store.read_adl(con, rid)))
