@@ -56,6 +56,30 @@ def test_attribution_rows_and_consistency(attribution_db):
     assert "2024-08-05-yen-carry-unwind" in held and "2025-10-10-tariff-crash" not in held
 
 
+def test_leverage_book_check_on_real_data(attribution_db):
+    """Issue #10's acceptance for BTC: rank correlation and the W6 held-out worst day."""
+    from pipelines.attribution.summary import model_check_summary
+    from pipelines.warehouse import attribution_store as store
+    from pipelines.warehouse.connection import connect
+
+    db, run = attribution_db
+    con = connect(db, read_only=True)
+    try:
+        check = store.read_model_check(con, run.run_id)
+        books = store.read_market_books(con, run.run_id)
+    finally:
+        con.close()
+    val = dict(model_check_summary(check).select("scope", "value").iter_rows())
+    # every reported day 2020-12-23..2025-09-08; event days predicted by their held-out fit
+    assert check.filter(pl.col("reported_long_usd") > 0).height > 1_700
+    assert val["spearman_long"] >= 0.7 and val["spearman_long_non_event"] >= 0.7
+    assert 0.5 <= val["worst_day_ratio:2024-08-05-yen-carry-unwind"] <= 2.0
+    # the held-out fits use the walk-forward level: a share per event start, not one constant
+    held = books.filter(pl.col("held_out_event").is_not_null())
+    assert held.height == 5 and held["levered_share"].n_unique() == 5
+    assert held["level_window_days"].is_not_null().all()
+
+
 def test_bad_open_interest_is_a_clear_error_and_nothing_is_written(tmp_path, ingested_db):
     import duckdb
 

@@ -339,15 +339,19 @@ class _Liquidator:
         self.lp_short = np.outer(params.short_factor(), px)
         self.n_tiers = len(params.tiers)
 
-    def long_cut(self, low: float) -> np.ndarray:
-        """First liquidated bin per tier for a low price."""
-        x = (math.log(low) - self.lf - self.grid.g0) / self.grid.step
-        return np.clip(np.ceil(x - 1e-9), 0, self.grid.n).astype(np.int64)
+    def long_cut(self, low: float | np.ndarray) -> np.ndarray:
+        """First liquidated bin per tier for a low price (per step and tier for an array)."""
+        lg = np.log(np.asarray(low, dtype=float))[..., None]
+        x = (lg - self.lf - self.grid.g0) / self.grid.step
+        out = np.clip(np.ceil(x - 1e-9), 0, self.grid.n).astype(np.int64)
+        return out
 
-    def short_cut(self, high: float) -> np.ndarray:
-        """One past the last liquidated bin per tier for a high price."""
-        x = (math.log(high) - self.sf - self.grid.g0) / self.grid.step
-        return np.clip(np.floor(x + 1e-9) + 1, 0, self.grid.n).astype(np.int64)
+    def short_cut(self, high: float | np.ndarray) -> np.ndarray:
+        """One past the last liquidated bin per tier for a high price (per step for an array)."""
+        lg = np.log(np.asarray(high, dtype=float))[..., None]
+        x = (lg - self.sf - self.grid.g0) / self.grid.step
+        out = np.clip(np.floor(x + 1e-9) + 1, 0, self.grid.n).astype(np.int64)
+        return out
 
     def bounds(self, book: BookState) -> tuple[list[int], list[int]]:
         """``hi_long`` and ``lo_short`` of a book (see the class docstring)."""
@@ -367,6 +371,7 @@ class _Liquidator:
         hi: list[int],
         lo: list[int],
         scale: list[float] | None = None,
+        cuts: tuple[list[int], list[int]] | None = None,
     ) -> tuple[float, float, list[float], list[float]]:
         """Remove the crossed cohorts.
 
@@ -380,6 +385,8 @@ class _Liquidator:
             Occupied-bin bounds; updated in place.
         scale : list of float, optional
             Lazy per-tier multipliers of the raw arrays.
+        cuts : tuple of list of int, optional
+            :meth:`long_cut` of ``low`` and :meth:`short_cut` of ``high``, precomputed.
 
         Returns
         -------
@@ -389,7 +396,7 @@ class _Liquidator:
         ll = ls = 0.0
         ql = [0.0] * self.n_tiers
         qs = [0.0] * self.n_tiers
-        cut = self.long_cut(low).tolist()
+        cut = self.long_cut(low).tolist() if cuts is None else cuts[0]
         for t in range(self.n_tiers):
             k = cut[t]
             if k < hi[t]:
@@ -398,7 +405,7 @@ class _Liquidator:
                 ll += float(seg @ self.lp_long[t, k : hi[t]]) * (scale[t] if scale else 1.0)
                 seg[:] = 0.0
                 hi[t] = k
-        cut = self.short_cut(high).tolist()
+        cut = self.short_cut(high).tolist() if cuts is None else cuts[1]
         for t in range(self.n_tiers):
             k = cut[t]
             if k > lo[t]:
@@ -470,10 +477,23 @@ def run_cohorts(
     f_bps = np.nan_to_num(series.funding_8h, nan=params.funding_base_bps / 1e4) * 1e4
     lev_mult = np.exp(params.funding_lev_k * np.clip(f_bps - params.funding_base_bps, -5, 20))
     oi_list, share_list = (oi_coin * lev_mult).tolist(), share.tolist()
+    long_cuts = liq.long_cut(np.asarray(series.low, dtype=float)).tolist()
+    short_cuts = liq.short_cut(np.asarray(series.high, dtype=float)).tolist()
+    bins = (
+        np.clip(
+            np.rint((np.log(np.asarray(series.close, dtype=float)) - grid.g0) / grid.step),
+            0,
+            grid.n - 1,
+        )
+        .astype(np.int64)
+        .tolist()
+    )
     for i in range(n):
         if i in want:
             snaps[i] = _scaled(book, scale)
-        ll, ls, ql, qs = liq.liquidate(book, low[i], high[i], hi, lo, scale.tolist())
+        ll, ls, ql, qs = liq.liquidate(
+            book, low[i], high[i], hi, lo, scale.tolist(), (long_cuts[i], short_cuts[i])
+        )
         out["ll"][i], out["ls"][i] = ll, ls
         tot_l = np.maximum(tot_l - ql, 0.0)
         tot_s = np.maximum(tot_s - qs, 0.0)
@@ -488,7 +508,7 @@ def run_cohorts(
         gap = target - float((tot_l + tot_s) @ scale)
         c = close[i]
         if gap > 0:
-            b = grid.bin_of(c)
+            b = bins[i]
             sh = share_list[i]
             add_l, add_s = w * (gap * sh) / scale, w * (gap * (1.0 - sh)) / scale
             book.long[:, b] += add_l

@@ -3,9 +3,16 @@
 The simulation does not depend on which days are used for the fit, so :func:`fit_cohorts` runs
 the model once per candidate of a parameter grid (at unit ``levered_share``) and keeps every
 candidate's predicted daily long / short liquidations. :meth:`CohortFit.select` then picks, for
-any set of fit days (all non-event days; or all days but one event's), the candidate and the
-scale with the smallest squared error of ``log(x + floor)`` — the scale in closed form
-(:func:`fit_scale`), since predictions are proportional to it.
+any set of fit days (all non-event days; or all days but one event's), the candidate, the
+*level rule* of the levered share and its scale with the smallest squared error of
+``log(x + floor)``.
+
+Level rule. Predictions are proportional to the levered share, so a share that changes over time
+is a per-day multiplier of the unit-scale predictions. With a trailing window of ``W`` days the
+share on day ``t`` is ``a_t = b · c_t``, ``c_t`` the geometric mean of reported / unit-predicted
+liquidations (long + short) over the *calibration days* among the ``W`` days before ``t``
+(:func:`trailing_level`: walk-forward, nothing from day ``t`` or later), ``b`` one scale fitted in
+closed form (:func:`fit_scale`). ``W = None`` is the constant share ``a_t = b``.
 """
 
 from __future__ import annotations
@@ -18,16 +25,31 @@ import numpy as np
 from backtest.market.cohorts import CohortParams, MarketSeries, PriceGrid, run_cohorts
 from backtest.market.errors import MarketConfigError
 
-__all__ = ["DEFAULT_GRID", "CohortFit", "Selection", "fit_cohorts", "fit_scale", "log_loss"]
+__all__ = [
+    "DEFAULT_GRID",
+    "DEFAULT_LEVEL_WINDOWS",
+    "CohortFit",
+    "Selection",
+    "fit_cohorts",
+    "fit_scale",
+    "log_loss",
+    "trailing_level",
+]
 
-#: Candidate values per parameter searched by default.
+#: Candidate values per parameter searched by default (the hourly fit: 8 candidates).
 DEFAULT_GRID: dict[str, tuple[float, ...]] = {
-    "lev_median": (5.0, 10.0, 20.0),
+    "lev_median": (10.0, 20.0),
     "lev_spread": (1.5,),
-    "funding_k": (0.0, 0.5),
-    "turnover_per_day": (0.1, 0.3, 1.0),
-    "turnover_lev_exp": (0.0, 1.0, 2.0),
+    "funding_k": (0.0,),
+    "turnover_per_day": (0.3, 1.0),
+    "turnover_lev_exp": (1.0, 2.0),
 }
+
+#: Trailing windows (days) of the level rule searched by default; ``None`` = constant share.
+DEFAULT_LEVEL_WINDOWS: tuple[int | None, ...] = (None, 14, 30, 90)
+
+#: Fewest calibration days in a trailing window; below it the level is the all-days one.
+MIN_LEVEL_DAYS = 5
 
 #: Floor (USD) added inside the logs so quiet days (a few $M of noise-dominated liquidations) do
 #: not dominate the loss.
@@ -67,13 +89,90 @@ def fit_scale(pred_unit: np.ndarray, rep: np.ndarray, floor: float = LOG_FLOOR_U
     return float(np.exp((lo + hi) / 2.0))
 
 
+def trailing_level(
+    unit: np.ndarray,
+    reported: np.ndarray,
+    calib_mask: np.ndarray,
+    window_days: int | None,
+    *,
+    min_days: int = MIN_LEVEL_DAYS,
+) -> np.ndarray:
+    """Walk-forward level ``c_t`` of the levered share, for ``t = 0 .. n`` (length ``n + 1``).
+
+    Parameters
+    ----------
+    unit, reported : numpy.ndarray
+        Unit-scale predicted and reported liquidations per day (long + short), length ``n``.
+    calib_mask : numpy.ndarray
+        Days whose ratio may be used (reported, outside every event).
+    window_days : int or None
+        ``c_t`` = geometric mean of ``reported / unit`` over the calibration days ``s`` with
+        ``t − W ≤ s < t`` and both positive; ``None`` gives ``c_t = 1``.
+    min_days : int
+        Where the window holds fewer usable days (the start of the data, before any report)
+        the level is the one of the first ``min_days`` usable days (a fixed start: later data
+        never changes it).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``c_0 .. c_n``; ``c_n`` is the level after the last day.
+    """
+    n = len(unit)
+    if window_days is None:
+        return np.ones(n + 1)
+    if window_days < 1:
+        raise MarketConfigError(f"window_days={window_days!r} must be >= 1")
+    u, r = np.asarray(unit, float), np.asarray(reported, float)
+    ok = np.asarray(calib_mask, bool) & (u > 0) & (r > 0)
+    lr = np.zeros(n)
+    lr[ok] = np.log(r[ok]) - np.log(u[ok])
+    if not ok.any():
+        raise MarketConfigError("no calibration day with both a predicted and a reported figure")
+    cs = np.concatenate([[0.0], np.cumsum(lr)])
+    cn = np.concatenate([[0], np.cumsum(ok)])
+    t = np.arange(n + 1)
+    lo = np.maximum(t - window_days, 0)
+    cnt = cn[t] - cn[lo]
+    start = lr[np.flatnonzero(ok)[:min_days]].mean()
+    mean = np.where(cnt >= min_days, (cs[t] - cs[lo]) / np.maximum(cnt, 1), start)
+    return np.exp(mean)
+
+
 @dataclass(frozen=True)
 class Selection:
-    """The chosen parameters for one set of fit days and their in-sample loss."""
+    """The chosen candidate, level rule and scale for one set of fit days.
+
+    Attributes
+    ----------
+    params : CohortParams
+        The candidate with ``levered_share`` = the share after the last day (``share[-1]``).
+    candidate : int
+        Index of the candidate in :attr:`CohortFit.candidates`.
+    window_days : int or None
+        Trailing window of the level rule (``None``: constant share).
+    scale : float
+        The fitted ``b`` of ``a_t = b · c_t``.
+    share : numpy.ndarray
+        Levered share ``a_t`` per day, ``t = 0 .. n`` (the last one after the last day).
+    loss : float
+        In-sample loss on the fit days.
+    n_days : int
+        Number of fit days.
+    """
 
     params: CohortParams
+    candidate: int
+    window_days: int | None
+    scale: float
+    share: np.ndarray
     loss: float
     n_days: int
+
+    def params_at(self, day: int) -> CohortParams:
+        """The candidate with the levered share in force on step ``day`` (``0 .. n``)."""
+        i = min(max(int(day), 0), len(self.share) - 1)
+        return replace(self.params, levered_share=float(self.share[i]))
 
 
 @dataclass(frozen=True)
@@ -97,31 +196,57 @@ class CohortFit:
         rep_short: np.ndarray,
         fit_mask: np.ndarray,
         *,
+        calib_mask: np.ndarray | None = None,
+        windows: tuple[int | None, ...] = (None,),
         floor: float = LOG_FLOOR_USD,
     ) -> Selection:
-        """Best candidate and scale on the days of ``fit_mask`` (long and short together)."""
+        """Best candidate, level window and scale on the days of ``fit_mask``.
+
+        Parameters
+        ----------
+        rep_long, rep_short : numpy.ndarray
+            Reported daily liquidations (0 where there is no report).
+        fit_mask : numpy.ndarray
+            Days of the loss (long and short together).
+        calib_mask : numpy.ndarray, optional
+            Days the trailing level may use (default ``fit_mask``).
+        windows : tuple
+            Level-rule windows to search (:func:`trailing_level`).
+        floor : float
+            Floor of :func:`log_loss`.
+        """
         m = np.asarray(fit_mask, dtype=bool)
         if m.sum() < 10:
             raise MarketConfigError(f"only {int(m.sum())} fit days; need at least 10")
-        rl, rs = rep_long[m], rep_short[m]
+        calib = m if calib_mask is None else np.asarray(calib_mask, dtype=bool)
+        rep = np.concatenate([rep_long[m], rep_short[m]])
         best: Selection | None = None
         for j, cand in enumerate(self.candidates):
-            pu = np.concatenate([self.pred_long[j, m], self.pred_short[j, m]])
-            rep = np.concatenate([rl, rs])
-            a = fit_scale(pu, rep, floor)
-            loss = log_loss(a * pu, rep, floor)
-            if best is None or loss < best.loss:
-                best = Selection(replace(cand, levered_share=a), loss, int(m.sum()))
+            unit = self.pred_long[j] + self.pred_short[j]
+            for w in windows:
+                c = trailing_level(unit, rep_long + rep_short, calib, w)
+                pu = np.concatenate([self.pred_long[j, m], self.pred_short[j, m]])
+                pu = pu * np.concatenate([c[:-1][m], c[:-1][m]])
+                b = fit_scale(pu, rep, floor)
+                loss = log_loss(b * pu, rep, floor)
+                if best is None or loss < best.loss:
+                    share = b * c
+                    best = Selection(
+                        params=replace(cand, levered_share=float(share[-1])),
+                        candidate=j,
+                        window_days=w,
+                        scale=b,
+                        share=share,
+                        loss=loss,
+                        n_days=int(m.sum()),
+                    )
         assert best is not None
         return best
 
-    def predict(self, params: CohortParams) -> tuple[np.ndarray, np.ndarray]:
-        """Daily (long, short) predictions of a selected candidate at its scale."""
-        for j, cand in enumerate(self.candidates):
-            if replace(cand, levered_share=params.levered_share) == params:
-                a = params.levered_share
-                return self.pred_long[j] * a, self.pred_short[j] * a
-        raise MarketConfigError(f"{params!r} is not a candidate of this fit")
+    def predict(self, sel: Selection) -> tuple[np.ndarray, np.ndarray]:
+        """Daily (long, short) predictions of a selection: ``a_t`` times the unit predictions."""
+        a = sel.share[:-1]
+        return self.pred_long[sel.candidate] * a, self.pred_short[sel.candidate] * a
 
 
 def fit_cohorts(

@@ -8,11 +8,14 @@ CREATE TABLE IF NOT EXISTS market_runs (
 
 -- Fitted cohort-model parameters per asset: held_out_event NULL = fit on all non-event days;
 -- otherwise the fit with that event's days left out (and the other events' days included).
+-- levered_share is the share in force at the held-out event's start (base row: after the last
+-- fitted day); level_window_days the trailing window of the level rule (NULL = constant share),
+-- share_scale its fitted scale b (docs/market-replay.md#1-the-leverage-book-cohort-model).
 CREATE TABLE IF NOT EXISTS market_books (
     run_id VARCHAR NOT NULL, asset VARCHAR NOT NULL, held_out_event VARCHAR,
     levered_share DOUBLE, lev_median DOUBLE, lev_spread DOUBLE, funding_k DOUBLE,
     turnover_per_day DOUBLE, turnover_lev_exp DOUBLE, mmr DOUBLE, fit_loss DOUBLE,
-    fit_days INTEGER
+    fit_days INTEGER, level_window_days INTEGER, share_scale DOUBLE
 );
 
 CREATE TABLE IF NOT EXISTS liquidation_model_check (

@@ -17,7 +17,13 @@ import polars as pl
 from backtest.impact import SqrtImpact
 from backtest.market.check import impact_slope, predicted_returns
 from backtest.market.cohorts import CohortParams, MarketSeries, PriceGrid, run_cohorts
-from backtest.market.fit import DEFAULT_GRID, fit_cohorts
+from backtest.market.fit import (
+    DEFAULT_GRID,
+    DEFAULT_LEVEL_WINDOWS,
+    CohortFit,
+    Selection,
+    fit_cohorts,
+)
 from backtest.market.greeks import book_greeks, default_shocks
 from backtest.market.replay import (
     cascade_share,
@@ -54,6 +60,9 @@ class AttributionConfig:
     half_life_seconds: float = 1800.0
     adv_days: int = 30
     grid: dict[str, tuple[float, ...]] = field(default_factory=lambda: dict(DEFAULT_GRID))
+    level_windows: tuple[int | None, ...] = DEFAULT_LEVEL_WINDOWS
+    #: Bar of the fit run: 1 = hourly bars summed per day (the intraday rule), 24 = daily bars.
+    fit_bar_hours: int = 1
 
     @property
     def run_id(self) -> str:
@@ -129,76 +138,158 @@ def _event_mask(days: pl.Series, start: datetime, end: datetime, pad: int) -> np
     return ((days >= lo) & (days < hi)).to_numpy()
 
 
-def _param_row(p: CohortParams, held_out: str | None, loss: float, n: int) -> dict:
+def _param_row(sel: Selection, held_out: str | None, share: float) -> dict:
+    p = sel.params
     return {
         "held_out_event": held_out,
-        "levered_share": p.levered_share,
+        "levered_share": share,
         "lev_median": p.lev_median,
         "lev_spread": p.lev_spread,
         "funding_k": p.funding_k,
         "turnover_per_day": p.turnover_per_day,
         "turnover_lev_exp": p.turnover_lev_exp,
         "mmr": p.mmr,
-        "fit_loss": loss,
-        "fit_days": n,
+        "fit_loss": sel.loss,
+        "fit_days": sel.n_days,
+        "level_window_days": sel.window_days,
+        "share_scale": sel.scale,
     }
 
 
-def _fit_asset(con, asset, events, config, notes):  # noqa: ANN001, ANN202
-    """Fit on non-event days and leave-one-event-out; the model-check rows."""
+@dataclass(frozen=True)
+class EventBooks:
+    """Cohort parameters per event (levered share in force at its start) and how they were fit.
+
+    ``params[event_id]`` comes from the fit with that event left out when the event has reported
+    liquidations, else from the base fit (``held_out`` says which); ``params[None]`` is the base
+    fit with the share after the last fitted day.
+    """
+
+    params: dict[str | None, CohortParams]
+    held_out: frozenset[str]
+
+    def for_event(self, event_id: str) -> CohortParams:
+        """The parameters the replay of ``event_id`` uses."""
+        return self.params.get(event_id, self.params[None])
+
+    def note(self, event_id: str) -> str:
+        """``leave-one-event-out fit`` or ``base fit``."""
+        return "leave-one-event-out fit" if event_id in self.held_out else "base fit"
+
+
+def _day_index(days: pl.Series, when: datetime) -> int:
+    """Index of the daily step starting at ``when`` (``len(days)`` when after the last day)."""
+    return int(np.searchsorted(_np_ts(days), np.datetime64(when.replace(tzinfo=None)), "left"))
+
+
+def _check_frame(d: pl.DataFrame, pred: tuple, rl, rs, keep, held_out):  # noqa: ANN001, ANN202
+    return pl.DataFrame(
+        {
+            "day": d["day"].dt.date(),
+            "predicted_long_usd": pred[0],
+            "reported_long_usd": rl,
+            "predicted_short_usd": pred[1],
+            "reported_short_usd": rs,
+            "held_out_event": pl.Series([held_out] * d.height, dtype=pl.String),
+        }
+    ).filter(pl.Series(keep))
+
+
+def _hourly_fit_series(con, asset: str, d: pl.DataFrame) -> MarketSeries:  # noqa: ANN001
+    """Hourly bars over the days of ``d``: OI linear between daily closes, 8-hour funding.
+
+    An hour without a bar (exchange maintenance) carries the previous close; the fit's
+    predictions are the sums of each day's 24 hours.
+    """
+    first, last = d["day"][0], d["day"][-1] + timedelta(days=1)
+    hours = pl.DataFrame(
+        {"ts": pl.datetime_range(first, last - _HOUR, interval="1h", eager=True, time_zone="UTC")}
+    )
+    bars = store.hourly_bars(con, asset, first, last)
+    full = hours.join(bars.with_columns(pl.col("ts").dt.convert_time_zone("UTC")), on="ts",
+                      how="left")  # fmt: skip
+    close = full["close"].fill_null(strategy="forward").fill_null(strategy="backward")
+    full = full.with_columns(
+        close=close, low=pl.coalesce("low", close), high=pl.coalesce("high", close)
+    )
+    ts = _np_ts(full["ts"])
+    t_daily = _np_ts(d["day"]) + np.timedelta64(1, "D")
+    oi = np.interp(
+        (ts + np.timedelta64(1, "h")).astype("datetime64[us]").astype("int64"),
+        t_daily.astype("datetime64[us]").astype("int64"),
+        d["oi_usd"].to_numpy(),
+    )
+    fund = store.hourly_funding(con, asset, first - timedelta(hours=8), last)
+    f = np.full(len(ts), np.nan)
+    if fund.height:
+        fi = np.searchsorted(_np_ts(fund["ts"]), ts, side="right") - 1
+        f = np.where(fi >= 0, fund["rate"].to_numpy()[np.clip(fi, 0, None)], np.nan)
+    low, high = full["low"].to_numpy(), full["high"].to_numpy()
+    return MarketSeries(
+        asset=asset, ts=ts, low=np.minimum(low, full["close"].to_numpy()),
+        high=np.maximum(high, full["close"].to_numpy()), close=full["close"].to_numpy(),
+        oi_usd=oi, funding_8h=f, step_days=1.0 / 24.0,
+    )  # fmt: skip
+
+
+def _fit_runs(con, asset, series, d, config):  # noqa: ANN001, ANN202
+    """Every grid candidate's daily unit-scale predictions, from daily or hourly bars."""
+    if config.fit_bar_hours == 24:
+        return fit_cohorts(series, grid=config.grid)
+    if config.fit_bar_hours != 1:
+        raise CascadeError(f"fit_bar_hours={config.fit_bar_hours}: use 1 (hourly) or 24 (daily)")
+    hourly = fit_cohorts(_hourly_fit_series(con, asset, d), grid=config.grid)
+    k = len(hourly.candidates)
+    return CohortFit(
+        hourly.candidates,
+        hourly.pred_long.reshape(k, d.height, 24).sum(axis=2),
+        hourly.pred_short.reshape(k, d.height, 24).sum(axis=2),
+    )
+
+
+def _fit_asset(con, asset, events, config, notes, fit=None):  # noqa: ANN001, ANN202
+    """Fit on non-event days and leave-one-event-out; the model-check rows.
+
+    The trailing level of the levered share (``backtest.market.fit``) only ever uses non-event
+    reported days, for the base and for every held-out fit. ``fit`` (the candidates' runs of
+    this asset and config) is computed when not given.
+    """
     daily = store.daily_inputs(con, asset)
     series, d = _daily_series(daily, asset)
-    fit = fit_cohorts(series, grid=config.grid)
+    if fit is None:
+        fit = _fit_runs(con, asset, series, d, config)
     rl = d["reported_long_usd"].fill_null(0.0).to_numpy()
     rs = d["reported_short_usd"].fill_null(0.0).to_numpy()
     has = d["reported_long_usd"].is_not_null().to_numpy()
-    masks = {
-        r["event_id"]: _event_mask(d["day"], r["start_ts"], r["end_ts"], EVENT_PAD_DAYS)
-        for r in events.iter_rows(named=True)
-    }
+    rows = list(events.iter_rows(named=True))
+    masks = {r["event_id"]: _event_mask(d["day"], r["start_ts"], r["end_ts"], EVENT_PAD_DAYS)
+             for r in rows}  # fmt: skip
+    starts = {r["event_id"]: _day_index(d["day"], r["start_ts"]) for r in rows}
     any_event = np.zeros(d.height, bool)
     for m in masks.values():
         any_event |= m
-    base = fit.select(rl, rs, has & ~any_event)
-    params = {None: base.params}
-    books = [_param_row(base.params, None, base.loss, base.n_days)]
-    pl_, ps_ = fit.predict(base.params)
-    checks = [
-        pl.DataFrame(
-            {
-                "day": d["day"].dt.date(),
-                "predicted_long_usd": pl_,
-                "reported_long_usd": rl,
-                "predicted_short_usd": ps_,
-                "reported_short_usd": rs,
-            }
-        ).filter(pl.Series(has & ~any_event))
-    ]
+    calib = has & ~any_event
+    kw = {"calib_mask": calib, "windows": tuple(config.level_windows)}
+    base = fit.select(rl, rs, calib, **kw)
+    params: dict[str | None, CohortParams] = {None: base.params}
+    held: set[str] = set()
+    books = [_param_row(base, None, base.params.levered_share)]
+    checks = [_check_frame(d, fit.predict(base), rl, rs, calib, None)]
     for eid, m in masks.items():
         if not (has & m).any():
             notes.append(f"{asset} {eid}: no reported daily liquidations; base fit used")
+            params[eid] = base.params_at(starts[eid])
             continue
-        sel = fit.select(rl, rs, has & ~m)
-        params[eid] = sel.params
-        books.append(_param_row(sel.params, eid, sel.loss, sel.n_days))
-        el, es = fit.predict(sel.params)
-        checks.append(
-            pl.DataFrame(
-                {
-                    "day": d["day"].dt.date(),
-                    "predicted_long_usd": el,
-                    "reported_long_usd": rl,
-                    "predicted_short_usd": es,
-                    "reported_short_usd": rs,
-                    "held_out_event": eid,
-                }
-            ).filter(pl.Series(has & m))
-        )
+        sel = fit.select(rl, rs, has & ~m, **kw)
+        params[eid] = sel.params_at(starts[eid])
+        held.add(eid)
+        books.append(_param_row(sel, eid, params[eid].levered_share))
+        checks.append(_check_frame(d, fit.predict(sel), rl, rs, has & m, eid))
     check = pl.concat(
         [c.with_columns(pl.lit(asset).alias("asset")) for c in checks], how="diagonal_relaxed"
     )
     book_frame = pl.DataFrame(books).with_columns(pl.lit(asset).alias("asset"))
-    return params, check, book_frame, d
+    return EventBooks(params, frozenset(held)), check, book_frame, d
 
 
 def _hourly_oi(con, asset, d: pl.DataFrame, closes: np.ndarray):  # noqa: ANN001, ANN202
@@ -335,7 +426,7 @@ def _event_asset(con, asset, ev, params, d, config, notes):  # noqa: ANN001, ANN
     )  # fmt: skip
     i0 = int(np.searchsorted(ts, np.datetime64(start.replace(tzinfo=None))))
     grid = PriceGrid.covering(float(low.min()), float(high.max()))
-    p = params.get(ev["event_id"], params[None])
+    p = params.for_event(ev["event_id"])
     lead = max(i0 - GREEKS_LEAD_HOURS, 1)
     pre = run_cohorts(full, p, grid=grid, snapshot_at=tuple(range(lead, len(full))) + (i0,))
     book = pre.snapshots[i0]
@@ -386,7 +477,7 @@ def _event_asset(con, asset, ev, params, d, config, notes):  # noqa: ANN001, ANN
         "adv_usd": imp.adv_usd,
         "oi_source": oi_source,
         "flow_source": flow_source,
-        "note": "leave-one-event-out fit" if ev["event_id"] in params else "base fit",
+        "note": params.note(ev["event_id"]),
     }
     paths = pl.DataFrame(
         {

@@ -29,6 +29,7 @@ __all__ = [
     "maker_ethb_vaults",
     "read_adl",
     "read_impact_check",
+    "read_market_books",
     "read_policy_paths",
     "read_policy_results",
     "oi_4h_all",
@@ -246,6 +247,15 @@ def read_model_check(con: duckdb.DuckDBPyConnection, run_id: str) -> pl.DataFram
     return con.sql(
         "SELECT * EXCLUDE (run_id) FROM liquidation_model_check WHERE run_id = ? "
         "ORDER BY asset, held_out_event NULLS FIRST, day",
+        params=[run_id],
+    ).pl()
+
+
+def read_market_books(con: duckdb.DuckDBPyConnection, run_id: str) -> pl.DataFrame:
+    """The ``market_books`` rows of a run (fitted parameters, base fit first)."""
+    return con.sql(
+        "SELECT * EXCLUDE (run_id) FROM market_books WHERE run_id = ? "
+        "ORDER BY asset, held_out_event NULLS FIRST",
         params=[run_id],
     ).pl()
 

@@ -14,7 +14,7 @@ import polars as pl
 from pipelines.catalog.registry import DATA_DIR, load_events
 from pipelines.errors import CascadeError, WarehouseLockedError
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 # Results are derived data: a schema upgrade drops and recreates them (re-run forecast/backtest);
 # raw data is never dropped.
 _DERIVED_VIEWS = (
@@ -36,6 +36,7 @@ _DERIVED_TABLES = (
     "realized_vol",
     "forecasts",
     "forecast_runs",
+    "market_books",
 )
 SCHEMA_DIR = DATA_DIR / "schema"
 

@@ -1,0 +1,86 @@
+"""The leverage-book fit under the rule variants tried, with the model-check figures of each.
+
+Documentation helper (``docs/market-replay.md``, section 1): every variant is fitted on the
+non-event days and checked leave-one-event-out exactly as ``cascade attribute`` does; nothing is
+written. ``python -m pipelines.attribution.fit_variants --db cascade.duckdb`` (read-only; about
+ten minutes on the shared 2-core machine; variants with the same bars and grid share their
+candidates' runs).
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from pipelines.attribution.compute import AttributionConfig, _daily_series, _fit_asset, _fit_runs
+from pipelines.attribution.summary import model_check_summary
+from pipelines.warehouse import attribution_store as store
+
+__all__ = ["VARIANTS", "variant_table"]
+
+#: The grid of the first version of the fit (daily bars, 54 candidates).
+DAILY_GRID: dict[str, tuple[float, ...]] = {
+    "lev_median": (5.0, 10.0, 20.0),
+    "lev_spread": (1.5,),
+    "funding_k": (0.0, 0.5),
+    "turnover_per_day": (0.1, 0.3, 1.0),
+    "turnover_lev_exp": (0.0, 1.0, 2.0),
+}
+
+#: Variant name → config overrides (everything else as in :class:`AttributionConfig`).
+VARIANTS: dict[str, dict] = {
+    "daily bars, constant share (first version)": {
+        "fit_bar_hours": 24, "grid": DAILY_GRID, "level_windows": (None,),
+    },
+    "daily bars, share grows with funding": {
+        "fit_bar_hours": 24, "level_windows": (None,),
+        "grid": {**DAILY_GRID, "funding_lev_k": (0.0, 0.05, 0.1)},
+    },
+    "daily bars, trailing level": {"fit_bar_hours": 24, "grid": DAILY_GRID},
+    "hourly bars (intraday rule), constant share": {"level_windows": (None,)},
+    "hourly bars (intraday rule), trailing level (final)": {},
+}  # fmt: skip
+
+
+def variant_table(con, assets: tuple[str, ...] = ("BTC", "ETH")) -> pl.DataFrame:  # noqa: ANN001
+    """One row per variant and asset: Spearman (all reported days) and worst-day ratios."""
+    events = store.event_windows(con)
+    rows = []
+    runs: dict[tuple, object] = {}  # the candidates' runs, shared by variants of the same grid
+    for name, overrides in VARIANTS.items():
+        config = AttributionConfig(assets=assets, **overrides)
+        for asset in assets:
+            key = (asset, config.fit_bar_hours, repr(sorted(config.grid.items())))
+            if key not in runs:
+                series, d = _daily_series(store.daily_inputs(con, asset), asset)
+                runs[key] = _fit_runs(con, asset, series, d, config)
+            _, check, books, _ = _fit_asset(con, asset, events, config, [], fit=runs[key])
+            s = model_check_summary(check)
+            val = dict(zip(s["scope"], s["value"]))
+            ratios = {k.split(":", 1)[1][:10]: v for k, v in val.items() if ":" in k}
+            base = books.filter(pl.col("held_out_event").is_null()).row(0, named=True)
+            rows.append(
+                {
+                    "variant": name,
+                    "asset": asset,
+                    "spearman_long": val["spearman_long"],
+                    "spearman_short": val["spearman_short"],
+                    **{f"ratio {k}": v for k, v in ratios.items()},
+                    "within_2x": sum(0.5 <= v <= 2 for v in ratios.values()),
+                    "fit_loss": base["fit_loss"],
+                }
+            )
+    return pl.DataFrame(rows)
+
+
+if __name__ == "__main__":  # pragma: no cover - documentation helper
+    import argparse
+
+    from pipelines.attribution.summary import markdown_table
+    from pipelines.warehouse.connection import connect
+
+    ap = argparse.ArgumentParser(description="the fit's model check under each rule variant")
+    ap.add_argument("--db", required=True)
+    ap.add_argument("--assets", default="BTC,ETH")
+    a = ap.parse_args()
+    con = connect(a.db, read_only=True)
+    print(markdown_table(variant_table(con, tuple(a.assets.upper().split(",")))))

@@ -1,0 +1,131 @@
+"""Fast tier: the level rule of the cohort-model fit on synthetic series with known answers."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from backtest.market.cohorts import CohortParams, MarketSeries, PriceGrid, run_cohorts
+from backtest.market.errors import MarketConfigError
+from backtest.market.fit import CohortFit, fit_cohorts, trailing_level
+
+
+def test_trailing_level_is_the_geometric_mean_of_the_previous_window_by_hand():
+    unit = np.ones(6)
+    rep = np.array([2.0, 8.0, 4.0, 1.0, 16.0, 2.0])
+    c = trailing_level(unit, rep, np.ones(6, bool), 2, min_days=1)
+    # c_t = geometric mean of rep/unit over days t-2, t-1 (fewer at the start: c_0 has no day
+    # before it and takes the first min_days = 1 day's ratio, 2)
+    expected = [2.0, 2.0, 4.0, math.sqrt(32), 2.0, 4.0, math.sqrt(32)]
+    c3 = trailing_level(unit, rep, np.ones(6, bool), 2, min_days=3)
+    # with min_days = 3 every window of 2 days is short: the level of the first 3 days throughout
+    np.testing.assert_allclose(c3, np.full(7, 64 ** (1 / 3)), rtol=1e-12)
+    np.testing.assert_allclose(c, expected, rtol=1e-12)
+    assert len(c) == 7  # c_n: the level after the last day
+    # no window: constant share
+    np.testing.assert_array_equal(trailing_level(unit, rep, np.ones(6, bool), None), np.ones(7))
+
+
+def test_trailing_level_uses_only_calibration_days_and_nothing_from_day_t_on():
+    rng = np.random.default_rng(1)
+    unit = rng.uniform(1, 2, 200)
+    rep = unit * np.exp(rng.normal(0, 0.3, 200))
+    calib = np.ones(200, bool)
+    calib[100:105] = False  # an "event": never used by the level
+    c = trailing_level(unit, rep, calib, 30)
+    rep2 = rep.copy()
+    rep2[100:105] *= 1e6  # the event's figures do not move any level
+    np.testing.assert_array_equal(trailing_level(unit, rep2, calib, 30), c)
+    rep3 = rep.copy()
+    rep3[150:] *= 50.0  # later data never changes an earlier level (walk-forward)
+    c3 = trailing_level(unit, rep3, calib, 30)
+    np.testing.assert_array_equal(c3[:151], c[:151])
+    assert c3[151] > c[151]
+
+
+def test_trailing_level_rejects_a_bad_window_and_no_data():
+    with pytest.raises(MarketConfigError, match="window_days"):
+        trailing_level(np.ones(3), np.ones(3), np.ones(3, bool), 0)
+    with pytest.raises(MarketConfigError, match="no calibration day"):
+        trailing_level(np.ones(3), np.ones(3), np.zeros(3, bool), 5)
+
+
+def test_select_recovers_a_regime_shift_in_the_levered_share():
+    # unit-scale predictions of two candidates; the truth is candidate 1 with a share that is
+    # 0.2 for 300 days and 0.02 afterwards: the trailing level fits it, the constant share not
+    rng = np.random.default_rng(7)
+    n = 600
+    base = rng.lognormal(18, 1.0, (2, n))
+    share = np.where(np.arange(n) < 300, 0.2, 0.02)
+    rep_l = share * base[1]
+    rep_s = share * base[1] * 0.5
+    fit = CohortFit([CohortParams(lev_median=5.0), CohortParams(lev_median=20.0)], base, base * 0.5)
+    mask = np.ones(n, bool)
+    const = fit.select(rep_l, rep_s, mask)
+    sel = fit.select(rep_l, rep_s, mask, windows=(None, 10, 100))
+    assert sel.candidate == 1 and sel.window_days == 10
+    assert sel.loss < const.loss / 10
+    assert sel.params.lev_median == 20.0
+    # b < 1 only because the 10 days after the switch are over-predicted
+    assert sel.scale == pytest.approx(1.0, rel=0.05)
+    # the share in force at a day of the first regime and after the last day
+    assert sel.params_at(200).levered_share == pytest.approx(0.2 * sel.scale, rel=1e-9)
+    assert sel.params.levered_share == pytest.approx(0.02 * sel.scale, rel=1e-9)
+    pl_, ps_ = fit.predict(sel)
+    np.testing.assert_allclose(pl_[320:], rep_l[320:] * sel.scale, rtol=1e-9)
+    np.testing.assert_allclose(ps_[:290], rep_s[:290] * sel.scale, rtol=1e-9)
+
+
+def test_constant_share_selection_matches_the_cohort_run_at_that_share():
+    n = 120
+    rng = np.random.default_rng(0)
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.03, n)))
+    s = MarketSeries(
+        asset="ETH",
+        ts=np.arange(n) * 86_400,
+        low=close * np.exp(-np.abs(rng.normal(0, 0.03, n))),
+        high=close * np.exp(np.abs(rng.normal(0, 0.03, n))),
+        close=close,
+        oi_usd=np.full(n, 1e9),
+        funding_8h=np.full(n, np.nan),
+        step_days=1.0,
+    )
+    truth = run_cohorts(s, CohortParams(levered_share=0.08, lev_median=20.0))
+    fit = fit_cohorts(s, grid={"lev_median": (5.0, 20.0)})
+    sel = fit.select(truth.liq_long_usd, truth.liq_short_usd, np.ones(n, bool))
+    assert sel.window_days is None and sel.params.lev_median == 20.0
+    pl_, _ = fit.predict(sel)
+    np.testing.assert_allclose(pl_, truth.liq_long_usd, rtol=1e-6)
+
+
+def test_intraday_rule_liquidates_a_cohort_opened_and_crossed_within_the_day():
+    # day 0 flat at 100 with 1,000 coins of OI; day 1: at hour 24 the price is 105 and OI grows
+    # to 1,100 coins (100 new levered coins a side at 105); hour 30's low of 95 crosses the new
+    # 10x longs (105.127 · 0.905 = 95.14 on the 0.5 % grid) but not the old ones (90.5)
+    one = CohortParams(
+        levered_share=0.25, lev_median=10.0, funding_k=0.0, turnover_per_day=0.0, tiers=(10.0,)
+    )
+    close = np.full(48, 100.0)
+    close[24] = 105.0
+    low, high = close.copy(), close.copy()
+    low[30] = 95.0
+    coins = np.where(np.arange(48) < 24, 1_000.0, 1_100.0)
+    grid = PriceGrid(g0=math.log(100.0) - 400 * 0.005, step=0.005, n=600)
+    hourly = MarketSeries(
+        asset="BTC", ts=np.arange(48) * 3_600, low=low, high=high, close=close,
+        oi_usd=coins * close, funding_8h=np.full(48, np.nan), step_days=1 / 24,
+    )  # fmt: skip
+    run = run_cohorts(hourly, one, grid=grid)
+    day = run.liq_long_usd.reshape(2, 24).sum(axis=1)
+    entry = 100.0 * math.exp(10 * 0.005)  # the grid bin nearest 105
+    assert day[0] == 0.0
+    assert day[1] == pytest.approx(0.25 * 100 * entry * 0.905, rel=1e-9)
+    # the same two days as daily bars: the day-1 openings sit at the close and nothing crosses
+    daily = MarketSeries(
+        asset="BTC", ts=np.arange(2) * 86_400, low=np.array([100.0, 95.0]),
+        high=np.array([100.0, 105.0]), close=np.array([100.0, 100.0]),
+        oi_usd=np.array([100_000.0, 110_000.0]), funding_8h=np.full(2, np.nan), step_days=1.0,
+    )  # fmt: skip
+    assert run_cohorts(daily, one, grid=grid).liq_long_usd.sum() == 0.0
