@@ -246,11 +246,11 @@ class KeeperMarket:
     def worth_acting(value_dai: float, pay_dai: float, margin: float, cost_dai: float) -> bool:
         """Whether buying something worth ``value_dai`` for ``pay_dai`` covers margin and gas.
 
-        The keeper requires ``value · (1 − margin) − pay ≥ gas cost`` (strictly positive gain
-        when gas is free).
+        The keeper requires ``value · (1 − margin) − pay ≥ gas cost`` (up to rounding) and a
+        strictly positive gain.
         """
         gain = value_dai * (1.0 - margin) - pay_dai
-        return gain >= cost_dai and gain > 0
+        return gain >= cost_dai - 1e-9 * max(1.0, abs(value_dai)) and gain > 0
 
     def submit(self, k: int, action: Action) -> None:
         """Record that keeper ``k`` sent the transaction priced by ``action``."""
