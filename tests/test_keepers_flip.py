@@ -205,3 +205,21 @@ def test_bad_inputs_are_refused() -> None:
         GasSeries(t=np.array([0.0, 0.0]), gwei=np.ones((2, 4)))
     with pytest.raises(ValueError, match="at least one keeper"):
         KeeperMarket((), FLAT)
+
+
+def test_gas_after_the_auctions_does_not_change_them() -> None:
+    # walk-forward: a keeper prices gas from past windows and is ranked in the current one,
+    # so rewriting the gas series after every auction ended changes nothing
+    t = np.arange(0.0, 20 * 600.0, 600.0)
+    base = np.linspace(10, 60, t.size)[:, None] * np.array([0.5, 1.0, 1.5, 5.0])
+    later = base.copy()
+    later[10:] *= 50.0  # from t = 6000 s on
+    kicks = [Kick(t=0.0, lot=10.0, tab=5_000.0, debt=4_000.0)]
+    params = FlipParams(ttl_seconds=600.0, tau_seconds=3_000.0)
+    out = []
+    for g in (base, later):
+        m = KeeperMarket(draw_keepers(3, seed=5), GasSeries(t=t, gwei=g), seed=5)
+        res = run_flips(kicks, price, m, params, horizon=5_000.0)
+        out.append([(h, a.settled_t) for a in res.auctions for h in a.history])
+    assert out[0] == out[1]
+    assert out[0] and out[0][-1][1] < 6_000.0
