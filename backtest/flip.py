@@ -264,9 +264,10 @@ def run_flips(
                 reserved = bid  # in dent the bid is the tab
                 market.free[k] -= reserved
                 pending[(k, aid)] = reserved
-                market.submit(k, act)
-                push(t + act.delay_seconds, _TX, (k, aid, bid, lot, act.cost_dai, reserved))
-            push(t + keepers[k].poll_seconds, _LOOK, (k, aid))
+                mined = market.submit(k, t, act)
+                push(mined, _TX, (k, aid, bid, lot, act.cost_dai, reserved))
+            else:
+                push(t + max(keepers[k].poll_seconds, p.recheck_seconds), _LOOK, (k, aid))
     return FlipResult(
         auctions=tuple(auctions),
         gas_spent_dai=tuple(float(x) for x in market.gas_spent),

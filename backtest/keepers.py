@@ -19,7 +19,8 @@ Congestion delay (inclusion rule)
     seconds. A transaction priced at the median waits one block; one priced at the 1st
     percentile waits 99 blocks (≈ 21 min). The delay grows with congestion in two ways: when
     the gas distribution rises within the hour the lagged price falls behind it, and when it
-    rises above a keeper's cap the keeper's rank collapses.
+    rises above a keeper's cap the keeper's rank collapses. A keeper's transactions are mined in
+    the order it sent them (account nonces): one stuck transaction holds back its later ones.
 
 Everything random takes a seed: the same keepers, gas series and seed give the same actions.
 """
@@ -168,6 +169,11 @@ class KeeperRules:
         Smallest rank used in the delay rule (caps the delay at ``block_seconds / rho_floor``).
     q_low, q_high : float
         Range of the percentile a keeper targets for each action (uniform, seeded).
+    nonce_order : bool
+        Mine each keeper's transactions in the order it sent them (Ethereum account nonces):
+        a transaction is never mined before the keeper's previous one, so one stuck,
+        underpriced transaction holds back every later one (default). ``False``: independent
+        delays.
     """
 
     gas_units: float = 150_000.0
@@ -175,6 +181,7 @@ class KeeperRules:
     rho_floor: float = 0.01
     q_low: float = 0.3
     q_high: float = 0.9
+    nonce_order: bool = True
 
     def __post_init__(self) -> None:
         if not (0 <= self.q_low <= self.q_high <= 1):
@@ -229,6 +236,7 @@ class KeeperMarket:
         self.txs = np.zeros(len(self.keepers), dtype=np.int64)
         self.reverted = np.zeros(len(self.keepers), dtype=np.int64)
         self.submitted_delays: list[float] = []
+        self.last_mined = np.full(len(self.keepers), -np.inf)
 
     def action(self, k: int, t: float, eth_price: float) -> Action:
         """Gas price, cost (DAI) and inclusion delay of keeper ``k`` acting at ``t``."""
@@ -252,9 +260,18 @@ class KeeperMarket:
         gain = value_dai * (1.0 - margin) - pay_dai
         return gain >= cost_dai - 1e-9 * max(1.0, abs(value_dai)) and gain > 0
 
-    def submit(self, k: int, action: Action) -> None:
-        """Record that keeper ``k`` sent the transaction priced by ``action``."""
-        self.submitted_delays.append(action.delay_seconds)
+    def submit(self, k: int, t: float, action: Action) -> float:
+        """Keeper ``k`` sends the transaction priced by ``action`` at ``t``; when it is mined.
+
+        ``t + delay``, or with :attr:`KeeperRules.nonce_order` no earlier than the keeper's
+        previous transaction.
+        """
+        mined = t + action.delay_seconds
+        if self.rules.nonce_order:
+            mined = max(mined, float(self.last_mined[k]))
+            self.last_mined[k] = mined
+        self.submitted_delays.append(mined - t)
+        return mined
 
     def pay_gas(self, k: int, cost_dai: float, *, reverted: bool = False) -> None:
         """Book a mined transaction's gas (paid whether or not it reverted)."""

@@ -223,3 +223,22 @@ def test_gas_after_the_auctions_does_not_change_them() -> None:
         out.append([(h, a.settled_t) for a in res.auctions for h in a.history])
     assert out[0] == out[1]
     assert out[0] and out[0][-1][1] < 6_000.0
+
+
+def test_nonce_order_holds_later_transactions_behind_a_stuck_one() -> None:
+    busy = [1000.0, 2000.0, 3000.0, 4000.0]
+    gas = GasSeries(
+        t=np.array([0.0, 600.0, 1200.0]), gwei=np.array([[10.0, 20.0, 30.0, 40.0], busy, busy])
+    )
+    for ordered in (True, False):
+        m = market(
+            Keeper("a", capital_dai=1e6, margin=0.1),
+            gas=gas,
+            rules=KeeperRules(q_low=0.6, q_high=0.6, nonce_order=ordered),
+        )
+        # priced at 20 gwei from the calm window: rank 0.006, delay 13 s x 0.994 / 0.01
+        stuck = m.submit(0, 700.0, m.action(0, 700.0, P))
+        assert stuck == pytest.approx(700.0 + 13 * (1 - 0.006) / 0.01)
+        # priced from the busy window: the median, one block -- unless held behind the first
+        fast = m.submit(0, 1250.0, m.action(0, 1250.0, P))
+        assert fast == pytest.approx(stuck if ordered else 1250.0 + DELAY)

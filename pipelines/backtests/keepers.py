@@ -40,7 +40,7 @@ __all__ = [
 #: A pre-crash day of the mirror's gas series: the keepers' gas caps are multiples of its p90.
 NORMAL_GAS_DAY = "2020-02-22"
 #: Sensitivity variants (``--variants``); ``base`` is the model as documented.
-VARIANTS = ("base", "no_congestion", "no_gas_cap", "capital_x4")
+VARIANTS = ("base", "no_congestion", "no_nonce_order", "no_gas_cap", "capital_x4")
 _GAS_COLS = ("p30", "p60", "p90", "p100")
 
 
@@ -206,7 +206,9 @@ def _variant(req: KeeperRequest, name: str, cap_unit: float) -> tuple[dict, Keep
     }
     rules = KeeperRules()
     if name == "no_congestion":
-        rules = KeeperRules(rho_floor=1.0)  # every transaction within one block
+        rules = KeeperRules(rho_floor=1.0, nonce_order=False)  # all within one block
+    elif name == "no_nonce_order":
+        rules = KeeperRules(nonce_order=False)  # independent delays, nothing held back
     elif name == "no_gas_cap":
         kw["gas_cap_gwei"] = (cap[0], float("inf"))
     elif name == "capital_x4":

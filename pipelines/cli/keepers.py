@@ -27,7 +27,8 @@ def _keepers_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--variants",
         default="base",
-        help="comma list of base, no_congestion, no_gas_cap, capital_x4, or 'all' (default base)",
+        help="comma list of base, no_congestion, no_nonce_order, no_gas_cap, capital_x4, or "
+        "'all' (default base)",
     )
     p.add_argument("--keepers", type=int, default=8, help="number of keepers (default 8)")
     p.add_argument(
@@ -73,6 +74,27 @@ def results_block(run, db_name: str, command_line: str) -> str:  # noqa: ANN001
     frame = summary_frame(run.replays, run.ref_zero_bid_share, run.ref_deficit_dai)
     with pl.Config(**table_config(markdown=True)):
         table = str(frame)
+    rows = {r["variant"]: r for r in frame.iter_rows(named=True)}
+    reading = []
+    if "base" in rows:
+        b = rows["base"]
+        reading.append(
+            f"Base model: {b['zero_bid_pct']} % of auctions won at 0 DAI (published "
+            f"{b['published_pct']} %) and a deficit of {b['deficit_mdai']} M DAI (published "
+            f"{b['published_mdai']} M)."
+        )
+        labels = {
+            "no_congestion": "without congestion delays",
+            "no_nonce_order": "without nonce ordering",
+            "no_gas_cap": "without gas caps",
+            "capital_x4": "with four times the keepers' capital",
+        }
+        for name, label in labels.items():
+            if name in rows:
+                r = rows[name]
+                reading.append(
+                    f"{label.capitalize()}: {r['zero_bid_pct']} % and {r['deficit_mdai']} M DAI."
+                )
     cfg = run.config
     return "\n".join(
         [
@@ -87,6 +109,8 @@ def results_block(run, db_name: str, command_line: str) -> str:  # noqa: ANN001
             "`reference_figures` rows (White Rabbit: 36 %, 5.67 M DAI).",
             "",
             table,
+            "",
+            " ".join(reading),
             "",
             "Every figure: `SELECT * FROM keeper_replays WHERE run_id = "
             f"'{run.run_id}'` (`cascade sql`).",
