@@ -42,12 +42,13 @@ def test_black_thursday_replay_reports_zero_bids_and_deficit(db_copy: Path, caps
             [out["run_id"]],
         ).fetchone()
         ref = con.execute(
-            "SELECT ref_deficit_dai FROM keeper_runs WHERE run_id = ?", [out["run_id"]]
+            "SELECT ref_deficit_dai, ref_zero_bid_collateral_usd FROM keeper_runs WHERE run_id = ?",
+            [out["run_id"]],
         ).fetchone()
     finally:
         con.close()
     assert stored == (1, row["zero_bid_share"])
-    assert ref == (5.67e6,)
+    assert ref == (5.67e6, 8.32e6)
     # same warehouse, same flags: same run id and byte-identical figures
     assert main(["keepers", "--db", str(db_copy), "--event", "W1", "--seeds", "1", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == out

@@ -5,7 +5,8 @@
 --   keeper_replays: one row per run, variant and seed: the replay's figures.
 CREATE TABLE IF NOT EXISTS keeper_runs (
     run_id VARCHAR PRIMARY KEY, event_id VARCHAR NOT NULL, config JSON NOT NULL,
-    ref_zero_bid_share DOUBLE, ref_deficit_dai DOUBLE, seconds DOUBLE,
+    ref_zero_bid_share DOUBLE, ref_deficit_dai DOUBLE, ref_zero_bid_collateral_usd DOUBLE,
+    seconds DOUBLE,
     created_at TIMESTAMPTZ NOT NULL
 );
 

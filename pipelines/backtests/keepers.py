@@ -82,6 +82,7 @@ class KeeperRun:
     replays: pl.DataFrame
     ref_zero_bid_share: float | None
     ref_deficit_dai: float | None
+    ref_zero_bid_collateral_usd: float | None
     seconds: float
 
 
@@ -185,7 +186,9 @@ def _digest(*arrays: np.ndarray) -> str:
     return h.hexdigest()[:16]
 
 
-def _reference(con: duckdb.DuckDBPyConnection, event_id: str) -> tuple[float | None, float | None]:
+def _reference(
+    con: duckdb.DuckDBPyConnection, event_id: str
+) -> tuple[float | None, float | None, float | None]:
     rows = con.execute(
         "SELECT metric, value FROM reference_figures WHERE event_id = ? "
         "AND protocol_or_venue = 'MakerDAO'",
@@ -193,7 +196,8 @@ def _reference(con: duckdb.DuckDBPyConnection, event_id: str) -> tuple[float | N
     ).fetchall()
     share = next((v for m, v in rows if m.startswith("share of liquidations won with 0-DAI")), None)
     deficit = next((v for m, v in rows if m.startswith("protocol deficit")), None)
-    return (share / 100.0 if share is not None else None), deficit
+    coll = next((v for m, v in rows if m.startswith("collateral value taken via 0-DAI")), None)
+    return (share / 100.0 if share is not None else None), deficit, coll
 
 
 def _variant(req: KeeperRequest, name: str, cap_unit: float) -> tuple[dict, KeeperRules]:
@@ -261,9 +265,9 @@ def run_keepers(
     replays = pl.DataFrame(rows).with_columns(
         pl.lit(run_id).alias("run_id"), pl.lit(event.event_id).alias("event_id")
     )
-    ref_share, ref_deficit = _reference(con, event.event_id)
+    ref_share, ref_deficit, ref_coll = _reference(con, event.event_id)
     seconds = time.perf_counter() - t0
-    run = KeeperRun(run_id, config, replays, ref_share, ref_deficit, seconds)
+    run = KeeperRun(run_id, config, replays, ref_share, ref_deficit, ref_coll, seconds)
     if store:
         write_run(con, run)
     return run
@@ -275,13 +279,14 @@ def write_run(con: duckdb.DuckDBPyConnection, run: KeeperRun) -> None:
         con.execute("DELETE FROM keeper_replays WHERE run_id = ?", [run.run_id])
         con.execute("DELETE FROM keeper_runs WHERE run_id = ?", [run.run_id])
         con.execute(
-            "INSERT INTO keeper_runs VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO keeper_runs VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 run.run_id,
                 run.config["event_id"],
                 json.dumps(run.config, sort_keys=True),
                 run.ref_zero_bid_share,
                 run.ref_deficit_dai,
+                run.ref_zero_bid_collateral_usd,
                 run.seconds,
                 datetime.now(UTC),
             ],

@@ -81,10 +81,21 @@ def results_block(run, db_name: str, command_line: str) -> str:  # noqa: ANN001
         reading.append(
             f"Base model: {b['zero_bid_pct']} % of auctions won at 0 DAI (published "
             f"{b['published_pct']} %) and a deficit of {b['deficit_mdai']} M DAI (published "
-            f"{b['published_mdai']} M)."
+            f"{b['published_mdai']} M"
+            + (
+                f", ratio {b['deficit_mdai'] / b['published_mdai']:.2f}"
+                if b["published_mdai"]
+                else ""
+            )
+            + f"); collateral won at 0 DAI {b['zero_bid_coll_musd']} M USD"
+            + (
+                f" (published {run.ref_zero_bid_collateral_usd / 1e6:.2f} M)."
+                if run.ref_zero_bid_collateral_usd
+                else "."
+            )
         )
         labels = {
-            "no_congestion": "without congestion delays",
+            "no_congestion": "without congestion delays (nor nonce ordering)",
             "no_nonce_order": "without nonce ordering",
             "no_gas_cap": "without gas caps",
             "capital_x4": "with four times the keepers' capital",
