@@ -27,6 +27,7 @@ from pipelines.cli import attribute as _attribute  # noqa: F401
 from pipelines.cli import backtest as _backtest  # noqa: F401
 from pipelines.cli import data as _data  # noqa: F401
 from pipelines.cli import forecast as _forecast  # noqa: F401
+from pipelines.cli import keepers as _keepers  # noqa: F401
 from pipelines.cli import optimize as _optimize  # noqa: F401
 from pipelines.cli import pipeline as _pipeline  # noqa: F401
 from pipelines.cli.registry import COMMANDS, FLAG_ALIASES
