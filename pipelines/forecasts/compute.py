@@ -44,8 +44,8 @@ __all__ = [
 #: Models from the slowest to the fastest (submit the slow ones first).
 #: Models fed the intraday realized variance (HAR features); the GARCH family and EWMA use
 #: the hourly returns only.
-RV_MODELS = ("har", "hgb", "rf", "hgbc")
-MODEL_COST_ORDER = ("rf", "hgb", "hgbc", "egarch", "gjr", "garch", "har", "ewma")
+RV_MODELS = ("har", "hgb", "rf", "hgbc", "hgbch")
+MODEL_COST_ORDER = ("rf", "hgb", "hgbc", "hgbch", "egarch", "gjr", "garch", "har", "ewma")
 DRAWDOWN = "drawdown_24"
 
 
