@@ -10,6 +10,8 @@ Never imports Prefect or DuckDB. Main entry points:
   :func:`horizon_scale` — square-root-of-time scaling to a target horizon
 * :func:`liquidation_threshold_path` — sigma path → dynamic liquidation threshold
 * :func:`plot_forecast_window` — forecast vs realized volatility around a crash
+* :func:`simulate_paths`, :func:`fit_at_origin` — seeded price paths from the GARCH fit at an
+  origin (filtered historical simulation or Student-t innovations)
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from typing import TYPE_CHECKING, Any
 #: imports scikit-learn, arch or matplotlib.
 _EXPORTS: dict[str, str] = {
     "AAVE_V3_WETH": "margin",
+    "fit_at_origin": "paths",
+    "simulate_paths": "paths",
     "CoverageTest": "scores",
     "DieboldMariano": "scores",
     "EGARCH": "models",
@@ -127,6 +131,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
         VolatilityModel,
         make_model,
     )
+    from forecasting.paths import fit_at_origin, simulate_paths
     from forecasting.plots import plot_forecast_window
     from forecasting.pooling import (
         Span,
@@ -193,6 +198,8 @@ __all__ = [
     "UnknownModelError",
     "VolatilityModel",
     "align_features",
+    "fit_at_origin",
+    "simulate_paths",
     "check_bars",
     "christoffersen",
     "diebold_mariano",

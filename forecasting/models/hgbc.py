@@ -166,9 +166,7 @@ class HGBHarCorrection(HGBVol):
         _, x, v = self._setup(returns, exog, rv)
         n = v.shape[0]
         hs = tuple(sorted({int(h) for h in self.horizons}))
-        self.base_ = HAR(horizons=hs, lags=self.lags, floor_frac=self.floor_frac).fit(
-            returns, rv=v
-        )
+        self.base_ = HAR(horizons=hs, lags=self.lags, floor_frac=self.floor_frac).fit(returns, rv=v)
         self.estimators_: dict[int, HistGradientBoostingRegressor] = {}
         with openmp_limit(self.n_threads):
             for h in hs:
