@@ -38,7 +38,17 @@ POLICY_NAMES: tuple[str, ...] = (
 #: ``backtest.PRESETS`` (checked by a test).
 POLICY_PRESETS: tuple[str, ...] = ("dutch_auction@gauntlet", "smart_ltv")
 #: ``forecasting.models.MODELS`` (checked by a test).
-MODEL_NAMES: tuple[str, ...] = ("ewma", "garch", "gjr", "egarch", "har", "hgb", "rf", "hgbc", "hgbch")
+MODEL_NAMES: tuple[str, ...] = (
+    "ewma",
+    "garch",
+    "gjr",
+    "egarch",
+    "har",
+    "hgb",
+    "rf",
+    "hgbc",
+    "hgbch",
+)
 
 _POLICY_ALIASES: dict[str, str] = {
     label.lower(): name for name, label in SHORT_LABELS.items() if label != name
