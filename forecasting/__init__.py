@@ -65,6 +65,7 @@ _EXPORTS: dict[str, str] = {
     "mincer_zarnowitz": "scores",
     "mse": "scores",
     "nearest_horizon": "pooling",
+    "next_bar_hour": "features",
     "plot_forecast_window": "plots",
     "qlike": "scores",
     "realized_targets": "returns",
@@ -109,7 +110,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
         NotFittedError,
         UnknownModelError,
     )
-    from forecasting.features import align_features, recent_drawdown
+    from forecasting.features import align_features, next_bar_hour, recent_drawdown
     from forecasting.margin import (
         AAVE_V3_WETH,
         MAKER_ETH_B,
@@ -212,6 +213,7 @@ __all__ = [
     "mincer_zarnowitz",
     "mse",
     "nearest_horizon",
+    "next_bar_hour",
     "plot_forecast_window",
     "qlike",
     "realized_targets",

@@ -153,6 +153,36 @@ class HGBHarCorrection(HGBVol):
 
     name = "hgbch"
     uses_exog = True
+    uses_calendar = True
+
+    def __init__(
+        self,
+        *,
+        horizons: tuple[int, ...] = (1, 24),
+        lags: tuple[int, ...] = (1, 24, 168),
+        floor_frac: float = 1e-2,
+        max_iter: int = 60,
+        learning_rate: float = 0.05,
+        max_leaf_nodes: int = 7,
+        min_samples_leaf: int = 100,
+        l2_regularization: float = 1.0,
+        max_bins: int = 64,
+        random_state: int = 0,
+        n_threads: int = 1,
+    ) -> None:
+        super().__init__(
+            horizons=horizons,
+            lags=lags,
+            floor_frac=floor_frac,
+            max_iter=max_iter,
+            learning_rate=learning_rate,
+            max_leaf_nodes=max_leaf_nodes,
+            min_samples_leaf=min_samples_leaf,
+            l2_regularization=l2_regularization,
+            max_bins=max_bins,
+            random_state=random_state,
+            n_threads=n_threads,
+        )
 
     def _with_base(self, feats: FloatArray, h: int) -> tuple[FloatArray, FloatArray]:
         """Append ``log b^h`` to the design; return it and the base ``b^h``."""
