@@ -133,7 +133,9 @@ class HGBHarCorrection(HGBVol):
     same training origins at every refit) instead of an EWMA: on 5-minute realized variance HAR
     is the strongest linear base of the project, and the trees learn only the multiplicative
     correction ``E[RV̄_{t+1..t+h} / b^h_t | x]`` from the log HAR regressors, ``log b^h_t`` and
-    the stress features, with the gamma deviance (exactly the QLIKE of the final forecast
+    the exogenous columns — the stress features and, as the pipeline passes them
+    (``uses_calendar``), the hour of day of the target bar last
+    (:func:`~forecasting.features.next_bar_hour`: intraday seasonality) — with the gamma deviance (exactly the QLIKE of the final forecast
     ``h · b^h_t · prediction``). The base is fitted in-sample on the training origins (four
     coefficients on thousands of origins: a negligible optimism). Same defaults as
     :class:`HGBVol`, seeded, single-threaded.
