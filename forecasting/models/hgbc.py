@@ -135,10 +135,11 @@ class HGBHarCorrection(HGBVol):
     correction ``E[RV̄_{t+1..t+h} / b^h_t | x]`` from the log HAR regressors, ``log b^h_t`` and
     the exogenous columns — the stress features and, as the pipeline passes them
     (``uses_calendar``), the hour of day of the target bar last
-    (:func:`~forecasting.features.next_bar_hour`: intraday seasonality) — with the gamma deviance (exactly the QLIKE of the final forecast
-    ``h · b^h_t · prediction``). The base is fitted in-sample on the training origins (four
-    coefficients on thousands of origins: a negligible optimism). Same defaults as
-    :class:`HGBVol`, seeded, single-threaded.
+    (:func:`~forecasting.features.next_bar_hour`: intraday seasonality) — with the gamma
+    deviance (exactly the QLIKE of the final forecast ``h · b^h_t · prediction``). The base is
+    fitted in-sample on the training origins (four coefficients on thousands of origins: a
+    negligible optimism). Defaults as :class:`HGBCorrection` (60 trees at rate 0.05), seeded,
+    single-threaded.
 
     Parameters
     ----------
