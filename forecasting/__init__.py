@@ -10,6 +10,8 @@ Never imports Prefect or DuckDB. Main entry points:
   :func:`horizon_scale` — square-root-of-time scaling to a target horizon
 * :func:`liquidation_threshold_path` — sigma path → dynamic liquidation threshold
 * :func:`plot_forecast_window` — forecast vs realized volatility around a crash
+* :func:`simulate_paths`, :func:`fit_at_origin` — seeded price paths from the GARCH fit at an
+  origin (filtered historical simulation or Student-t innovations)
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from typing import TYPE_CHECKING, Any
 #: imports scikit-learn, arch or matplotlib.
 _EXPORTS: dict[str, str] = {
     "AAVE_V3_WETH": "margin",
+    "fit_at_origin": "paths",
+    "simulate_paths": "paths",
     "CoverageTest": "scores",
     "DieboldMariano": "scores",
     "EGARCH": "models",
@@ -32,6 +36,7 @@ _EXPORTS: dict[str, str] = {
     "GJRGARCH": "models",
     "HAR": "models",
     "HGBCorrection": "models",
+    "HGBHarCorrection": "models",
     "HGBVol": "models",
     "HorizonNotFittedError": "errors",
     "InvalidBarsError": "errors",
@@ -60,6 +65,7 @@ _EXPORTS: dict[str, str] = {
     "mincer_zarnowitz": "scores",
     "mse": "scores",
     "nearest_horizon": "pooling",
+    "next_bar_hour": "features",
     "plot_forecast_window": "plots",
     "qlike": "scores",
     "realized_targets": "returns",
@@ -104,7 +110,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
         NotFittedError,
         UnknownModelError,
     )
-    from forecasting.features import align_features, recent_drawdown
+    from forecasting.features import align_features, next_bar_hour, recent_drawdown
     from forecasting.margin import (
         AAVE_V3_WETH,
         MAKER_ETH_B,
@@ -120,11 +126,13 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs
         HAR,
         MODELS,
         HGBCorrection,
+        HGBHarCorrection,
         HGBVol,
         RFVol,
         VolatilityModel,
         make_model,
     )
+    from forecasting.paths import fit_at_origin, simulate_paths
     from forecasting.plots import plot_forecast_window
     from forecasting.pooling import (
         Span,
@@ -178,6 +186,7 @@ __all__ = [
     "ForecastingWarning",
     "HGBVol",
     "HGBCorrection",
+    "HGBHarCorrection",
     "HorizonNotFittedError",
     "InvalidBarsError",
     "MarginPolicy",
@@ -190,6 +199,8 @@ __all__ = [
     "UnknownModelError",
     "VolatilityModel",
     "align_features",
+    "fit_at_origin",
+    "simulate_paths",
     "check_bars",
     "christoffersen",
     "diebold_mariano",
@@ -202,6 +213,7 @@ __all__ = [
     "mincer_zarnowitz",
     "mse",
     "nearest_horizon",
+    "next_bar_hour",
     "plot_forecast_window",
     "qlike",
     "realized_targets",

@@ -15,7 +15,7 @@ import polars as pl
 from forecasting.errors import InvalidBarsError
 from forecasting.returns import TS, check_bars, infer_bar_seconds
 
-__all__ = ["align_features", "recent_drawdown"]
+__all__ = ["align_features", "next_bar_hour", "recent_drawdown"]
 
 
 def align_features(
@@ -127,4 +127,36 @@ def recent_drawdown(
     close = pl.col("close").cast(pl.Float64)
     return bars.with_columns(
         (close / close.rolling_max(window_bars, min_samples=1) - 1.0).alias(col)
+    )
+
+
+def next_bar_hour(
+    bars: pl.DataFrame, *, name: str = "next_hour", bar_seconds: int | None = None, ts_col: str = TS
+) -> pl.DataFrame:
+    """Hour of day (UTC, 0–23) of the bar *after* each bar: a calendar feature.
+
+    The forecast made at bar ``i``'s close targets the bar that opens at that close,
+    ``ts_i + bar_seconds``; its hour of day is known in advance (intraday seasonality of
+    volatility), so the feature uses no data at all.
+
+    Parameters
+    ----------
+    bars : polars.DataFrame
+        Bars with ``ts`` (bar open, UTC).
+    name : str
+        Column name.
+    bar_seconds : int, optional
+        Bar length; inferred when omitted.
+    ts_col : str
+        Timestamp column.
+
+    Returns
+    -------
+    polars.DataFrame
+        ``bars`` with the hour column (Float64) appended.
+    """
+    bars = check_bars(bars, ts_col=ts_col)
+    step = bar_seconds or infer_bar_seconds(bars[ts_col])
+    return bars.with_columns(
+        (pl.col(ts_col) + pl.duration(seconds=step)).dt.hour().cast(pl.Float64).alias(name)
     )

@@ -93,6 +93,9 @@ class FHSFit:
         Whether the optimizer converged.
     loglikelihood : float
         Log-likelihood at the estimates (scaled data).
+    last_price : float
+        Close at the origin (the first price of simulated paths); NaN when unknown
+        (:func:`fit_fhs` sees returns only, :func:`forecasting.paths.fit_at_origin` sets it).
     """
 
     mu: float
@@ -107,6 +110,7 @@ class FHSFit:
     n_obs: int
     converged: bool
     loglikelihood: float
+    last_price: float = math.nan
 
     def __post_init__(self) -> None:
         z = np.array(self.std_resid, dtype=np.float64, copy=True)
@@ -224,13 +228,15 @@ def simulate_fhs_returns(
     n_paths: int = 200,
     seed: int | np.random.Generator = 0,
     drift: bool = False,
+    method: str = "bootstrap",
+    standardize: bool = False,
 ) -> np.ndarray:
     """Hourly log returns by filtered historical simulation (see the module docstring).
 
     Parameters
     ----------
     fit : FHSFit
-        Output of :func:`fit_fhs`.
+        Output of :func:`fit_fhs` (or :func:`forecasting.paths.fit_at_origin`).
     n_hours : int
         Number of simulated hours ``K``.
     n_paths : int
@@ -239,6 +245,12 @@ def simulate_fhs_returns(
         Seed of :func:`numpy.random.default_rng`; the same seed gives byte-identical output.
     drift : bool
         Add the fitted mean ``μ`` to every hourly return.
+    method : {"bootstrap", "t"}
+        Innovations ``z*``: resampled standardized residuals ẑ (filtered historical simulation)
+        or Student-t draws with the fitted ``ν``, scaled to unit variance (needs ``dist="t"``).
+    standardize : bool
+        Rescale the resampled ẑ to unit mean square, so the simulated one-step variance equals
+        the model's forecast ``σ²_{T+1}`` (the raw ẑ of a fit have a mean square near, not at, 1).
 
     Returns
     -------
@@ -248,7 +260,22 @@ def simulate_fhs_returns(
     if n_hours < 0 or n_paths < 1:
         raise ValueError(f"need n_hours >= 0 and n_paths >= 1, got {n_hours}, {n_paths}")
     rng = np.random.default_rng(seed)
-    z = fit.std_resid[rng.integers(0, fit.std_resid.size, size=(n_paths, n_hours))]
+    if method == "bootstrap":
+        pool = fit.std_resid
+        if standardize:
+            pool = pool / math.sqrt(float(np.mean(pool * pool)))
+        z = pool[rng.integers(0, pool.size, size=(n_paths, n_hours))]
+    elif method == "t":
+        if fit.dist != "t" or not fit.dist_params:
+            raise ValueError(
+                f"method='t' needs a Student-t fit (dist='t'), this one has dist={fit.dist!r}"
+            )
+        nu = float(fit.dist_params[0])
+        if not nu > 2.0:
+            raise ValueError(f"method='t' needs the fitted nu > 2 (finite variance), got {nu}")
+        z = rng.standard_t(nu, size=(n_paths, n_hours)) * math.sqrt((nu - 2.0) / nu)
+    else:
+        raise ValueError(f"method={method!r} is not supported; use 'bootstrap' or 't'")
     out = np.empty((n_paths, n_hours), dtype=np.float64)
     s2 = np.full(n_paths, fit.sigma2_next, dtype=np.float64)
     for k in range(n_hours):

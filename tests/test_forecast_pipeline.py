@@ -10,6 +10,7 @@ import duckdb
 import polars as pl
 import pytest
 
+import forecasting as fcst
 from pipelines.cli.main import main
 from pipelines.errors import CascadeError
 from pipelines.forecasts.compute import compute_forecast_run, prepare_inputs
@@ -169,12 +170,14 @@ def test_changing_prices_after_t_leaves_earlier_forecasts_unchanged(small_run, t
 
 
 STRESS_TABLES = ("funding", "open_interest", "cex_liquidations")
+#: Every registered model that takes the stress features (hgb, rf, hgbc, hgbch).
+EXOG_MODELS = [m for m, factory in fcst.MODELS.items() if factory.uses_exog]
 
 
 def _ml_forecasts(db) -> tuple[pl.DataFrame, tuple[str, ...]]:
     con = connect(db, read_only=True)
     try:
-        config = build_config(con, assets=["BTC"], models=["hgb", "rf"], events=["W4"])
+        config = build_config(con, assets=["BTC"], models=EXOG_MODELS, events=["W4"])
         inputs, _ = prepare_inputs(con, config)
         run = compute_forecast_run(con, config)
     finally:
@@ -189,7 +192,8 @@ def test_deleting_stress_features_after_t_leaves_earlier_forecasts_unchanged(ing
     """Causal input selection: feature coverage is judged only on data known at the first origin.
 
     The stress rows known after ``t`` (12 days before the W4 crash) are deleted in a copy of the
-    warehouse; every hgb and rf forecast made before ``t`` must stay bit-identical (they used to
+    warehouse; every forecast of every model with stress features (hgb, rf, hgbc, hgbch) made
+    before ``t`` must stay bit-identical (they used to
     change because the features were dropped for not covering the window end).
     """
     t = CRASH_START - timedelta(days=12)
@@ -213,7 +217,7 @@ def test_deleting_stress_features_after_t_leaves_earlier_forecasts_unchanged(ing
     new, new_cols = _ml_forecasts(altered)
     assert new_cols == cols  # the same inputs are chosen
     before_t = pl.col("origin_ts") < t  # forecast at the close origin_ts + 1 h <= t
-    assert set(orig["model"]) == {"hgb", "rf"}
+    assert set(orig["model"]) == set(EXOG_MODELS) >= {"hgb", "rf", "hgbc", "hgbch"}
     assert orig.filter(before_t).height > 2000
     assert new.filter(before_t).equals(orig.filter(before_t))
     # teeth: the forecasts after t, which lose their features, do change

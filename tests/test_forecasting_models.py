@@ -164,7 +164,17 @@ def test_errors_say_how_to_fix(returns: np.ndarray) -> None:
 
 
 def test_registry_complete() -> None:
-    assert sorted(fcst.MODELS) == ["egarch", "ewma", "garch", "gjr", "har", "hgb", "hgbc", "rf"]
+    assert sorted(fcst.MODELS) == [
+        "egarch",
+        "ewma",
+        "garch",
+        "gjr",
+        "har",
+        "hgb",
+        "hgbc",
+        "hgbch",
+        "rf",
+    ]
     for name, factory in fcst.MODELS.items():
         model = factory()
         assert model.name == name

@@ -14,7 +14,7 @@ from forecasting.models.garch import GARCH
 from forecasting.models.gjr import GJRGARCH
 from forecasting.models.har import HAR
 from forecasting.models.hgb import HGBVol
-from forecasting.models.hgbc import HGBCorrection
+from forecasting.models.hgbc import HGBCorrection, HGBHarCorrection
 from forecasting.models.rf import RFVol
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "HAR",
     "HGBVol",
     "HGBCorrection",
+    "HGBHarCorrection",
     "RFVol",
 ]
 
@@ -42,6 +43,7 @@ MODELS: dict[str, Callable[..., VolatilityModel]] = {
     "hgb": HGBVol,
     "rf": RFVol,
     "hgbc": HGBCorrection,
+    "hgbch": HGBHarCorrection,
 }
 
 
@@ -52,7 +54,7 @@ def make_model(name: str, **params: Any) -> VolatilityModel:
     ----------
     name : str
         A key of :data:`MODELS` (``ewma``, ``garch``, ``gjr``, ``egarch``, ``har``, ``hgb``,
-        ``rf``, ``hgbc``).
+        ``rf``, ``hgbc``, ``hgbch``).
     **params
         Keyword parameters of the model's constructor.
 

@@ -64,6 +64,9 @@ class VolatilityModel(BaseEstimator):
 
     name: ClassVar[str] = "base"
     uses_exog: ClassVar[bool] = False
+    #: Whether the model also takes the hour of day of the target bar as its last exogenous
+    #: column (:func:`forecasting.features.next_bar_hour`; the pipeline appends it).
+    uses_calendar: ClassVar[bool] = False
 
     @property
     def min_train_bars(self) -> int:

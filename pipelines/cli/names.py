@@ -9,7 +9,8 @@ exits 2 in a fraction of a second with the known names, aliases included:
   ``breaker``, ``buffer``, ``dynLTV``, ``dynLTV+dutch``), any case; a scoreboard column such as
   ``dynLTV:garch`` also names the forecast model; combinations (``a+b``) and presets
   (``name@preset``) are passed on to the library, which checks them;
-* forecast models: ``ewma``, ``garch``, ``gjr``, ``egarch``, ``har``, ``hgb``, ``rf``, ``hgbc``.
+* forecast models: ``ewma``, ``garch``, ``gjr``, ``egarch``, ``har``, ``hgb``, ``rf``, ``hgbc``,
+  ``hgbch``.
 
 The tables are static (importing the policy or model registries costs seconds on a loaded
 machine); ``tests/test_first_hour_names.py`` checks they match the registries.
@@ -38,7 +39,17 @@ POLICY_NAMES: tuple[str, ...] = (
 #: ``backtest.PRESETS`` (checked by a test).
 POLICY_PRESETS: tuple[str, ...] = ("dutch_auction@gauntlet", "smart_ltv")
 #: ``forecasting.models.MODELS`` (checked by a test).
-MODEL_NAMES: tuple[str, ...] = ("ewma", "garch", "gjr", "egarch", "har", "hgb", "rf", "hgbc")
+MODEL_NAMES: tuple[str, ...] = (
+    "ewma",
+    "garch",
+    "gjr",
+    "egarch",
+    "har",
+    "hgb",
+    "rf",
+    "hgbc",
+    "hgbch",
+)
 
 _POLICY_ALIASES: dict[str, str] = {
     label.lower(): name for name, label in SHORT_LABELS.items() if label != name

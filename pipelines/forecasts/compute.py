@@ -44,9 +44,10 @@ __all__ = [
 #: Models from the slowest to the fastest (submit the slow ones first).
 #: Models fed the intraday realized variance (HAR features); the GARCH family and EWMA use
 #: the hourly returns only.
-RV_MODELS = ("har", "hgb", "rf", "hgbc")
-MODEL_COST_ORDER = ("rf", "hgb", "hgbc", "egarch", "gjr", "garch", "har", "ewma")
+RV_MODELS = ("har", "hgb", "rf", "hgbc", "hgbch")
+MODEL_COST_ORDER = ("rf", "hgb", "hgbc", "hgbch", "egarch", "gjr", "garch", "har", "ewma")
 DRAWDOWN = "drawdown_24"
+CALENDAR = "next_hour"
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
@@ -266,9 +267,14 @@ def run_model(inp: WindowInput, model: str, config: ForecastConfig) -> pl.DataFr
         (too short a history for a model's features) are dropped.
     """
     uses_exog = fcst.MODELS[model].uses_exog
+    exog_cols = inp.exog_cols if uses_exog else ()
+    bars = inp.bars
+    if fcst.MODELS[model].uses_calendar:  # hour of day of the target bar (no data)
+        bars = fcst.next_bar_hour(bars, name=CALENDAR, bar_seconds=HOUR)
+        exog_cols = (*exog_cols, CALENDAR)
     scheduled = model in SCHEDULED_REFIT_MODELS and config.arch_refit_every > config.refit_every
     out = fcst.walk_forward(
-        inp.bars,
+        bars,
         model,
         horizon_bars=list(config.horizons),
         refit_every=config.arch_refit_every if scheduled else config.refit_every,
@@ -276,7 +282,7 @@ def run_model(inp: WindowInput, model: str, config: ForecastConfig) -> pl.DataFr
         min_train=config.min_train,
         start=inp.window.forecast_start,
         end=inp.window.forecast_end,
-        exog_cols=inp.exog_cols if uses_exog else (),
+        exog_cols=exog_cols,
         rv_col=inp.rv_col if model in RV_MODELS else None,
         bar_seconds=HOUR,
     )

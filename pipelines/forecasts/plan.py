@@ -260,8 +260,9 @@ def resolve_assets(con: duckdb.DuckDBPyConnection, assets: Sequence[str]) -> tup
     return tuple(wanted)
 
 
-#: Models of a run without ``--models``: every registered model except ``hgbc`` (opt-in: it did
-#: not beat GARCH on the whole windows, see docs/forecasting.md, and would slow the default run).
+#: Models of a run without ``--models``: every registered model except ``hgbc`` and ``hgbch``
+#: (opt-in: they did not beat GARCH on the whole windows, see docs/forecasting.md, and would slow
+#: the default run).
 DEFAULT_MODELS = ("ewma", "garch", "gjr", "egarch", "har", "hgb", "rf")
 
 
