@@ -65,6 +65,7 @@ __all__ = [
     "base_params",
     "choose_robust",
     "evaluate",
+    "half_sold_seconds",
     "knee_candidates",
     "library_params",
     "objectives_from_metrics",
@@ -514,3 +515,29 @@ def choose_robust(
 def is_finite(o: Objectives) -> bool:
     """All objectives finite."""
     return all(math.isfinite(v) for v in o.values())
+
+
+def half_sold_seconds(scenario: Scenario, family: str, params: Mapping[str, float]) -> float:
+    """Time for ``family`` with ``params`` to sell half of a tranche on ``scenario``'s bar.
+
+    ``batch``: a TWAP over ``B`` steps, half sold after ``ceil(B/2)`` steps. ``schedule``: the
+    first step ``k`` at which the trajectory's holdings are at most one half
+    (:func:`~backtest.policies.schedule.schedule_holdings`, for 10 % of the book's debt).
+    Times are ``steps × bar``, counted from the step of the liquidation (the first sale is at
+    the next step).
+
+    Raises
+    ------
+    ValueError
+        Another family.
+    """
+    from backtest.policies.schedule import Schedule, schedule_holdings
+
+    step = scenario.path.step_seconds
+    policy = build(scenario, family, params)
+    if family == "batch":
+        return math.ceil(policy.interval_steps / 2) * step  # type: ignore[attr-defined]
+    if family == "schedule" and isinstance(policy, Schedule):
+        x = schedule_holdings(policy, step, 0.10 * scenario.book.total_debt)
+        return float(np.argmax(x <= 0.5 + 1e-12)) * step
+    raise ValueError(f"no sale trajectory for {family!r}")
