@@ -277,7 +277,7 @@ def results_page(  # noqa: ANN001
 
     ``plots``: image links to embed; ``schedule``: the table of
     :func:`pipelines.backtests.optimize.schedule_comparison` (a section when given); ``page``:
-    the page's path in the command line it quotes.
+    the page in the command line it quotes (the command regenerates ``docs/<page name>``).
     """
     from pipelines.reporting.markdown import markdown_table
 
@@ -432,7 +432,7 @@ def cmd_optimize(args: argparse.Namespace) -> int:
                 Path(args.db).name,
                 links,
                 schedule=schedule_comparison(con, result.frontier),
-                page=str(args.markdown),
+                page=f"docs/{args.markdown.name}",
             )
             args.markdown.parent.mkdir(parents=True, exist_ok=True)
             args.markdown.write_text(page)
