@@ -249,16 +249,20 @@ def schedule_reading(table) -> str:  # noqa: ANN001
     faster = sum(r["schedule_half_sold_s"] < r["batch_half_sold_s"] for r in rows)
     loss = sum(r["schedule_total_loss_usd"] <= r["batch_total_loss_usd"] for r in rows)
     dev = sum(r["schedule_peak_deviation"] <= r["batch_peak_deviation"] for r in rows)
+    shares = sorted(float(r["batch_sale_share"] or 1.0) for r in rows)
+    share = shares[len(shares) // 2]
     return (
         f"On {front_loaded} of {n} events the knee of the searched `schedule` front is "
         "front-loaded (it sells half a tranche before the TWAP of the same horizon would: "
         "a risk aversion that matters), on the others it is the straight line of `λ → 0`. "
         f"It sells half a tranche sooner than the knee of the searched `batch` front on "
         f"{faster} of {n} events, with a total loss not above batch's on {loss} and a peak "
-        f"price deviation not above batch's on {dev}. The theory's trajectory is optimal for "
-        "one tranche under the event's own impact model; the engine adds what it ignores "
-        "(impact decay, tranches that overlap, sales that trigger further liquidations), so "
-        "where the knees differ the difference measures those feedbacks, not a flaw of either."
+        f"price deviation not above batch's on {dev}. The batch knees liquidate a median "
+        f"{share:.0%} of the queue per clearing: they buy their lower price deviation by "
+        "leaving debt unhealthy for longer, which the theory does not price — its trajectory "
+        "is optimal for one tranche already liquidated, under the event's own impact model, "
+        "and ignores what the engine adds (impact decay, overlapping tranches, sales that "
+        "trigger further liquidations)."
     )
 
 
