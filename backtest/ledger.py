@@ -221,6 +221,43 @@ class Ledger:
         self.bad_total += b_tot
         return Liquidation(idx, closed, s_tot, r_tot, out_seized, out_repaid)
 
+    def convert(self, idx: np.ndarray, units: np.ndarray, p: float) -> float:
+        """Soft liquidation: move collateral between positions and the market at ``p``.
+
+        ``units[i] > 0``: position ``i``'s collateral is sold to the market (arbitrageurs buy
+        it from its bands); ``< 0``: collateral bought on the market back into the position.
+        The debt is not touched (the debt asset the bands hold is the caller's, see
+        :meth:`repay_from`). Moves the run totals of collateral removed and sold by the net
+        units (both conservation identities keep holding) and the step's ``sold_usd`` by the
+        units sold. Returns the USD sold (``Σ max(units, 0)·p``).
+        """
+        sel = self.sel(idx)
+        self.c[sel] -= units
+        net = float(units.sum())
+        self.coll_removed += net
+        self.coll_sold += net
+        usd = float(units[units > 0].sum()) * p
+        self.sold_usd += usd
+        return usd
+
+    def repay_from(self, idx: np.ndarray, amount: np.ndarray) -> np.ndarray:
+        """Repay debt of positions ``idx`` out of funds they hold elsewhere (soft liquidation).
+
+        Repays ``min(amount, d)`` of each; recorded as repaid and liquidated debt (one
+        liquidation per position for the cascade-depth marks). Returns what was repaid.
+        """
+        sel = self.sel(idx)
+        rep = np.minimum(amount, self.d[sel])
+        self.d[sel] -= rep
+        self.liq_debt[sel] += rep
+        self._mark(sel)
+        total = float(rep.sum())
+        self.n_liquidations += int(np.count_nonzero(rep > 0))
+        self.liquidated_usd += total
+        self.repaid_usd += total
+        self.repaid_total += total
+        return rep
+
     def remove_whole(self, idx: np.ndarray, p: float) -> tuple[np.ndarray, np.ndarray]:
         """Move positions' whole collateral and debt into a liquidation process (auction bark).
 

@@ -50,6 +50,7 @@ from backtest.impact import ImpactModel
 from backtest.path import PricePath
 from backtest.policies.base import Policy
 from backtest.policies.factory import PRESETS, build_policy, steps_for_seconds
+from backtest.policies.schedule import schedule_impact_params
 
 __all__ = [
     "DIRECTIONS",
@@ -64,6 +65,7 @@ __all__ = [
     "base_params",
     "choose_robust",
     "evaluate",
+    "half_sold_seconds",
     "knee_candidates",
     "library_params",
     "objectives_from_metrics",
@@ -101,7 +103,10 @@ class Dim:
 
 #: The search space of each family (stored parameter names; see :func:`library_params`).
 SPACES: Mapping[str, tuple[Dim, ...]] = {
-    "batch": (Dim("interval_seconds", 60.0, 14_400.0, log=True, steps_field="interval_steps"),),
+    "batch": (
+        Dim("interval_seconds", 60.0, 14_400.0, log=True, steps_field="interval_steps"),
+        Dim("sale_share", 0.05, 1.0, log=True),
+    ),
     "staged": (
         Dim("target_health", 1.01, 2.0),
         Dim("min_interval_seconds", 60.0, 7_200.0, log=True, steps_field="min_interval_steps"),
@@ -122,7 +127,18 @@ SPACES: Mapping[str, tuple[Dim, ...]] = {
         Dim("capacity_share", 0.01, 0.5, log=True),
         Dim("unwind_hours", 0.25, 24.0, log=True),
     ),
+    "schedule": (
+        Dim("horizon_seconds", 300.0, 14_400.0, log=True, steps_field="horizon_steps"),
+        Dim("risk_aversion", 1e-10, 1e-4, log=True),
+    ),
+    "amm_bands": (
+        Dim("A", 20.0, 300.0, log=True),
+        Dim("n_bands", 4.0, 50.0, log=True),
+        Dim("fee", 0.0, 0.02),
+    ),
 }
+#: Searched parameters that are integers in the library (rounded).
+_INTEGER_PARAMS = frozenset({"n_bands"})
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
@@ -251,6 +267,8 @@ def library_params(
             out["capacity_usd"] = float(value) * total_debt
         elif name == "unwind_hours":
             continue
+        elif name in _INTEGER_PARAMS:
+            out[name] = int(round(float(value)))
         else:
             out[name] = value
     if "unwind_hours" in params:
@@ -266,7 +284,10 @@ def build(scenario: Scenario, family: str, params: Mapping[str, float]) -> Polic
     """The family's policy on ``scenario`` with the searched ``params`` over its base.
 
     ``family`` may be :data:`GAUNTLET`: the preset's parameters over the ``dutch_auction``
-    base (the book's auction parameters), then ``params``.
+    base (the book's auction parameters), then ``params``. ``schedule`` takes its trajectory's
+    cost model from the scenario's impact model
+    (:func:`~backtest.policies.schedule.schedule_impact_params`), so the theory's trajectory is
+    the optimum under the impact the engine applies.
     """
     name, preset = (
         (PRESETS[family][0], dict(PRESETS[family][1]))
@@ -279,7 +300,8 @@ def build(scenario: Scenario, family: str, params: Mapping[str, float]) -> Polic
     step = scenario.path.step_seconds
     total = scenario.book.total_debt
     lib = library_params(name, params, step_seconds=step, total_debt=total)
-    merged = {**dict(scenario.base.get(name, {})), **preset, **lib}
+    matched = schedule_impact_params(scenario.impact) if name == "schedule" else {}
+    merged = {**dict(scenario.base.get(name, {})), **matched, **preset, **lib}
     return build_policy(name, merged, step_seconds=step, total_debt=total)
 
 
@@ -493,3 +515,29 @@ def choose_robust(
 def is_finite(o: Objectives) -> bool:
     """All objectives finite."""
     return all(math.isfinite(v) for v in o.values())
+
+
+def half_sold_seconds(scenario: Scenario, family: str, params: Mapping[str, float]) -> float:
+    """Time for ``family`` with ``params`` to sell half of a tranche on ``scenario``'s bar.
+
+    ``batch``: a TWAP over ``B`` steps, half sold after ``ceil(B/2)`` steps. ``schedule``: the
+    first step ``k`` at which the trajectory's holdings are at most one half
+    (:func:`~backtest.policies.schedule.schedule_holdings`, for 10 % of the book's debt).
+    Times are ``steps × bar``, counted from the step of the liquidation (the first sale is at
+    the next step).
+
+    Raises
+    ------
+    ValueError
+        Another family.
+    """
+    from backtest.policies.schedule import Schedule, schedule_holdings
+
+    step = scenario.path.step_seconds
+    policy = build(scenario, family, params)
+    if family == "batch":
+        return math.ceil(policy.interval_steps / 2) * step  # type: ignore[attr-defined]
+    if family == "schedule" and isinstance(policy, Schedule):
+        x = schedule_holdings(policy, step, 0.10 * scenario.book.total_debt)
+        return float(np.argmax(x <= 0.5 + 1e-12)) * step
+    raise ValueError(f"no sale trajectory for {family!r}")

@@ -65,6 +65,18 @@ OVERRIDES: dict[str, list[dict[str, Any]]] = {
     ],
 }
 
+#: Parameters added to a policy after the reference was captured (issue #15: batch's sale rate);
+#: the captured "accepted parameters" lists do not have them.
+ADDED_AFTER_CAPTURE: frozenset[str] = frozenset({"sale_share"})
+
+
+def without_added(message: str) -> str:
+    """``message`` with the parameters of :data:`ADDED_AFTER_CAPTURE` dropped from its lists."""
+    for name in ADDED_AFTER_CAPTURE:
+        message = message.replace(f", {name}", "").replace(f"--{name.replace('_', '-')}, ", "")
+    return message
+
+
 #: Parameters no part of the policy accepts (must raise, naming the policy and the parameter).
 BAD_OVERRIDES: dict[str, dict[str, Any]] = {
     "instant": {"buf": 1.1},

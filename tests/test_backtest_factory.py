@@ -68,8 +68,13 @@ def _flags_to_params(message: str) -> list[str]:
 
 
 def test_reference_covers_every_policy_name():
-    assert set(POLICY_NAMES) == set(POLICIES) == set(cases.POLICY_NAMES)
-    assert {r["id"].split("|")[0] for r in REFERENCE} == set(POLICY_NAMES)
+    assert set(POLICY_NAMES) == set(POLICIES)
+    # the captured reference predates the on-request policies (issue #15), which have no
+    # pre-library code to capture from
+    from backtest.policies.factory import ON_REQUEST_POLICIES
+
+    assert set(POLICY_NAMES) - set(ON_REQUEST_POLICIES) == set(cases.POLICY_NAMES)
+    assert {r["id"].split("|")[0] for r in REFERENCE} == set(cases.POLICY_NAMES)
     assert len(REFERENCE) == len(cases.policy_cases())
 
 
@@ -83,7 +88,8 @@ def test_factory_reproduces_captured_pipeline_policies(case):
             assert sorted(info.value.parameters) == _flags_to_params(ref["message"])
             assert info.value.policy == case["name"]
             accepted = ref["message"].split("its parameters: ")[1].split(", ")
-            assert list(info.value.accepted) == accepted
+            now = [a for a in info.value.accepted if a not in cases.ADDED_AFTER_CAPTURE]
+            assert now == accepted
         else:
             assert "needs a forecast model's margin path" in ref["message"]
             with pytest.raises(MissingThresholdPathError, match=re.escape(case["name"])):
@@ -228,6 +234,8 @@ def test_policy_classes_are_the_registered_ones():
         "LiquidityBuffer",
         "Batch",
         "Staged",
+        "Schedule",
+        "AmmBands",
         "DynamicLTV",
         "Combined",
     }

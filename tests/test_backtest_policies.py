@@ -330,6 +330,8 @@ def test_registry_names_and_params():
         "staged",
         "dynamic_ltv",
         "dynamic_ltv+dutch_auction",
+        "schedule",
+        "amm_bands",
     ]
     with pytest.raises(UnknownPolicyError, match="known policies: instant, dutch_auction") as exc:
         POLICIES["dutch"]

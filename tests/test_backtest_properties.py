@@ -29,6 +29,8 @@ from backtest import (
     synthetic_book,
     synthetic_crash_path,
 )
+from backtest.policies.amm_bands import AmmBands
+from backtest.policies.schedule import Schedule
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -124,6 +126,26 @@ def _policies(n_steps: int):
             unwind_usd_per_step=st.floats(1.0, 200.0),
         ),
         st.builds(Batch, interval_steps=st.integers(1, 6)),
+        st.builds(
+            Batch,
+            interval_steps=st.integers(1, 6),
+            sale_share=st.floats(0.05, 1.0),
+        ),
+        st.builds(
+            Schedule,
+            horizon_steps=st.integers(1, 8),
+            risk_aversion=st.sampled_from([0.0, 1e-4, 1e-2]),
+            impact_model=st.sampled_from(["linear", "sqrt"]),
+            depth_usd=st.floats(100.0, 5_000.0),
+            adv_usd=st.floats(100.0, 1e5),
+        ),
+        st.builds(
+            AmmBands,
+            A=st.floats(2.0, 200.0),
+            n_bands=st.integers(1, 12),
+            fee=st.floats(0.0, 0.05),
+            bonus=st.one_of(st.none(), st.floats(0.0, 0.15)),
+        ),
         st.builds(
             Staged,
             target_health=st.floats(1.05, 1.5),

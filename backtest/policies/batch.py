@@ -4,9 +4,19 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
-from backtest.policies.base import Env, Policy, Runtime, check_fraction, check_int, clamped_field
+import numpy as np
+
+from backtest.policies.base import (
+    Env,
+    Policy,
+    Runtime,
+    check_fraction,
+    check_int,
+    check_positive,
+    clamped_field,
+)
 
 __all__ = ["Batch"]
 
@@ -30,6 +40,9 @@ class Batch(Policy):
         ``B``: clearing period and selling horizon (assumption: 10 steps).
     bonus : float, optional
         Overrides the book's bonus.
+    sale_share : float, optional
+        Share of the queued debt liquidated (and put up for sale) per clearing, in ``(0, 1]``;
+        ``None``: all of it. Omitted from :meth:`params` when ``None`` (run ids unchanged).
     clamped_to_bar : tuple of str, optional
         Set by :func:`~backtest.build_policy`: step parameters whose time-based default was
         shorter than one bar of the path and was clamped to one step (not part of
@@ -39,12 +52,23 @@ class Batch(Policy):
     name: ClassVar[str] = "batch"
     interval_steps: int = 10
     bonus: float | None = None
+    sale_share: float | None = None
     clamped_to_bar: tuple[str, ...] = clamped_field()
 
     def __post_init__(self) -> None:
         check_int("batch", "interval_steps", self.interval_steps, low=1)
         if self.bonus is not None:
             check_fraction("batch", "bonus", self.bonus, high=0.999)
+        if self.sale_share is not None:
+            check_fraction("batch", "sale_share", self.sale_share)
+            check_positive("batch", "sale_share", self.sale_share)
+
+    def params(self) -> dict[str, Any]:
+        """Parameters with the policy name; ``sale_share`` only when set."""
+        out = super().params()
+        if self.sale_share is None:
+            out.pop("sale_share")
+        return out
 
     def start(self, env: Env) -> Runtime:
         """Create the run state."""
@@ -58,6 +82,10 @@ class _BatchRuntime(Runtime):
         self.ledger = env.ledger
         self.pool = env.pool
         self.tranches: list[list[float]] = []  # [units_left, steps_left, basis_left]
+        share = cfg.sale_share
+        self.share = None if share is None or share >= 1.0 else float(share)
+        self.budget_step = -1
+        self.budget = math.inf
 
     def _clearing(self, t: int) -> bool:
         return (t + 1) % self.b == 0
@@ -91,13 +119,28 @@ class _BatchRuntime(Runtime):
         sold = self._sell_scheduled(p) if r == 0 and self.tranches else 0.0
         if not self._clearing(t):
             return 0, sold
-        idx = self.pool.pop(p)
+        idx = self.pool.pop(p) if self.share is None else self._pop_share(t, p)
         if idx.size == 0:
             return 0, sold
         led = self.ledger
         liq = led.liquidate(idx, p, None, self.cfg.bonus)
         self.tranches.append([liq.seized_total, float(self.b), liq.repaid_total])
         return int(idx.size), sold
+
+    def _pop_share(self, t: int, p: float) -> np.ndarray:
+        """Positions of this clearing within ``sale_share`` of the step's first queue."""
+        if self.budget_step != t:
+            queue = self.pool.pop(p)
+            if queue.size == 0:
+                return queue
+            self.pool.push(queue)
+            self.budget_step = t
+            self.budget = float(self.share) * float(self.ledger.d[queue].sum())
+        if self.budget <= 0:
+            return np.empty(0, dtype=np.int64)
+        idx = self.pool.pop(p, self.budget)
+        self.budget -= float(self.ledger.d[idx].sum())
+        return idx
 
     def finish(self, p_final: float) -> tuple[float, float]:
         units = sum(tr[0] for tr in self.tranches)

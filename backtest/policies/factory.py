@@ -53,6 +53,7 @@ from backtest.errors import (
     StepTooCoarseError,
     UnknownPolicyError,
 )
+from backtest.policies.amm_bands import AmmBands
 from backtest.policies.base import Policy
 from backtest.policies.batch import Batch
 from backtest.policies.circuit_breaker import CircuitBreaker
@@ -62,12 +63,14 @@ from backtest.policies.dynamic_ltv import DynamicLTV
 from backtest.policies.instant import Instant
 from backtest.policies.liquidity_buffer import LiquidityBuffer
 from backtest.policies.registry import POLICIES
+from backtest.policies.schedule import Schedule
 from backtest.policies.staged import Staged
 
 __all__ = [
     "BUFFER_CAPACITY_SHARE",
     "BUFFER_UNWIND_SECONDS",
     "DYNAMIC_POLICIES",
+    "ON_REQUEST_POLICIES",
     "POLICY_NAMES",
     "PRESETS",
     "SECONDS_PARAMS",
@@ -82,6 +85,8 @@ __all__ = [
 
 #: Every policy name, in sweep order (the order of :data:`backtest.POLICIES`).
 POLICY_NAMES: tuple[str, ...] = tuple(POLICIES)
+#: Policies built on request only: not in the pipeline's default sweep (issue #15).
+ON_REQUEST_POLICIES: tuple[str, ...] = ("schedule", "amm_bands")
 #: Policies that need a threshold path (a volatility forecast's margin path).
 DYNAMIC_POLICIES: tuple[str, ...] = ("dynamic_ltv", "dynamic_ltv+dutch_auction")
 #: Step-denominated parameters set from a duration (seconds) unless the user gives them.
@@ -89,12 +94,14 @@ TIME_DEFAULTS_SECONDS: Mapping[type, Mapping[str, float]] = {
     CircuitBreaker: {"lookback_steps": 3_600.0, "cooldown_steps": 3_600.0},
     Batch: {"interval_steps": 600.0},
     Staged: {"min_interval_steps": 300.0},
+    Schedule: {"horizon_steps": 3_600.0},
 }
 #: Time scales accepted in seconds: ``{class: {seconds parameter: step parameter}}``.
 SECONDS_PARAMS: Mapping[type, Mapping[str, str]] = {
     CircuitBreaker: {"lookback_seconds": "lookback_steps", "cooldown_seconds": "cooldown_steps"},
     Batch: {"interval_seconds": "interval_steps"},
     Staged: {"min_interval_seconds": "min_interval_steps"},
+    Schedule: {"horizon_seconds": "horizon_steps"},
 }
 #: Named reference configurations: ``preset name → (policy name, parameters)``.
 #:
@@ -125,6 +132,8 @@ _PARTS: Mapping[str, tuple[type, ...]] = {
     "staged": (Staged,),
     "dynamic_ltv": (DynamicLTV, Instant),
     "dynamic_ltv+dutch_auction": (DynamicLTV, DutchAuction),
+    "schedule": (Schedule,),
+    "amm_bands": (AmmBands,),
 }
 
 
@@ -397,6 +406,10 @@ def build_policy(
         return LiquidityBuffer(**_buffer_params(rest, step_seconds, total_debt))
     if name == "batch":
         return Batch(**_with_time_defaults(Batch, rest, step_seconds, name))
+    if name == "schedule":
+        return Schedule(**_with_time_defaults(Schedule, rest, step_seconds, name))
+    if name == "amm_bands":
+        return AmmBands(**rest)
     return Staged(**_with_time_defaults(Staged, rest, step_seconds, name))
 
 

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from backtest.errors import UnknownPolicyError
+from backtest.policies.amm_bands import AmmBands
 from backtest.policies.base import Policy
 from backtest.policies.batch import Batch
 from backtest.policies.circuit_breaker import CircuitBreaker
@@ -15,6 +16,7 @@ from backtest.policies.dutch_auction import DutchAuction
 from backtest.policies.dynamic_ltv import DynamicLTV
 from backtest.policies.instant import Instant
 from backtest.policies.liquidity_buffer import LiquidityBuffer
+from backtest.policies.schedule import Schedule
 from backtest.policies.staged import Staged
 
 __all__ = ["POLICIES", "make_policy"]
@@ -69,6 +71,8 @@ POLICIES: Mapping[str, Callable[..., Policy]] = _Registry(
         "staged": Staged,
         "dynamic_ltv": DynamicLTV,
         "dynamic_ltv+dutch_auction": _dynamic_ltv_dutch_auction,
+        "schedule": Schedule,
+        "amm_bands": AmmBands,
     }
 )
 

@@ -31,8 +31,10 @@ from backtest.search import (
     Evaluation,
     Scenario,
     base_params,
+    build,
     choose_robust,
     evaluate,
+    half_sold_seconds,
     knee_candidates,
     pareto_mask,
     search,
@@ -49,6 +51,7 @@ __all__ = [
     "OptimizeResult",
     "load_scenarios",
     "run_optimize",
+    "schedule_comparison",
     "study_storage_path",
 ]
 
@@ -390,3 +393,71 @@ def _leave_one_out(
             }
         )
     return robust_rows, cand_rows
+
+
+def _knee_row(rows: pl.DataFrame) -> dict[str, Any] | None:
+    """The front point nearest the utopia point (min–max normalised; ties: lowest trial)."""
+    if rows.height == 0:
+        return None
+    pts = np.column_stack(
+        [
+            1.0 - rows["capital_recovery"].to_numpy(),
+            rows["peak_price_deviation"].to_numpy(),
+            rows["borrower_loss_usd"].to_numpy(),
+            rows["total_loss_usd"].to_numpy(),
+        ]
+    )
+    lo, hi = pts.min(axis=0), pts.max(axis=0)
+    norm = (pts - lo) / np.where(hi > lo, hi - lo, 1.0)
+    dist = np.round(np.sqrt((norm**2).sum(axis=1)), 12)
+    order = np.lexsort((rows["trial"].to_numpy(), dist))
+    return rows.row(int(order[0]), named=True)
+
+
+def schedule_comparison(
+    con: duckdb.DuckDBPyConnection, frontier: pl.DataFrame
+) -> pl.DataFrame | None:
+    """Per event: the knee of the searched ``batch`` front beside that of ``schedule``.
+
+    For each the time to sell half a tranche (:func:`backtest.search.half_sold_seconds`), the
+    schedule's trajectory beside the TWAP of the same horizon, and the knees' objectives.
+    ``None`` unless the search has both families.
+    """
+    fams = set(frontier["policy"].unique().to_list()) if frontier.height else set()
+    if not {"batch", "schedule"} <= fams:
+        return None
+    events = frontier["event_id"].unique(maintain_order=True).to_list()
+    scenarios, _ = load_scenarios(con, events, ["batch", "schedule"])
+    out = []
+    for sc in scenarios:
+        front = frontier.filter(
+            (pl.col("event_id") == sc.event_id) & pl.col("on_front") & (pl.col("trial") >= 0)
+        )
+        kb = _knee_row(front.filter(pl.col("policy") == "batch"))
+        ks = _knee_row(front.filter(pl.col("policy") == "schedule"))
+        if kb is None or ks is None:
+            continue
+        pb, ps = json.loads(kb["params"]), json.loads(ks["params"])
+        sched = build(sc, "schedule", ps)
+        step = sc.path.step_seconds
+        out.append(
+            {
+                "event_id": sc.event_id,
+                "bar_seconds": step,
+                "batch_interval_s": pb["interval_seconds"],
+                "batch_sale_share": pb.get("sale_share"),
+                "batch_half_sold_s": half_sold_seconds(sc, "batch", pb),
+                "schedule_horizon_s": ps["horizon_seconds"],
+                "schedule_risk_aversion": ps["risk_aversion"],
+                "schedule_impact": sched.impact_model,  # type: ignore[attr-defined]
+                "schedule_half_sold_s": half_sold_seconds(sc, "schedule", ps),
+                "twap_half_sold_s": float(np.ceil(sched.horizon_steps / 2)) * step,  # type: ignore[attr-defined]
+                "batch_total_loss_usd": kb["total_loss_usd"],
+                "schedule_total_loss_usd": ks["total_loss_usd"],
+                "batch_peak_deviation": kb["peak_price_deviation"],
+                "schedule_peak_deviation": ks["peak_price_deviation"],
+                "batch_borrower_loss_usd": kb["borrower_loss_usd"],
+                "schedule_borrower_loss_usd": ks["borrower_loss_usd"],
+            }
+        )
+    return pl.DataFrame(out, infer_schema_length=None)

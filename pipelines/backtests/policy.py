@@ -21,6 +21,7 @@ from typing import Any
 
 import backtest
 from backtest import DYNAMIC_POLICIES, POLICY_NAMES, Policy
+from backtest.policies.factory import ON_REQUEST_POLICIES
 from pipelines.backtests.margin import MarginPath
 from pipelines.errors import CascadeError, UnknownNameError
 
@@ -37,7 +38,11 @@ __all__ = [
 #: The default sweep: every policy, plus the field's reference presets that need no input of
 #: their own — Gauntlet's published LIQ 2.0 optimum (``dutch_auction@gauntlet``: buf 1.10, cusp
 #: 0.60, tail 5,200 s, step 30 s, cut 0.997) beside the book's own auction parameters.
-SWEEP_POLICIES: tuple[str, ...] = (*POLICY_NAMES, "dutch_auction@gauntlet")
+#: (``backtest.ON_REQUEST_POLICIES`` — ``schedule``, ``amm_bands`` — run only when asked for.)
+SWEEP_POLICIES: tuple[str, ...] = (
+    *(n for n in POLICY_NAMES if n not in ON_REQUEST_POLICIES),
+    "dutch_auction@gauntlet",
+)
 
 
 def policy_param_names(name: str) -> set[str]:

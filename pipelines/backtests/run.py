@@ -28,6 +28,7 @@ import polars as pl
 
 from backtest import Book, ImpactModel, Policy, PricePath, Result, simulate
 from backtest.errors import StepTooCoarseError
+from backtest.policies.schedule import schedule_impact_params
 from pipelines.backtests.books import (
     LoadedBook,
     aave_steth_book,
@@ -364,8 +365,12 @@ def _resolve_policy(
     request: RunRequest,
     margin: MarginPath | None,
     cache: dict[Any, Any],
+    impact: ImpactModel | None = None,
 ) -> Policy:
-    """The policy object with the book's real mechanism parameters where they exist."""
+    """The policy object with the book's real mechanism parameters where they exist.
+
+    ``schedule`` takes its trajectory's cost model from the run's ``impact`` model.
+    """
     auction_defaults = None
     if sc.book_name == BookName.MAKER_ETHB and "dutch_auction" in request.policy:
         auction_defaults = _cached(
@@ -374,6 +379,7 @@ def _resolve_policy(
     book = loaded.book
     params = {
         **mechanism_defaults(sc.book_name, request.policy, book),
+        **(schedule_impact_params(impact) if request.policy == "schedule" else {}),
         **dict(request.policy_params),
     }
     try:
@@ -425,7 +431,7 @@ def resolve_run(
     loaded = _resolve_book(con, sc, request.book_options, cache)
     impact_model, cal = _resolve_impact(con, sc, request.impact, request.impact_options, cache)
     margin = _resolve_margin(con, sc, request, cache)
-    policy_obj = _resolve_policy(con, sc, loaded, request, margin, cache)
+    policy_obj = _resolve_policy(con, sc, loaded, request, margin, cache, impact_model)
     model = request.forecast_model if margin is not None and request.forecast_model else NO_MODEL
     spec = RunSpec(
         event_id=sc.event.event_id if sc.event else None,

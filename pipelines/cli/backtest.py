@@ -61,6 +61,12 @@ _POLICY_FLAGS: tuple[tuple[str, Callable[[str], Any], str], ...] = (
     ("penalty", float, "dynamic_ltv: deleveraging penalty"),
     ("max_step_change", float, "dynamic_ltv: ramp limit of the threshold per step"),
     ("reference_threshold", float, "dynamic_ltv: threshold the path is relative to"),
+    ("sale_share", float, "batch: share of the queued debt liquidated per clearing"),
+    ("horizon_steps", int, "schedule: steps over which a tranche is sold"),
+    ("risk_aversion", float, "schedule: Almgren-Chriss risk aversion (per USD)"),
+    ("A", float, "amm_bands: band width parameter (band width 1/A; crvUSD 100)"),
+    ("n_bands", int, "amm_bands: number of bands (crvUSD 4-50)"),
+    ("fee", float, "amm_bands: arbitrageur's edge per conversion"),
 )
 
 

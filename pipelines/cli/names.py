@@ -35,6 +35,8 @@ POLICY_NAMES: tuple[str, ...] = (
     "staged",
     "dynamic_ltv",
     "dynamic_ltv+dutch_auction",
+    "schedule",
+    "amm_bands",
 )
 #: ``backtest.PRESETS`` (checked by a test).
 POLICY_PRESETS: tuple[str, ...] = ("dutch_auction@gauntlet", "smart_ltv")
