@@ -54,7 +54,12 @@ def test_black_thursday_replay_reports_zero_bids_and_deficit(db_copy: Path, caps
     assert json.loads(capsys.readouterr().out) == out
 
 
-def test_event_without_gas_series_is_refused(db_copy: Path, capsys) -> None:
-    assert main(["keepers", "--db", str(db_copy), "--event", "W3"]) == 2
+def test_event_without_gas_series_is_refused(ingested_db: Path, tmp_path: Path, capsys) -> None:
+    path = tmp_path / "cascade.duckdb"
+    shutil.copy(ingested_db, path)
+    before = path.read_bytes()
+    assert main(["keepers", "--db", str(path), "--event", "W3"]) == 2
     err = capsys.readouterr().err
     assert "gas_prices" in err and "2022-05-07-luna-ust" in err
+    assert len(err.strip().splitlines()) == 1
+    assert path.read_bytes() == before  # refused input leaves the warehouse as it was

@@ -146,7 +146,7 @@ def _rewrite(page: Path, block: str) -> None:
 @with_args(_keepers_args)
 def cmd_keepers(args: argparse.Namespace) -> int:
     """Run the replay, store it, print the summary (and rewrite the page's results)."""
-    from pipelines.backtests.keepers import VARIANTS, KeeperRequest, run_keepers
+    from pipelines.backtests.keepers import VARIANTS, KeeperRequest, run_keepers, write_run
     from pipelines.catalog.registry import load_events
     from pipelines.cli.names import resolve_event
     from pipelines.warehouse.connection import connect
@@ -165,9 +165,16 @@ def cmd_keepers(args: argparse.Namespace) -> int:
     if not Path(args.db).exists():
         raise CascadeError(f"database {str(args.db)!r} does not exist; run `cascade run` first")
     event = next(e for e in load_events() if e.event_id == event_id)
+    # Compute on a read-only connection: refused input (no gas series, no path) leaves the
+    # warehouse byte-identical; only a finished run opens it for writing.
+    con = connect(args.db, read_only=True)
+    try:
+        run = run_keepers(con, event, req, store=False)
+    finally:
+        con.close()
     con = connect(args.db)
     try:
-        run = run_keepers(con, event, req)
+        write_run(con, run)
     finally:
         con.close()
     if args.json:
