@@ -564,17 +564,30 @@ class KeeperRule:
     leaves (tens to hundreds of DAI where a repayment in the export fell short of the debt):
     vaults with debt under ``fraction · dust`` are not barked.
 
-    An owner's transaction at most ``delay_seconds`` after the poke (same block included) is
-    applied before the keepers look: it won the race.
+    An owner's transaction at most ``delay_seconds`` after the modelled poke is applied before
+    the keepers look. The real poke is a keeper's transaction at a time the model does not
+    know: an owner's action a few minutes after the modelled ``HH:MM`` on a vault the chain did
+    not bark came, as far as the record shows, before the real poke and its keepers. The
+    replay's verdict at a poke is therefore known only ``delay_seconds`` after it.
+
+    ``tolerance`` is the stand-in price's error allowance: a vault is barked when its health at
+    the modelled OSM price is under ``1 - tolerance`` (the modelled price is the market price at
+    the previous poke, not the OSM's own value, which the mirror does not hold). A vault within
+    the tolerance stays and is looked at again at the next poke.
     """
 
     dust: float = 0.0
     fraction: float = 1.0
     delay_seconds: int = 0
+    tolerance: float = 0.0
 
     def barkable(self, debt: np.ndarray) -> np.ndarray:
         """Vaults a keeper would bark (given unsafe)."""
         return debt >= self.fraction * self.dust
+
+    def unsafe(self, health: np.ndarray) -> np.ndarray:
+        """Vaults unsafe enough at the modelled price for a keeper to bark."""
+        return health < 1.0 - self.tolerance
 
 
 @dataclass(frozen=True)
@@ -623,7 +636,8 @@ class DayReplay:
     owners the :class:`OwnerRule` made act (vault → poke time), ``min_health`` the lowest
     health at a current OSM price per vault with debt (vault → (health, ts, debt)), ``defence``
     the next OSM price and the health at it when the owners' rule first acted (vault → (price,
-    health)), ``dusty`` the
+    health)), ``tolerated`` the vaults under health 1 but within the keepers' ``tolerance``,
+    ``dusty`` the
     vaults unsafe but below dust, ``gaps`` the vaults with debt but no collateral in the rebuilt
     book (the chain never holds one: an event missing from the export; never barked).
     """
@@ -634,6 +648,7 @@ class DayReplay:
     dusty: frozenset[str] = frozenset()
     gaps: frozenset[str] = frozenset()
     defence: dict[str, tuple[float, float]] = field(default_factory=dict)
+    tolerated: frozenset[str] = frozenset()
 
     @property
     def barked(self) -> frozenset[str]:
@@ -694,6 +709,7 @@ def replay_day(
     min_health: dict[str, tuple[float, int, float]] = {}
     dusty: set[str] = set()
     gaps: set[str] = set()
+    tolerated: set[str] = set()
     cursor = 0
     for k, t in enumerate(np.asarray(poke_ts, dtype=np.int64).tolist()):
         # owners' transactions up to the keepers' latency after the poke win the race
@@ -716,7 +732,9 @@ def replay_day(
             v = ids[i]
             if v not in min_health or health[i] < min_health[v][0]:
                 min_health[v] = (float(health[i]), t, float(debt[i]))
-        unsafe = live & (health < 1.0)
+        for i in np.flatnonzero(live & (health < 1.0) & ~keeper.unsafe(health)).tolist():
+            tolerated.add(ids[i])
+        unsafe = live & keeper.unsafe(health)
         ok = keeper.barkable(debt)
         for i in np.flatnonzero(unsafe & ~ok).tolist():
             dusty.add(ids[i])
@@ -746,6 +764,7 @@ def replay_day(
         dusty=frozenset(dusty),
         gaps=frozenset(gaps),
         defence=defence,
+        tolerated=frozenset(tolerated),
     )
 
 

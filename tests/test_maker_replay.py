@@ -367,3 +367,68 @@ def test_medianizer_is_a_dead_band() -> None:
     assert path.tolist() == [100.0, 100.0, 98.9, 98.9, 101.0, 101.0]
     # an expired value is rewritten whatever the move
     assert Medianizer(spread=0.01, expiration_seconds=60).path(ts, price)[1] == 100.5
+
+
+def _keeper_replay(intraday, prices, keeper: KeeperRule):
+    state = vault_state(_events(HISTORY), FLAT, DAY)
+    poke = OsmModel().pokes(DAY, DAY + 86_400, *_prices(prices))
+    return replay_day(
+        state, _events(intraday), FLAT, *poke, mat=1.5, keeper=keeper, owner=OwnerRule()
+    )
+
+
+def test_owner_action_minutes_after_the_modelled_poke_precedes_the_real_one() -> None:
+    # "a" is unsafe at the 06:00 poke (health 0.944); its owner tops up at 06:08. With a delay
+    # of 10 minutes the top-up counts as made before the (unrecorded) real poke.
+    top_up = [("a", DAY + 6 * HOUR + 480, 2.0, 0.0)]
+    assert _keeper_replay(top_up, CRASH, KeeperRule(delay_seconds=60)).barked == {"a"}
+    assert _keeper_replay(top_up, CRASH, KeeperRule(delay_seconds=600)).barked == frozenset()
+    # an action after the window is too late: barked at 06:00
+    late = [("a", DAY + 6 * HOUR + 660, 2.0, 0.0)]
+    (bark,) = _keeper_replay(late, CRASH, KeeperRule(delay_seconds=600)).barks
+    assert bark.vault == "a" and bark.ts == DAY + 6 * HOUR
+
+
+def test_keepers_tolerance_of_the_stand_in_price() -> None:
+    # liquidation price 900: at 898 the health is 0.9978, at 890 it is 0.9889
+    near = [1000.0] * 6 + [898.0] * 4 + [890.0] * 16
+    exact = _keeper_replay([], near, KeeperRule())
+    assert exact.barked == {"a"} and exact.barks[0].ts == DAY + 6 * HOUR
+    tolerant = _keeper_replay([], near, KeeperRule(tolerance=0.005))
+    (bark,) = tolerant.barks  # within the tolerance until the 890 read becomes current
+    assert bark.ts == DAY + 10 * HOUR and bark.health == pytest.approx(10 * 890 / 1.5 / 6_000)
+    assert tolerant.tolerated == {"a"}
+    # never below 1 - tolerance: never barked
+    assert _keeper_replay([], [1000.0] * 6 + [898.0] * 20, KeeperRule(tolerance=0.005)).barked == (
+        frozenset()
+    )
+
+
+def test_verdicts_are_causal_up_to_the_keeper_delay() -> None:
+    # with a delay of 15 minutes the verdict at a poke reads events up to 15 minutes after
+    # it: changing every event after T leaves the verdicts of pokes at or before T - delay
+    rng = np.random.default_rng(1)
+    history = [(str(i), DAY - 86_400, 10.0, float(rng.uniform(4_000, 6_500))) for i in range(40)]
+    prices = list(1000.0 * np.exp(np.cumsum(rng.normal(0, 0.02, 26))))
+    base = [
+        (str(rng.integers(40)), int(DAY + rng.integers(0, 86_400)), float(rng.normal(0, 1)), 0.0)
+        for _ in range(60)
+    ]
+    delay, cut = 900, DAY + 12 * HOUR + 600
+    changed = [e for e in base if e[1] <= cut] + [
+        (str(i), cut + 1 + 10 * i, 5.0, -1_000.0) for i in range(40)
+    ]
+    keeper = KeeperRule(delay_seconds=delay, tolerance=0.002)
+    a = _keeper_replay_many(history, base, prices, keeper)
+    b = _keeper_replay_many(history, changed, prices, keeper)
+    early = lambda rep: [x for x in rep.barks if x.ts <= cut - delay]  # noqa: E731
+    assert early(a) == early(b) and early(a)
+    assert [x for x in a.barks if x.ts > cut - delay] != [x for x in b.barks if x.ts > cut - delay]
+
+
+def _keeper_replay_many(history, intraday, prices, keeper: KeeperRule):
+    state = vault_state(_events(history), FLAT, DAY)
+    poke = OsmModel().pokes(DAY, DAY + 86_400, *_prices(prices))
+    return replay_day(
+        state, _events(intraday), FLAT, *poke, mat=1.5, keeper=keeper, owner=OwnerRule()
+    )

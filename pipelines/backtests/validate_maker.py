@@ -12,26 +12,31 @@ The days are every UTC day with a real ETH-B liquidation (``defi_liquidations``,
   where the chain did not bark it (its collateral is raised to health 1). :func:`maker_state`
   gives the same book at any time (the backtests' ``maker-ethb`` book);
 * **owners' events** of the day (deposit, withdraw, mint, repay) replayed in time order; an
-  event up to :data:`KEEPER_DELAY` seconds after a poke is applied before the keepers look.
+  event up to the fitted keeper delay (:data:`DELAY_GRID`) after the modelled poke is applied
+  before the keepers look (the real poke's time is not recorded).
   The day's real liquidations are *not* replayed (they are what the replay predicts);
 * **OSM**: a poke every hour at minute :data:`POKE_MINUTE`; the current price is the market
   price read one poke earlier (Binance ETH/USDT, the finest bar stored: 1-min, 5-min, else the
   hourly open; optionally through the relayers' dead-band, ``median_spread``), the next price is
   the one read at the poke;
-* **keepers** bark vaults unsafe at the current OSM price (``ink · price / mat < debt``) with
+* **keepers** bark vaults unsafe at the current OSM price by more than the fitted tolerance
+  (:data:`TOLERANCE_GRID`: health ``ink · price / mat / debt < 1 − tolerance``) with
   debt ≥ :data:`DUST_FRACTION` × ``VAT.ilks.dust`` in force that day; vaults with debt and no
   collateral in the rebuilt book are export gaps and never barked;
 * **owners** act on the next OSM price: an owner who acted on the vault within the last
   ``attention_hours``, or whose vault the next price makes unsafe by less than ``margin``,
   defends a vault the next price makes unsafe (:class:`backtest.maker.OwnerRule`).
 
-**Fitting and held-out days.** ``(attention_hours, margin)`` is the owners' rule fitted. The days,
-in date order, are split by parity into fold A (1st, 3rd, …) and fold B (2nd, 4th, …). The pair
+**Fitting and held-out days.** ``(attention_hours, margin)``, then the keepers'
+``(delay, tolerance)`` given it, are fitted on the same days (:func:`_fit`). The days,
+in date order, are split by parity into fold A (1st, 3rd, …) and fold B (2nd, 4th, …). The rule
 fitted on fold A (best pooled F1 with recall ≥ :data:`FIT_MIN_RECALL`, grid
-:data:`ATTENTION_GRID` × :data:`MARGIN_GRID`) is applied to the days of fold B and vice versa, so
+:data:`ATTENTION_GRID` × :data:`MARGIN_GRID`, then :data:`DELAY_GRID` × :data:`TOLERANCE_GRID`)
+is applied to the days of fold B and vice versa, so
 every day's figures are held out: its own barks never chose the rule applied to it.
 ``pooled_held_out`` pools exactly those figures. ``--attention-hours``/``--owner-margin`` fix the
-rule instead (then no day is held out).
+rule instead, with the keeper delay :data:`KEEPER_DELAY` and no tolerance (then no day is
+held out).
 
 The reasons of false and missed vaults add what the rest of the record says (a later write-off of
 the chain's rules, a later real bark, the owner's last action); the replay never reads it.
@@ -100,8 +105,13 @@ FIT_MIN_RECALL = 0.9
 #: Vaults with debt under this fraction of ``VAT.ilks.dust`` are remnants keepers leave (the
 #: smallest real ETH-B bark of the LIQ 2.0 days is 0.78 × the dust in force).
 DUST_FRACTION = 0.25
-#: Seconds after a poke within which an owner's transaction still beats the keepers (the real
-#: ETH-B barks of these days come a median 24 s after the hour).
+#: Seconds after the modelled poke within which an owner's transaction is applied before the
+#: keepers look, tried when fitting (the real poke's minute is not recorded; the real ETH-B barks
+#: of these days come a median 24 s after the hour, a quarter of them 5 to 51 minutes after it).
+DELAY_GRID = (60, 300, 600, 900)
+#: Keepers' tolerance of the stand-in price tried when fitting (barked below health 1 − it).
+TOLERANCE_GRID = (0.0, 0.002, 0.005)
+#: Keeper delay and tolerance when the owners' rule is fixed on the command line.
 KEEPER_DELAY = 60
 
 
@@ -133,6 +143,8 @@ class DayResult:
     fold: str
     attention_hours: float
     owner_margin: float
+    keeper_delay: float
+    tolerance: float
     held_out: bool
     n_vaults: int
     tp: int
@@ -264,14 +276,20 @@ def _prepare_day(
     )
 
 
-def _run(d: _Day, inputs: MakerInputs, rule: tuple[float, float]) -> DayReplay:
+Rule = tuple[float, float, float, float]
+"""(attention_hours, owner_margin, keeper_delay seconds, keepers' tolerance)."""
+
+
+def _run(d: _Day, inputs: MakerInputs, rule: Rule) -> DayReplay:
     return replay_day(
         d.state,
         d.events,
         inputs.rates,
         *d.pokes,
         mat=d.mat,
-        keeper=KeeperRule(dust=d.dust, fraction=DUST_FRACTION, delay_seconds=KEEPER_DELAY),
+        keeper=KeeperRule(
+            dust=d.dust, fraction=DUST_FRACTION, delay_seconds=int(rule[2]), tolerance=rule[3]
+        ),
         owner=OwnerRule(attention_hours=rule[0], margin=rule[1]),
         last_action=d.last_action,
         dust=inputs.dust,
@@ -362,6 +380,11 @@ def _vault_rows(d: _Day, rep: DayReplay, record: _Record) -> tuple[VaultRow, ...
             )
         elif v in rep.gaps:
             reason = "debt without collateral in the rebuilt book (export gap; never barked)"
+        elif v in rep.tolerated:
+            reason = (
+                "under health 1 at the modelled OSM price but within the keepers' tolerance"
+                + (f": lowest health {low[0]:.4f} at {_dt(low[1]):%H:%M}" if low else "")
+            )
         elif v in rep.dusty:
             reason = "unsafe but debt a remnant under the keepers' dust fraction"
         elif low is not None:
@@ -395,7 +418,7 @@ def _day_result(
     d: _Day,
     rep: DayReplay,
     fold: str,
-    rule: tuple[float, float],
+    rule: Rule,
     held_out: bool,
     record: _Record,
 ) -> DayResult:
@@ -410,6 +433,8 @@ def _day_result(
         fold=fold,
         attention_hours=rule[0],
         owner_margin=rule[1],
+        keeper_delay=rule[2],
+        tolerance=rule[3],
         held_out=held_out,
         n_vaults=int((d.state.art > 0).sum()),
         tp=s["tp"],
@@ -424,6 +449,26 @@ def _day_result(
         ),
         bark_error_minutes=statistics.median(errors) if errors else None,
         vaults=rows,
+    )
+
+
+def _fit(replay: Any) -> Rule:
+    """The owners' rule, then the keepers' delay and tolerance given it, on one fold's days.
+
+    Two stages on the same fitting days (best pooled F1 with recall ≥ :data:`FIT_MIN_RECALL`,
+    ties to the first value: the shorter delay, the smaller tolerance): first
+    ``(attention_hours, margin)`` with the keeper delay :data:`KEEPER_DELAY` and no tolerance
+    (the rule of the first pass), then ``(delay, tolerance)`` with that owners' rule.
+    """
+    a, m, _, _ = fit_owner_rule(
+        replay,
+        [(a, m, float(KEEPER_DELAY), 0.0) for m in MARGIN_GRID for a in ATTENTION_GRID],
+        min_recall=FIT_MIN_RECALL,
+    )
+    return fit_owner_rule(
+        replay,
+        [(a, m, float(w), k) for k in TOLERANCE_GRID for w in DELAY_GRID],
+        min_recall=FIT_MIN_RECALL,
     )
 
 
@@ -480,7 +525,7 @@ def validate_maker(
     folds = {d: ("A" if i % 2 == 0 else "B") for i, d in enumerate(all_days)}
     fixed = None
     if attention_hours is not None or owner_margin is not None:
-        fixed = (attention_hours or 0.0, owner_margin or 0.0)
+        fixed = (attention_hours or 0.0, owner_margin or 0.0, float(KEEPER_DELAY), 0.0)
     need = all_days if fixed is None else wanted
     need = sorted(need)
     bases = vault_states(
@@ -497,7 +542,7 @@ def validate_maker(
     if fixed is None:
 
         def replays(fold: str):
-            def run(m: tuple[float, float]):
+            def run(m: Rule):
                 return [
                     (_run(prepared[d], inputs, m).barked, list(prepared[d].real))
                     for d in all_days
@@ -506,10 +551,7 @@ def validate_maker(
 
             return run
 
-        grid = [(a, m) for m in MARGIN_GRID for a in ATTENTION_GRID]
-        attention = {
-            f: fit_owner_rule(replays(f), grid, min_recall=FIT_MIN_RECALL) for f in ("A", "B")
-        }
+        attention = {f: _fit(replays(f)) for f in ("A", "B")}
         other = {"A": "B", "B": "A"}
         results = []
         for d in wanted:
@@ -518,7 +560,12 @@ def validate_maker(
                 _day_result(prepared[d], _run(prepared[d], inputs, m), folds[d], m, True, record)
             )
         fitted = {
-            f"fitted_on_{f}": {"attention_hours": m[0], "margin": m[1]}
+            f"fitted_on_{f}": {
+                "attention_hours": m[0],
+                "margin": m[1],
+                "keeper_delay_seconds": m[2],
+                "tolerance": m[3],
+            }
             for f, m in attention.items()
         }
     else:
@@ -533,7 +580,14 @@ def validate_maker(
             )
             for d in wanted
         ]
-        fitted = {"fixed": {"attention_hours": fixed[0], "margin": fixed[1]}}
+        fitted = {
+            "fixed": {
+                "attention_hours": fixed[0],
+                "margin": fixed[1],
+                "keeper_delay_seconds": fixed[2],
+                "tolerance": fixed[3],
+            }
+        }
     return Validation(days=tuple(results), owner_rule=fitted, poke_minute=poke_minute)
 
 
@@ -583,16 +637,19 @@ def store_validation(con: duckdb.DuckDBPyConnection, validation: Validation) -> 
 def format_table(validation: Validation) -> str:
     """Markdown: one row per day, pooled figures, fitted values and the missed/false vaults."""
     lines = [
-        "| day | fold | attention (h) | margin | held out | real | predicted | tp | fp | fn "
+        "| day | fold | attention (h) | margin | delay (s) | tolerance | held out | real "
+        "| predicted | tp | fp | fn "
         "| precision | recall | simulated DAI (M) | real DAI (M) | DAI within 2 % "
         "| bark error (min) |",
-        "| --- | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
+        "| --- | --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: "
+        "| ---: | ---: "
         "| ---: | ---: | ---: |",
     ]
     for r in validation.days:
         err = "–" if r.bark_error_minutes is None else f"{r.bark_error_minutes:.0f}"
         lines.append(
             f"| {r.day} | {r.fold} | {r.attention_hours:g} | {r.owner_margin:g} | "
+            f"{r.keeper_delay:g} | {r.tolerance:g} | "
             f"{'yes' if r.held_out else 'no'} | "
             f"{r.tp + r.fn} | {r.tp + r.fp} | {r.tp} | {r.fp} | {r.fn} | {r.precision:.2f} | "
             f"{r.recall:.2f} | {r.simulated_dai / 1e6:.2f} | {r.real_dai / 1e6:.2f} | "
@@ -611,13 +668,14 @@ def format_table(validation: Validation) -> str:
             f"median bark error {err} min"
         )
     attention = ", ".join(
-        f"{k}: attention {v['attention_hours']:g} h, margin {v['margin']:g}"
+        f"{k}: attention {v['attention_hours']:g} h, margin {v['margin']:g}, "
+        f"keeper delay {v['keeper_delay_seconds']:g} s, tolerance {v['tolerance']:g}"
         for k, v in validation.owner_rule.items()
     )
     lines.append("")
     lines.append(
-        f"owners' rule: {attention}; OSM poke minute {validation.poke_minute:g}; "
-        f"keeper delay {KEEPER_DELAY} s; warm-up {WARMUP_DAYS} days"
+        f"owners' and keepers' rules: {attention}; OSM poke minute "
+        f"{validation.poke_minute:g}; warm-up {WARMUP_DAYS} days"
     )
     lines.append("")
     for r in validation.days:
