@@ -26,6 +26,16 @@ DAILY_GRID: dict[str, tuple[float, ...]] = {
     "turnover_lev_exp": (0.0, 1.0, 2.0),
 }
 
+#: A wider hourly grid (48 candidates, a superset of the default 8): lower median leverage and
+#: wider mixtures put more of the book in low tiers, which only deep moves liquidate.
+WIDE_HOURLY_GRID: dict[str, tuple[float, ...]] = {
+    "lev_median": (3.0, 5.0, 10.0, 20.0),
+    "lev_spread": (1.0, 1.5, 2.5),
+    "funding_k": (0.0,),
+    "turnover_per_day": (0.3, 1.0),
+    "turnover_lev_exp": (1.0, 2.0),
+}
+
 #: Variant name → config overrides (everything else as in :class:`AttributionConfig`).
 VARIANTS: dict[str, dict] = {
     "daily bars, constant share (first version)": {
@@ -38,6 +48,9 @@ VARIANTS: dict[str, dict] = {
     "daily bars, trailing level": {"fit_bar_hours": 24, "grid": DAILY_GRID},
     "hourly bars (intraday rule), constant share": {"level_windows": (None,)},
     "hourly bars (intraday rule), trailing level (final)": {},
+    "hourly bars, trailing level, wider grid (median 3-20, spread 1-2.5)": {
+        "grid": WIDE_HOURLY_GRID,
+    },
 }  # fmt: skip
 
 
