@@ -39,18 +39,19 @@ WIDE_HOURLY_GRID: dict[str, tuple[float, ...]] = {
 #: Variant name → config overrides (everything else as in :class:`AttributionConfig`).
 VARIANTS: dict[str, dict] = {
     "daily bars, constant share (first version)": {
-        "fit_bar_hours": 24, "grid": DAILY_GRID, "level_windows": (None,),
+        "fit_bar_hours": 24, "grid": DAILY_GRID, "level_windows": (None,), "fit_min_drop": 0.0,
     },
     "daily bars, share grows with funding": {
-        "fit_bar_hours": 24, "level_windows": (None,),
+        "fit_bar_hours": 24, "level_windows": (None,), "fit_min_drop": 0.0,
         "grid": {**DAILY_GRID, "funding_lev_k": (0.0, 0.05, 0.1)},
     },
-    "daily bars, trailing level": {"fit_bar_hours": 24, "grid": DAILY_GRID},
-    "hourly bars (intraday rule), constant share": {"level_windows": (None,)},
-    "hourly bars (intraday rule), trailing level (final)": {},
+    "daily bars, trailing level": {"fit_bar_hours": 24, "grid": DAILY_GRID, "fit_min_drop": 0.0},
+    "hourly bars (intraday rule), constant share": {"level_windows": (None,), "fit_min_drop": 0.0},
+    "hourly bars (intraday rule), trailing level": {"fit_min_drop": 0.0},
     "hourly bars, trailing level, wider grid (median 3-20, spread 1-2.5)": {
-        "grid": WIDE_HOURLY_GRID,
+        "grid": WIDE_HOURLY_GRID, "fit_min_drop": 0.0,
     },
+    "hourly bars, trailing level, loss on non-event days with a fall >= 5 % (final)": {},
 }  # fmt: skip
 
 

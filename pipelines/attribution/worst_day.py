@@ -8,7 +8,7 @@ start of that day: the model's levered long book, the part of it a fall to the d
 liquidates at once (``L(x)`` of :func:`backtest.market.greeks.book_greeks`, no feedback), and
 the open interest, funding and price context. The largest non-event day of each asset follows
 with the base fit, for comparison. Read-only: ``python -m pipelines.attribution.worst_day --db
-cascade.duckdb`` (a few minutes: one hourly fit per asset).
+cascade.duckdb [--fit-min-drop 0]`` (a few minutes: one hourly fit per asset).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import numpy as np
 import polars as pl
 
 from backtest.market.cohorts import MarketSeries, PriceGrid, run_cohorts
-from backtest.market.fit import CohortFit, Selection
+from backtest.market.fit import CohortFit, Selection, intraday_drop
 from backtest.market.greeks import book_greeks
 from pipelines.attribution.compute import (
     EVENT_PAD_DAYS,
@@ -106,14 +106,16 @@ def _row(label, held_out, asset, d, hourly, fit, sel, day, grid):  # noqa: ANN00
     }
 
 
-def worst_day_table(con, assets: tuple[str, ...] = ("BTC", "ETH")) -> pl.DataFrame:  # noqa: ANN001
+def worst_day_table(  # noqa: ANN001
+    con, assets: tuple[str, ...] = ("BTC", "ETH"), **overrides
+) -> pl.DataFrame:
     """One row per (event with reports, asset) and per asset's largest non-event day.
 
     ``ratio`` is the held-out prediction over the reported figure (the acceptance check);
     ``book_over_reported`` the whole levered long book at the day's start over the reported
     figure, ``at_low_over_reported`` the part a fall to the day's low liquidates at once.
     """
-    config = AttributionConfig(assets=assets)
+    config = AttributionConfig(assets=assets, **overrides)
     events = store.event_windows(con)
     rows = []
     for asset in assets:
@@ -130,15 +132,16 @@ def worst_day_table(con, assets: tuple[str, ...] = ("BTC", "ETH")) -> pl.DataFra
         }
         any_event = np.logical_or.reduce(list(masks.values()))
         calib = has & ~any_event
+        moved = intraday_drop(d["low"].to_numpy(), d["close"].to_numpy()) >= config.fit_min_drop
         kw = {"calib_mask": calib, "windows": tuple(config.level_windows)}
         for eid, m in masks.items():
             if not (has & m).any():
                 continue
-            sel = fit.select(rl, rs, has & ~m, **kw)
+            sel = fit.select(rl, rs, has & ~m & moved, **kw)
             idx = np.flatnonzero(has & m)
             day = int(idx[np.argmax(rl[idx])])
             rows.append(_row("event worst day", eid, asset, d, hourly, fit, sel, day, grid))
-        base = fit.select(rl, rs, calib, **kw)
+        base = fit.select(rl, rs, calib & moved, **kw)
         idx = np.flatnonzero(calib)
         day = int(idx[np.argmax(rl[idx])])
         rows.append(_row("largest non-event day", None, asset, d, hourly, fit, base, day, grid))
@@ -154,6 +157,8 @@ if __name__ == "__main__":  # pragma: no cover - documentation helper
     ap = argparse.ArgumentParser(description="the book behind each event's worst-day ratio")
     ap.add_argument("--db", required=True)
     ap.add_argument("--assets", default="BTC,ETH")
+    ap.add_argument("--fit-min-drop", type=float, default=None, help="0: every-day loss")
     a = ap.parse_args()
     con = connect(a.db, read_only=True)
-    print(markdown_table(worst_day_table(con, tuple(a.assets.upper().split(",")))))
+    kw = {} if a.fit_min_drop is None else {"fit_min_drop": a.fit_min_drop}
+    print(markdown_table(worst_day_table(con, tuple(a.assets.upper().split(",")), **kw)))
