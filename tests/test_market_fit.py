@@ -9,7 +9,7 @@ import pytest
 
 from backtest.market.cohorts import CohortParams, MarketSeries, PriceGrid, run_cohorts
 from backtest.market.errors import MarketConfigError
-from backtest.market.fit import CohortFit, fit_cohorts, trailing_level
+from backtest.market.fit import CohortFit, fit_cohorts, intraday_drop, trailing_level
 
 
 def test_trailing_level_is_the_geometric_mean_of_the_previous_window_by_hand():
@@ -129,3 +129,11 @@ def test_intraday_rule_liquidates_a_cohort_opened_and_crossed_within_the_day():
         oi_usd=np.array([100_000.0, 110_000.0]), funding_8h=np.full(2, np.nan), step_days=1.0,
     )  # fmt: skip
     assert run_cohorts(daily, one, grid=grid).liq_long_usd.sum() == 0.0
+
+
+def test_intraday_drop_by_hand():
+    low = np.array([90.0, 95.0, 70.0, 110.0])
+    close = np.array([100.0, 100.0, 80.0, 120.0])
+    # day 0 has no previous close; day 1: 1 − 95/100; day 2: 1 − 70/100; day 3 stays above 80
+    np.testing.assert_allclose(intraday_drop(low, close), [0.0, 0.05, 0.30, 0.0], atol=1e-15)
+    assert intraday_drop(np.array([5.0]), np.array([6.0])).tolist() == [0.0]

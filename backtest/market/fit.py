@@ -32,6 +32,7 @@ __all__ = [
     "Selection",
     "fit_cohorts",
     "fit_scale",
+    "intraday_drop",
     "log_loss",
     "trailing_level",
 ]
@@ -87,6 +88,18 @@ def fit_scale(pred_unit: np.ndarray, rep: np.ndarray, floor: float = LOG_FLOOR_U
             b = lo + g * (hi - lo)
             fb = f(b)
     return float(np.exp((lo + hi) / 2.0))
+
+
+def intraday_drop(low: np.ndarray, close: np.ndarray) -> np.ndarray:
+    """Fall of each day's low below the previous day's close, ``1 − low_t / close_{t−1}``.
+
+    Day 0 (no previous close) and days whose low stays above it give 0.
+    """
+    lo, c = np.asarray(low, dtype=float), np.asarray(close, dtype=float)
+    out = np.zeros(len(lo))
+    if len(lo) > 1:
+        out[1:] = np.maximum(1.0 - lo[1:] / c[:-1], 0.0)
+    return out
 
 
 def trailing_level(

@@ -23,6 +23,7 @@ from backtest.market.fit import (
     CohortFit,
     Selection,
     fit_cohorts,
+    intraday_drop,
 )
 from backtest.market.greeks import book_greeks, default_shocks
 from backtest.market.replay import (
@@ -63,6 +64,10 @@ class AttributionConfig:
     level_windows: tuple[int | None, ...] = DEFAULT_LEVEL_WINDOWS
     #: Bar of the fit run: 1 = hourly bars summed per day (the intraday rule), 24 = daily bars.
     fit_bar_hours: int = 1
+    #: The fit's loss uses the non-event days whose low fell at least this far below the
+    #: previous close (the crash-like days; 0 = every non-event day); the level rule still uses
+    #: every non-event reported day.
+    fit_min_drop: float = 0.05
 
     @property
     def run_id(self) -> str:
@@ -269,8 +274,9 @@ def _fit_asset(con, asset, events, config, notes, fit=None):  # noqa: ANN001, AN
     for m in masks.values():
         any_event |= m
     calib = has & ~any_event
+    moved = intraday_drop(d["low"].to_numpy(), d["close"].to_numpy()) >= config.fit_min_drop
     kw = {"calib_mask": calib, "windows": tuple(config.level_windows)}
-    base = fit.select(rl, rs, calib, **kw)
+    base = fit.select(rl, rs, calib & moved, **kw)
     params: dict[str | None, CohortParams] = {None: base.params}
     held: set[str] = set()
     books = [_param_row(base, None, base.params.levered_share)]
@@ -280,7 +286,7 @@ def _fit_asset(con, asset, events, config, notes, fit=None):  # noqa: ANN001, AN
             notes.append(f"{asset} {eid}: no reported daily liquidations; base fit used")
             params[eid] = base.params_at(starts[eid])
             continue
-        sel = fit.select(rl, rs, has & ~m, **kw)
+        sel = fit.select(rl, rs, has & ~m & moved, **kw)
         params[eid] = sel.params_at(starts[eid])
         held.add(eid)
         books.append(_param_row(sel, eid, params[eid].levered_share))

@@ -26,18 +26,32 @@ DAILY_GRID: dict[str, tuple[float, ...]] = {
     "turnover_lev_exp": (0.0, 1.0, 2.0),
 }
 
+#: A wider hourly grid (48 candidates, a superset of the default 8): lower median leverage and
+#: wider mixtures put more of the book in low tiers, which only deep moves liquidate.
+WIDE_HOURLY_GRID: dict[str, tuple[float, ...]] = {
+    "lev_median": (3.0, 5.0, 10.0, 20.0),
+    "lev_spread": (1.0, 1.5, 2.5),
+    "funding_k": (0.0,),
+    "turnover_per_day": (0.3, 1.0),
+    "turnover_lev_exp": (1.0, 2.0),
+}
+
 #: Variant name → config overrides (everything else as in :class:`AttributionConfig`).
 VARIANTS: dict[str, dict] = {
     "daily bars, constant share (first version)": {
-        "fit_bar_hours": 24, "grid": DAILY_GRID, "level_windows": (None,),
+        "fit_bar_hours": 24, "grid": DAILY_GRID, "level_windows": (None,), "fit_min_drop": 0.0,
     },
     "daily bars, share grows with funding": {
-        "fit_bar_hours": 24, "level_windows": (None,),
+        "fit_bar_hours": 24, "level_windows": (None,), "fit_min_drop": 0.0,
         "grid": {**DAILY_GRID, "funding_lev_k": (0.0, 0.05, 0.1)},
     },
-    "daily bars, trailing level": {"fit_bar_hours": 24, "grid": DAILY_GRID},
-    "hourly bars (intraday rule), constant share": {"level_windows": (None,)},
-    "hourly bars (intraday rule), trailing level (final)": {},
+    "daily bars, trailing level": {"fit_bar_hours": 24, "grid": DAILY_GRID, "fit_min_drop": 0.0},
+    "hourly bars (intraday rule), constant share": {"level_windows": (None,), "fit_min_drop": 0.0},
+    "hourly bars (intraday rule), trailing level": {"fit_min_drop": 0.0},
+    "hourly bars, trailing level, wider grid (median 3-20, spread 1-2.5)": {
+        "grid": WIDE_HOURLY_GRID, "fit_min_drop": 0.0,
+    },
+    "hourly bars, trailing level, loss on non-event days with a fall >= 5 % (final)": {},
 }  # fmt: skip
 
 
