@@ -8,6 +8,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from sklearn.ensemble import RandomForestRegressor
 
+from forecasting.models._forest import LeanForest
 from forecasting.models.base import FloatArray
 from forecasting.models.har import _HarFeatureModel
 
@@ -35,12 +36,14 @@ class RFVol(_HarFeatureModel):
     random_state : int
         Seed.
     n_jobs : int
-        Parallel jobs for fitting and predicting.
+        Parallel jobs for fitting and predicting; 1 (default) uses the sequential
+        :class:`~forecasting.models._forest.LeanForest`, which grows the very same trees.
 
     Attributes
     ----------
-    estimators_ : dict of int to RandomForestRegressor
-        The fitted (shared, multi-output) forest, keyed by horizon.
+    estimators_ : dict of int to LeanForest or RandomForestRegressor
+        The fitted (shared, multi-output) forest, keyed by horizon (a
+        :class:`~forecasting.models._forest.LeanForest` when ``n_jobs == 1``: the same trees).
     bias_factor_ : dict of int to float
         Out-of-bag smearing factor per horizon.
     floor_ : float
@@ -93,19 +96,23 @@ class RFVol(_HarFeatureModel):
         hs = sorted({int(h) for h in self.horizons})
         rows = self._train_rows(n, max(hs))
         target = np.column_stack([self._log_target(v, rows, h) for h in hs])
-        est = RandomForestRegressor(
-            n_estimators=self.n_estimators,
-            min_samples_leaf=self.min_samples_leaf,
-            max_features=self.max_features,
-            max_samples=self.max_samples,
-            max_depth=self.max_depth,
-            bootstrap=True,
-            oob_score=True,
-            random_state=self.random_state,
-            n_jobs=self.n_jobs,
-        ).fit(self._design(v, x, rows), target if len(hs) > 1 else target[:, 0])
+        params = {
+            "n_estimators": self.n_estimators,
+            "min_samples_leaf": self.min_samples_leaf,
+            "max_features": self.max_features,
+            "max_samples": self.max_samples,
+            "max_depth": self.max_depth,
+            "random_state": self.random_state,
+        }
+        # n_jobs == 1: the lean forest, draw for draw sklearn's (same trees, ~1.5x faster)
+        est: RandomForestRegressor | LeanForest = (
+            LeanForest(**params)
+            if self.n_jobs == 1
+            else RandomForestRegressor(**params, bootstrap=True, oob_score=True, n_jobs=self.n_jobs)
+        )
+        est.fit(self._design(v, x, rows), target if len(hs) > 1 else target[:, 0])
         oob = np.asarray(est.oob_prediction_, dtype=np.float64).reshape(rows.shape[0], len(hs))
-        self.estimators_: dict[int, RandomForestRegressor] = {}
+        self.estimators_: dict[int, RandomForestRegressor | LeanForest] = {}
         self.bias_factor_: dict[int, float] = {}
         self._output_: dict[int, int] = {}
         for k, h in enumerate(hs):
