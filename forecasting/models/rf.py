@@ -23,9 +23,9 @@ class RFVol(_HarFeatureModel):
     tailed variance). The forecast variance is ``h * exp(prediction) * c`` with Duan's smearing
     factor ``c = mean(exp(y - oob_prediction))`` computed from **out-of-bag** predictions, since
     in-sample forest residuals are shrunk and would under-correct. Seeded (``random_state``).
-    Defaults (20 trees, depth 8, 30 origins per leaf, half the rows and features per tree) keep a
-    refit under ~0.05 s on 2,000 origins; 20 trees instead of 40 changed the lead-in QLIKE by
-    +0.35 % (docs/forecasting.md, "Speed").
+    Defaults (15 trees, depth 8, 30 origins per leaf, half the rows and features per tree) keep a
+    refit under ~0.03 s on 2,000 origins; 15 trees instead of 40 changed the lead-in QLIKE by
+    +0.46 % (docs/forecasting.md, "Speed").
 
     Parameters
     ----------
@@ -63,7 +63,7 @@ class RFVol(_HarFeatureModel):
         horizons: tuple[int, ...] = (1, 24),
         lags: tuple[int, ...] = (1, 24, 168),
         floor_frac: float = 1e-2,
-        n_estimators: int = 20,
+        n_estimators: int = 15,
         min_samples_leaf: int = 30,
         max_features: float = 0.5,
         max_samples: float = 0.5,
