@@ -39,6 +39,7 @@ VARIANTS: dict[str, tuple[str, dict, dict]] = {
     "rf-20-leaf60": ("rf", {"n_estimators": 20, "min_samples_leaf": 60}, {"refit_every": 24}),
     "rf-15": ("rf", {"n_estimators": 15}, {"refit_every": 24}),
     "rf-20-ms35": ("rf", {"n_estimators": 20, "max_samples": 0.35}, {"refit_every": 24}),
+    "rf-12": ("rf", {"n_estimators": 12}, {"refit_every": 24}),
     "rf-10": ("rf", {"n_estimators": 10}, {"refit_every": 24}),
     "hgb-60": ("hgb", {"max_iter": 60, "learning_rate": 0.05, "max_bins": 64}, {"refit_every": 24}),
     "hgb-30": ("hgb", {"max_iter": 30, "learning_rate": 0.1, "max_bins": 64}, {"refit_every": 24}),
@@ -60,6 +61,16 @@ VARIANTS: dict[str, tuple[str, dict, dict]] = {
     "hgb-15-bins32": (
         "hgb",
         {"max_iter": 15, "learning_rate": 0.2, "max_bins": 32},
+        {"refit_every": 24},
+    ),
+    "hgb-12-bins32": (
+        "hgb",
+        {"max_iter": 12, "learning_rate": 0.25, "max_bins": 32},
+        {"refit_every": 24},
+    ),
+    "hgb-10-bins32": (
+        "hgb",
+        {"max_iter": 10, "learning_rate": 0.3, "max_bins": 32},
         {"refit_every": 24},
     ),
     "hgb-20": ("hgb", {"max_iter": 20, "learning_rate": 0.15, "max_bins": 64}, {"refit_every": 24}),
