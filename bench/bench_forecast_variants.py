@@ -35,11 +35,56 @@ VARIANTS: dict[str, tuple[str, dict, dict]] = {
     "rf-40-48h": ("rf", {"n_estimators": 40}, {"refit_every": 48}),
     "rf-40-wk": ("rf", {"n_estimators": 40}, WEEKLY),
     "rf-40-wk-only": ("rf", {"n_estimators": 40}, {"refit_every": 168}),
-    "hgb-60": ("hgb", {"max_iter": 60, "learning_rate": 0.05}, {"refit_every": 24}),
-    "hgb-30": ("hgb", {"max_iter": 30, "learning_rate": 0.1}, {"refit_every": 24}),
-    "hgb-60-48h": ("hgb", {"max_iter": 60, "learning_rate": 0.05}, {"refit_every": 48}),
-    "hgb-60-wk": ("hgb", {"max_iter": 60, "learning_rate": 0.05}, WEEKLY),
-    "hgb-60-wk-only": ("hgb", {"max_iter": 60, "learning_rate": 0.05}, {"refit_every": 168}),
+    "rf-20-ms25": ("rf", {"n_estimators": 20, "max_samples": 0.25}, {"refit_every": 24}),
+    "rf-20-leaf60": ("rf", {"n_estimators": 20, "min_samples_leaf": 60}, {"refit_every": 24}),
+    "rf-15": ("rf", {"n_estimators": 15}, {"refit_every": 24}),
+    "rf-20-ms35": ("rf", {"n_estimators": 20, "max_samples": 0.35}, {"refit_every": 24}),
+    "rf-12": ("rf", {"n_estimators": 12}, {"refit_every": 24}),
+    "rf-10": ("rf", {"n_estimators": 10}, {"refit_every": 24}),
+    "hgb-60": ("hgb", {"max_iter": 60, "learning_rate": 0.05, "max_bins": 64}, {"refit_every": 24}),
+    "hgb-30": ("hgb", {"max_iter": 30, "learning_rate": 0.1, "max_bins": 64}, {"refit_every": 24}),
+    "hgb-30-bins32": (
+        "hgb",
+        {"max_iter": 30, "learning_rate": 0.1, "max_bins": 32},
+        {"refit_every": 24},
+    ),
+    "hgb-30-bins16": (
+        "hgb",
+        {"max_iter": 30, "learning_rate": 0.1, "max_bins": 16},
+        {"refit_every": 24},
+    ),
+    "hgb-20-bins32": (
+        "hgb",
+        {"max_iter": 20, "learning_rate": 0.15, "max_bins": 32},
+        {"refit_every": 24},
+    ),
+    "hgb-15-bins32": (
+        "hgb",
+        {"max_iter": 15, "learning_rate": 0.2, "max_bins": 32},
+        {"refit_every": 24},
+    ),
+    "hgb-12-bins32": (
+        "hgb",
+        {"max_iter": 12, "learning_rate": 0.25, "max_bins": 32},
+        {"refit_every": 24},
+    ),
+    "hgb-10-bins32": (
+        "hgb",
+        {"max_iter": 10, "learning_rate": 0.3, "max_bins": 32},
+        {"refit_every": 24},
+    ),
+    "hgb-20": ("hgb", {"max_iter": 20, "learning_rate": 0.15, "max_bins": 64}, {"refit_every": 24}),
+    "hgb-60-48h": (
+        "hgb",
+        {"max_iter": 60, "learning_rate": 0.05, "max_bins": 64},
+        {"refit_every": 48},
+    ),
+    "hgb-60-wk": ("hgb", {"max_iter": 60, "learning_rate": 0.05, "max_bins": 64}, WEEKLY),
+    "hgb-60-wk-only": (
+        "hgb",
+        {"max_iter": 60, "learning_rate": 0.05, "max_bins": 64},
+        {"refit_every": 168},
+    ),
 }
 
 
