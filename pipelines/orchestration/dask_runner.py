@@ -82,6 +82,7 @@ def build_task_runner(workers: int | None = None, dask_address: str | None = Non
 
     if dask_address:
         return DaskTaskRunner(address=dask_address)
+    _tolerate_a_busy_machine()
     cluster_kwargs: dict[str, Any] = {
         "n_workers": workers,
         "threads_per_worker": 1,
@@ -90,6 +91,24 @@ def build_task_runner(workers: int | None = None, dask_address: str | None = Non
         "silence_logs": logging.WARNING,
     }
     return DaskTaskRunner(cluster_kwargs=cluster_kwargs)
+
+
+def _tolerate_a_busy_machine() -> None:
+    """Longer Dask timeouts for the local cluster, so a loaded machine slows it down, not hangs it.
+
+    On a 2-core machine under heavy load, worker processes can miss the default 30 s connect
+    timeout or the scheduler's heartbeat TTL; the scheduler then drops them and the sweep waits
+    for workers that never re-register. The nannies pass this configuration to their workers.
+    """
+    import dask
+
+    dask.config.set(
+        {
+            "distributed.comm.timeouts.connect": "300s",
+            "distributed.comm.timeouts.tcp": "300s",
+            "distributed.scheduler.worker-ttl": None,
+        }
+    )
 
 
 def describe_runner(workers: int | None = None, dask_address: str | None = None) -> str:
