@@ -91,6 +91,8 @@ def test_attribute_with_policies_from_a_fresh_run(run_db, capsys, tmp_path):
     page = (out_dir / "attribution.md").read_text()
     assert f"Attribution run `{run_id}`" in page
     assert "## Impact check" in page and "forecast_mm:lagged" in page
+    assert "## Liquidation model check" in page and "## Fitted books" in page
+    assert "Forecast-driven margin at Y = 1" in page  # the generated reading
     plots = tmp_path / "plots"
     argv = ["attribute", "--db", str(run_db), "--events", "W4", "--assets", "ETH"]
     assert main([*argv, "--no-prefect", "--plots", str(plots)]) == 0

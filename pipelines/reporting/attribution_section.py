@@ -24,7 +24,8 @@ from pipelines.attribution.policy_summary import (
     policy_table,
     write_policy_plots,
 )
-from pipelines.attribution.summary import write_event_plots
+from pipelines.attribution.summary import model_check_summary, write_event_plots
+from pipelines.reporting.attribution_reading import policy_reading
 from pipelines.warehouse import attribution_store as store
 
 __all__ = ["ATTRIBUTION_COLUMNS", "attribution_html", "attribution_markdown"]
@@ -54,6 +55,18 @@ _POLICY_INTRO = (
     "inventory at the window end: nothing deferred is dropped."
 )
 
+_CHECK_INTRO = (
+    "The liquidation model against the reported daily liquidations (`liquidation_model_check`): "
+    "Spearman of log predicted vs log reported over every reported day (an event day predicted "
+    "by the fit with that event left out), and on each event's worst day the held-out "
+    "prediction over the reported figure (target: within a factor 2)."
+)
+_BOOKS_INTRO = (
+    "The fitted books (`market_books`): one row per asset for the base fit and one per "
+    "held-out event; `levered_share` of a held-out row is the share in force at that event's "
+    "start."
+)
+
 
 def _pct(v: float) -> str:
     return f"{100 * v:.2f} %"
@@ -78,7 +91,11 @@ FORMATS: dict[str, Callable[[float], str]] = {
     "eligible_usd": _musd, "maker_replayed_usd": _musd, "maker_observed_usd": _musd,
     "maker_bad_debt_usd": _musd, "slope": _num, "slope_lo": _num, "slope_hi": _num,
     "intercept": _num, "r2": _num, "mean_leverage": lambda v: f"{v:.1f}",
-    "mean_profit": lambda v: f"{v:.2f}", "Y": lambda v: f"{v:g}",
+    "mean_profit": lambda v: f"{v:.2f}", "Y": lambda v: f"{v:g}", "value": _num,
+    "levered_share": lambda v: f"{v:.4f}", "fit_loss": lambda v: f"{v:.4f}",
+    "share_scale": _num, "lev_median": lambda v: f"{v:g}", "lev_spread": lambda v: f"{v:g}",
+    "funding_k": lambda v: f"{v:g}", "turnover_per_day": lambda v: f"{v:g}",
+    "turnover_lev_exp": lambda v: f"{v:g}", "mmr": lambda v: f"{v:g}",
 }  # fmt: skip
 
 
@@ -87,6 +104,8 @@ def _frames(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, pl.DataFra
     return {
         "attribution": store.read_attribution(con, run_id).select(ATTRIBUTION_COLUMNS),
         "impact": store.read_impact_check(con, run_id),
+        "check": model_check_summary(store.read_model_check(con, run_id)),
+        "books": store.read_market_books(con, run_id),
         "overview": policy_overview(results),
         "policies": policy_table(results),
         "defi": defi_table(results),
@@ -136,6 +155,18 @@ def attribution_markdown(
         "",
         markdown_table(f["impact"], formats=FORMATS),
         "",
+        "## Liquidation model check",
+        "",
+        _CHECK_INTRO,
+        "",
+        markdown_table(f["check"], formats=FORMATS),
+        "",
+        "## Fitted books",
+        "",
+        _BOOKS_INTRO,
+        "",
+        markdown_table(f["books"], formats=FORMATS),
+        "",
         "## Market-level policies",
         "",
         _POLICY_INTRO,
@@ -143,6 +174,10 @@ def attribution_markdown(
         "### Overview over every replayed event and asset",
         "",
         markdown_table(f["overview"], formats=FORMATS),
+        "",
+        "Reading (generated from the overview):",
+        "",
+        *[f"* {sentence}" for sentence in policy_reading(f["overview"])],
         "",
         "### DeFi book: Maker ETH-B replayed endogenously (status quo)",
         "",
