@@ -16,6 +16,7 @@ from backtest.market.fit import (
     fit_cohorts,
     funding_crowding,
     intraday_drop,
+    oi_growth_crowding,
     trailing_level,
     trailing_mean,
 )
@@ -240,3 +241,16 @@ def test_tilted_book_scales_each_side():
     assert t.long[0, 3] == 6.0 and t.short[1, 4] == 2.5 and book.long[0, 3] == 2.0
     with pytest.raises(MarketConfigError, match="must be > 0"):
         book.tilted(0.0, 1.0)
+
+
+def test_share_forms_of_the_crowding_rule_by_hand():
+    f = np.array([5e-4, -1e-4, np.nan])
+    share = funding_crowding(f, 1, (0.1,), sign_aware=False)
+    # one multiplier of the share: F_t - f0 with its sign (t=3 has no funding: baseline)
+    np.testing.assert_allclose(share.x_long, [0.0, 4.0, -2.0, 0.0], atol=1e-12)
+    assert share.symmetric
+    oi = np.array([100.0, 200.0, 400.0, 400.0])
+    g = oi_growth_crowding(oi, 2, (1.0,))
+    # mean daily log growth over the 2 days before t, ending at day t-1's close
+    ln2 = math.log(2.0)
+    np.testing.assert_allclose(g.x_long, [0.0, 0.0, ln2, ln2, ln2 / 2], atol=1e-12)

@@ -43,6 +43,7 @@ __all__ = [
     "fit_cohorts",
     "fit_scale",
     "funding_crowding",
+    "oi_growth_crowding",
     "intraday_drop",
     "log_loss",
     "trailing_level",
@@ -247,13 +248,15 @@ def funding_crowding(
     betas: tuple[float, ...] = DEFAULT_CROWDING_BETAS,
     *,
     base_bps: float = 1.0,
+    sign_aware: bool = True,
 ) -> CrowdingRule:
-    """The sign-aware funding crowding rule.
+    """The funding crowding rule (sign-aware by default).
 
     ``F_t`` = mean daily 8-hour funding (bp) over the ``window_days`` days before ``t``
-    (:func:`trailing_mean`; the baseline ``base_bps`` where there is none). Funding above the
-    baseline (longs pay to hold: longs crowded) multiplies the long predictions by
-    ``exp(β · (F_t − f₀)⁺)``; funding below it the short predictions by ``exp(β · (f₀ − F_t)⁺)``.
+    (:func:`trailing_mean`; the baseline ``base_bps`` where there is none). Sign-aware: funding
+    above the baseline (longs pay to hold: longs crowded) multiplies the long predictions by
+    ``exp(β · (F_t − f₀)⁺)``, funding below it the short predictions by
+    ``exp(β · (f₀ − F_t)⁺)``. Otherwise both sides (the share) by ``exp(β · (F_t − f₀))``.
 
     Parameters
     ----------
@@ -265,6 +268,8 @@ def funding_crowding(
         Candidate ``β`` (per bp of 8-hour funding).
     base_bps : float
         Baseline ``f₀`` (the interest part of the funding rate, bp per 8 h).
+    sign_aware : bool
+        Per side (default) or one multiplier of the share.
 
     Returns
     -------
@@ -272,9 +277,40 @@ def funding_crowding(
     """
     f_bps = np.asarray(funding_8h, dtype=float) * 1e4
     x = trailing_mean(f_bps, window_days, default=base_bps) - base_bps
+    if not sign_aware:
+        return CrowdingRule(f"funding {window_days}d, share", x, x, tuple(betas))
     return CrowdingRule(
         f"funding {window_days}d", np.maximum(x, 0.0), np.maximum(-x, 0.0), tuple(betas)
     )
+
+
+def oi_growth_crowding(
+    oi_usd: np.ndarray, window_days: int, betas: tuple[float, ...]
+) -> CrowdingRule:
+    """Open-interest growth crowding: one multiplier ``exp(β · g_t)`` of the share.
+
+    ``g_t`` is the mean daily log growth of open interest over the ``window_days`` days before
+    ``t`` (the last one ending at day ``t − 1``'s close).
+
+    Parameters
+    ----------
+    oi_usd : numpy.ndarray
+        Open interest at each day's close (positive).
+    window_days : int
+        Trailing window.
+    betas : tuple of float
+        Candidate ``β`` (per unit of mean daily log growth).
+
+    Returns
+    -------
+    CrowdingRule
+    """
+    oi = np.asarray(oi_usd, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        g = np.concatenate([[np.nan], np.diff(np.log(oi))])
+    g[~np.isfinite(g)] = np.nan
+    x = trailing_mean(g, window_days)
+    return CrowdingRule(f"open-interest growth {window_days}d", x, x, tuple(betas))
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from backtest.market.fit import (
     fit_cohorts,
     funding_crowding,
     intraday_drop,
+    oi_growth_crowding,
 )
 from backtest.market.greeks import book_greeks, default_shocks
 from backtest.market.replay import (
@@ -76,6 +77,9 @@ class AttributionConfig:
     crowding_days: int | None = DEFAULT_CROWDING_DAYS
     #: Candidate ``β`` of the crowding rule (per bp of 8-hour funding).
     crowding_betas: tuple[float, ...] = DEFAULT_CROWDING_BETAS
+    #: Feature of the crowding rule: ``funding`` per side (sign-aware), ``funding_share`` (one
+    #: multiplier of the share) or ``oi_growth`` (share; the forms compared in the docs).
+    crowding_feature: str = "funding"
 
     @property
     def run_id(self) -> str:
@@ -155,8 +159,13 @@ def _crowding(d: pl.DataFrame, config: AttributionConfig) -> CrowdingRule | None
     """The funding crowding rule of the daily series ``d`` (``None`` when switched off)."""
     if config.crowding_days is None:
         return None
+    k, betas = config.crowding_days, config.crowding_betas
+    if config.crowding_feature == "oi_growth":
+        return oi_growth_crowding(d["oi_usd"].to_numpy(), k, betas)
+    if config.crowding_feature not in ("funding", "funding_share"):
+        raise CascadeError(f"crowding_feature={config.crowding_feature!r}: unknown")
     f = d["funding_8h"].fill_null(float("nan")).to_numpy()
-    return funding_crowding(f, config.crowding_days, config.crowding_betas)
+    return funding_crowding(f, k, betas, sign_aware=config.crowding_feature == "funding")
 
 
 def _param_row(sel: Selection, held_out: str | None, share: float, day: int) -> dict:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from backtest.market.fit import DEFAULT_CROWDING_DAYS
+from backtest.market.fit import DEFAULT_CROWDING_BETAS, DEFAULT_CROWDING_DAYS
 from pipelines.attribution.compute import AttributionConfig, _daily_series, _fit_asset, _fit_runs
 from pipelines.attribution.summary import model_check_summary
 from pipelines.warehouse import attribution_store as store
@@ -37,6 +37,9 @@ WIDE_HOURLY_GRID: dict[str, tuple[float, ...]] = {
     "turnover_lev_exp": (1.0, 2.0),
 }
 
+#: Trailing windows (days) of the funding crowding forms compared.
+CROWDING_WINDOWS = (7, 14, 30, 60, 90, 120, 180)
+
 #: Variant name → config overrides (everything else as in :class:`AttributionConfig`, without
 #: the crowding rule unless the variant sets ``crowding_days``).
 VARIANTS: dict[str, dict] = {
@@ -54,8 +57,24 @@ VARIANTS: dict[str, dict] = {
         "grid": WIDE_HOURLY_GRID, "fit_min_drop": 0.0,
     },
     "hourly bars, trailing level, loss on non-event days with a fall >= 5 %": {},
-    "... + sign-aware funding crowding, 90-day trailing funding (final)": {
-        "crowding_days": DEFAULT_CROWDING_DAYS,
+    **{
+        f"... + funding crowding of the share, {k}-day trailing funding": {
+            "crowding_days": k, "crowding_feature": "funding_share",
+            "crowding_betas": (-0.3, -0.2, -0.1, -0.05, *DEFAULT_CROWDING_BETAS),
+        }
+        for k in CROWDING_WINDOWS
+    },
+    **{
+        f"... + open-interest growth crowding of the share, {k}-day growth": {
+            "crowding_days": k, "crowding_feature": "oi_growth",
+            "crowding_betas": (-20.0, -10.0, -5.0, 0.0, 5.0, 10.0, 20.0, 40.0),
+        }
+        for k in (14, 30)
+    },
+    **{
+        f"... + sign-aware funding crowding, {k}-day trailing funding"
+        + (" (final)" if k == DEFAULT_CROWDING_DAYS else ""): {"crowding_days": k}
+        for k in CROWDING_WINDOWS
     },
 }  # fmt: skip
 
