@@ -398,7 +398,7 @@ class CohortFit:
         floor: float = LOG_FLOOR_USD,
         crowding: CrowdingRule | None = None,
     ) -> Selection:
-        """Best candidate, level window and scale on the days of ``fit_mask``.
+        """Best candidate, level window, crowding ``β`` and scale on the days of ``fit_mask``.
 
         Parameters
         ----------
