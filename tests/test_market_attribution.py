@@ -78,6 +78,10 @@ def test_leverage_book_check_on_real_data(attribution_db):
     held = books.filter(pl.col("held_out_event").is_not_null())
     assert held.height == 5 and held["levered_share"].n_unique() == 5
     assert held["level_window_days"].is_not_null().all()
+    # the sign-aware funding crowding rule: a beta per fit, at most one side's multiplier above 1
+    assert (books["crowding_beta"] >= 0).all()
+    assert ((books["crowding_long_mult"] == 1.0) | (books["crowding_short_mult"] == 1.0)).all()
+    assert ((books["crowding_long_mult"] >= 1.0) & (books["crowding_short_mult"] >= 1.0)).all()
 
 
 def test_bad_open_interest_is_a_clear_error_and_nothing_is_written(tmp_path, ingested_db):

@@ -1,4 +1,5 @@
-"""Fast tier: the level rule of the cohort-model fit on synthetic series with known answers."""
+"""Fast tier: the level and crowding rules of the cohort-model fit on synthetic series with known
+answers."""
 
 from __future__ import annotations
 
@@ -7,9 +8,18 @@ import math
 import numpy as np
 import pytest
 
-from backtest.market.cohorts import CohortParams, MarketSeries, PriceGrid, run_cohorts
+from backtest.market.cohorts import BookState, CohortParams, MarketSeries, PriceGrid, run_cohorts
 from backtest.market.errors import MarketConfigError
-from backtest.market.fit import CohortFit, fit_cohorts, intraday_drop, trailing_level
+from backtest.market.fit import (
+    CohortFit,
+    CrowdingRule,
+    fit_cohorts,
+    funding_crowding,
+    intraday_drop,
+    oi_growth_crowding,
+    trailing_level,
+    trailing_mean,
+)
 
 
 def test_trailing_level_is_the_geometric_mean_of_the_previous_window_by_hand():
@@ -137,3 +147,110 @@ def test_intraday_drop_by_hand():
     # day 0 has no previous close; day 1: 1 − 95/100; day 2: 1 − 70/100; day 3 stays above 80
     np.testing.assert_allclose(intraday_drop(low, close), [0.0, 0.05, 0.30, 0.0], atol=1e-15)
     assert intraday_drop(np.array([5.0]), np.array([6.0])).tolist() == [0.0]
+
+
+# --- the crowding rule (a share that responds to funding observed before day t) -------------
+
+
+def test_trailing_mean_by_hand_skips_missing_days_and_uses_only_earlier_days():
+    x = np.array([1.0, np.nan, 3.0, 5.0])
+    out = trailing_mean(x, 2, default=-1.0)
+    # out[t] = mean of the finite x[s], t-2 <= s < t; none at t = 0, and x[1] is missing
+    np.testing.assert_allclose(out, [-1.0, 1.0, 1.0, 3.0, 4.0])
+    with pytest.raises(MarketConfigError, match="window_days"):
+        trailing_mean(x, 0)
+
+
+def test_funding_crowding_is_sign_aware_by_hand():
+    # 8-hour funding 5 bp, 5 bp, -3 bp, -3 bp; baseline 1 bp; 2-day window
+    f = np.array([5e-4, 5e-4, -3e-4, -3e-4])
+    rule = funding_crowding(f, 2, (0.0, 0.1))
+    # F_t - f0: t=0 none (baseline: 0), t=1: 4, t=2: 4, t=3: (5-3)/2-1 = 0, t=4: -4
+    np.testing.assert_allclose(rule.x_long, [0.0, 4.0, 4.0, 0.0, 0.0], atol=1e-12)
+    np.testing.assert_allclose(rule.x_short, [0.0, 0.0, 0.0, 0.0, 4.0], atol=1e-12)
+    ml, ms = rule.multipliers(0.1)
+    # positive funding: longs crowded, more long liquidations; negative: more short ones
+    np.testing.assert_allclose(ml, np.exp(0.1 * np.array([0, 4, 4, 0, 0])), rtol=1e-12)
+    np.testing.assert_allclose(ms, np.exp(0.1 * np.array([0, 0, 0, 0, 4])), rtol=1e-12)
+    assert not rule.symmetric
+    with pytest.raises(MarketConfigError, match="at least one beta"):
+        CrowdingRule("x", np.zeros(3), np.zeros(3), ())
+
+
+def _crowded_truth(beta: float, n: int = 400, seed: int = 3):
+    """Unit predictions, daily funding and reports ``0.1 · unit · exp(β · x)`` (known answer)."""
+    rng = np.random.default_rng(seed)
+    unit = rng.lognormal(18, 1.0, (2, n))
+    # funding regimes: quiet (~1 bp), crowded longs (~6 bp), crowded shorts (~-3 bp)
+    f = np.repeat(rng.choice([1e-4, 6e-4, -3e-4], n // 20), 20) + rng.normal(0, 2e-5, n)
+    rule = funding_crowding(f, 14, (0.0, 0.1, 0.2, 0.3))
+    ml, ms = rule.multipliers(beta)
+    rep_l = 0.1 * unit[0] * ml[:-1]
+    rep_s = 0.1 * unit[1] * ms[:-1]
+    # the truth is candidate 1; candidate 0 has the sides swapped
+    cands = [CohortParams(lev_median=5.0), CohortParams(lev_median=20.0)]
+    fit = CohortFit(cands, unit[::-1].copy(), unit.copy())
+    return fit, f, rule, rep_l, rep_s
+
+
+def test_select_recovers_the_crowding_beta_and_its_side_multipliers():
+    fit, _, rule, rep_l, rep_s = _crowded_truth(0.2)
+    mask = np.ones(len(rep_l), bool)
+    sel = fit.select(rep_l, rep_s, mask, crowding=rule)
+    assert sel.crowding_beta == 0.2 and sel.window_days is None and sel.candidate == 1
+    assert sel.scale == pytest.approx(0.1, rel=1e-6)
+    assert sel.loss < 1e-12
+    pl_, ps_ = fit.predict(sel)
+    np.testing.assert_allclose(pl_, rep_l, rtol=1e-6)
+    np.testing.assert_allclose(ps_, rep_s, rtol=1e-6)
+    # without the rule the same days are not fitted
+    assert fit.select(rep_l, rep_s, mask).loss > 0.01
+    # the share in force excludes the multipliers; they come per side
+    day = int(np.argmax(rule.x_long))
+    assert sel.params_at(day).levered_share == pytest.approx(0.1, rel=1e-6)
+    m_long, m_short = sel.multipliers_at(day)
+    assert m_long == pytest.approx(math.exp(0.2 * rule.x_long[day]), rel=1e-12)
+    assert m_short == 1.0 and m_long > 2.0
+    with pytest.raises(MarketConfigError, match="crowding feature"):
+        fit.select(rep_l, rep_s, mask, crowding=CrowdingRule("x", np.zeros(5), np.zeros(5), (0,)))
+
+
+def test_crowding_prediction_at_t_ignores_funding_from_t_on():
+    fit, f, _, rep_l, rep_s = _crowded_truth(0.2)
+    t = 250
+    mask = np.arange(len(f)) < t  # fitted on days before t only
+    kw = {"windows": (None, 30)}
+    rule = funding_crowding(f, 14, (0.0, 0.1, 0.2, 0.3))
+    f2 = f.copy()
+    f2[t:] = 3e-3  # 30 bp from day t on: only later predictions may change
+    rule2 = funding_crowding(f2, 14, (0.0, 0.1, 0.2, 0.3))
+    np.testing.assert_array_equal(rule2.x_long[: t + 1], rule.x_long[: t + 1])
+    a = fit.predict(fit.select(rep_l, rep_s, mask, crowding=rule, **kw))
+    b = fit.predict(fit.select(rep_l, rep_s, mask, crowding=rule2, **kw))
+    for side in (0, 1):
+        np.testing.assert_array_equal(a[side][: t + 1], b[side][: t + 1])
+    assert b[0][t + 1] > 1.01 * a[0][t + 1]  # the changed funding does reach day t + 1
+    assert b[0][t + 14] > 10.0 * a[0][t + 14]
+
+
+def test_tilted_book_scales_each_side():
+    grid = PriceGrid.covering(90.0, 110.0)
+    book = BookState.empty(grid, 2)
+    book.long[0, 3], book.short[1, 4] = 2.0, 5.0
+    t = book.tilted(3.0, 0.5)
+    assert t.long[0, 3] == 6.0 and t.short[1, 4] == 2.5 and book.long[0, 3] == 2.0
+    with pytest.raises(MarketConfigError, match="must be > 0"):
+        book.tilted(0.0, 1.0)
+
+
+def test_share_forms_of_the_crowding_rule_by_hand():
+    f = np.array([5e-4, -1e-4, np.nan])
+    share = funding_crowding(f, 1, (0.1,), sign_aware=False)
+    # one multiplier of the share: F_t - f0 with its sign (t=3 has no funding: baseline)
+    np.testing.assert_allclose(share.x_long, [0.0, 4.0, -2.0, 0.0], atol=1e-12)
+    assert share.symmetric
+    oi = np.array([100.0, 200.0, 400.0, 400.0])
+    g = oi_growth_crowding(oi, 2, (1.0,))
+    # mean daily log growth over the 2 days before t, ending at day t-1's close
+    ln2 = math.log(2.0)
+    np.testing.assert_allclose(g.x_long, [0.0, 0.0, ln2, ln2, ln2 / 2], atol=1e-12)

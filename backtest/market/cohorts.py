@@ -283,6 +283,12 @@ class BookState:
         """An independent copy."""
         return BookState(self.grid, self.long.copy(), self.short.copy())
 
+    def tilted(self, long_mult: float, short_mult: float) -> BookState:
+        """A copy with every long times ``long_mult`` and every short times ``short_mult``."""
+        if not (long_mult > 0 and short_mult > 0):
+            raise MarketConfigError(f"side multipliers {long_mult!r}, {short_mult!r} must be > 0")
+        return BookState(self.grid, self.long * long_mult, self.short * short_mult)
+
     def notional(self, price: float) -> tuple[float, float]:
         """Levered long and short notional (USD, unit scale) at ``price``."""
         return float(self.long.sum() * price), float(self.short.sum() * price)

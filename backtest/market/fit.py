@@ -13,6 +13,13 @@ share on day ``t`` is ``a_t = b · c_t``, ``c_t`` the geometric mean of reported
 liquidations (long + short) over the *calibration days* among the ``W`` days before ``t``
 (:func:`trailing_level`: walk-forward, nothing from day ``t`` or later), ``b`` one scale fitted in
 closed form (:func:`fit_scale`). ``W = None`` is the constant share ``a_t = b``.
+
+Crowding rule. Optionally the share also responds to crowding observed *before* day ``t``: the
+long and short predictions of day ``t`` are multiplied by ``exp(β · x^long_t)`` and
+``exp(β · x^short_t)``, ``x_t`` a walk-forward feature (:func:`trailing_mean` of funding or of
+open-interest growth over the previous days; :class:`CrowdingRule`), ``β`` chosen from a grid
+by the same loss as the rest. The level ``c_t`` is then the geometric mean of reported /
+(unit-predicted × multiplier), so the level carries what the crowding term does not explain.
 """
 
 from __future__ import annotations
@@ -26,15 +33,21 @@ from backtest.market.cohorts import CohortParams, MarketSeries, PriceGrid, run_c
 from backtest.market.errors import MarketConfigError
 
 __all__ = [
+    "DEFAULT_CROWDING_BETAS",
+    "DEFAULT_CROWDING_DAYS",
     "DEFAULT_GRID",
     "DEFAULT_LEVEL_WINDOWS",
     "CohortFit",
+    "CrowdingRule",
     "Selection",
     "fit_cohorts",
     "fit_scale",
+    "funding_crowding",
+    "oi_growth_crowding",
     "intraday_drop",
     "log_loss",
     "trailing_level",
+    "trailing_mean",
 ]
 
 #: Candidate values per parameter searched by default (the hourly fit: 8 candidates).
@@ -48,6 +61,12 @@ DEFAULT_GRID: dict[str, tuple[float, ...]] = {
 
 #: Trailing windows (days) of the level rule searched by default; ``None`` = constant share.
 DEFAULT_LEVEL_WINDOWS: tuple[int | None, ...] = (None, 14, 30, 90)
+
+#: Candidate ``β`` of the funding crowding rule (per bp of 8-hour funding; 0 = no crowding).
+DEFAULT_CROWDING_BETAS: tuple[float, ...] = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.6)
+
+#: Trailing window (days) of the funding crowding rule, chosen on non-event days (docs).
+DEFAULT_CROWDING_DAYS = 90
 
 #: Fewest calibration days in a trailing window; below it the level is the all-days one.
 MIN_LEVEL_DAYS = 5
@@ -152,6 +171,148 @@ def trailing_level(
     return np.exp(mean)
 
 
+def trailing_mean(x: np.ndarray, window_days: int, *, default: float = 0.0) -> np.ndarray:
+    """Walk-forward mean of ``x`` over the ``window_days`` days before ``t``, ``t = 0 .. n``.
+
+    Parameters
+    ----------
+    x : numpy.ndarray
+        One value per day (length ``n``); NaN days are skipped.
+    window_days : int
+        ``out[t]`` = mean of the finite ``x[s]`` with ``t − window_days ≤ s < t``.
+    default : float
+        Value where the window holds no finite day (``t = 0``, a gap in the data).
+
+    Returns
+    -------
+    numpy.ndarray
+        Length ``n + 1``; ``out[t]`` uses nothing from day ``t`` or later.
+    """
+    if window_days < 1:
+        raise MarketConfigError(f"window_days={window_days!r} must be >= 1")
+    v = np.asarray(x, dtype=float)
+    ok = np.isfinite(v)
+    cs = np.concatenate([[0.0], np.cumsum(np.where(ok, v, 0.0))])
+    cn = np.concatenate([[0], np.cumsum(ok)])
+    t = np.arange(len(v) + 1)
+    lo = np.maximum(t - window_days, 0)
+    cnt = cn[t] - cn[lo]
+    return np.where(cnt > 0, (cs[t] - cs[lo]) / np.maximum(cnt, 1), default)
+
+
+@dataclass(frozen=True)
+class CrowdingRule:
+    """Per-day multipliers ``exp(β · x_t)`` of the long and short predictions (walk-forward).
+
+    Parameters
+    ----------
+    name : str
+        Label of the feature (for tables).
+    x_long, x_short : numpy.ndarray
+        Feature per step ``t = 0 .. n`` (length ``n + 1``), computed from data before day ``t``
+        only (e.g. :func:`trailing_mean`); the same array for both sides makes the multiplier a
+        multiplier of the levered share.
+    betas : tuple of float
+        Candidate values of ``β`` (``0`` = no crowding term).
+    """
+
+    name: str
+    x_long: np.ndarray
+    x_short: np.ndarray
+    betas: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        if len(self.x_long) != len(self.x_short):
+            raise MarketConfigError("x_long and x_short must have the same length")
+        if not self.betas:
+            raise MarketConfigError("a crowding rule needs at least one beta")
+        for name in ("x_long", "x_short"):
+            if not np.all(np.isfinite(np.asarray(getattr(self, name), dtype=float))):
+                raise MarketConfigError(f"{name} of crowding rule {self.name!r} is not finite")
+
+    @property
+    def symmetric(self) -> bool:
+        """Whether both sides share one multiplier (then it is a multiplier of the share)."""
+        return bool(np.array_equal(self.x_long, self.x_short))
+
+    def multipliers(self, beta: float) -> tuple[np.ndarray, np.ndarray]:
+        """``exp(β · x_long)`` and ``exp(β · x_short)``, each of length ``n + 1``."""
+        xl = np.asarray(self.x_long, dtype=float)
+        xs = np.asarray(self.x_short, dtype=float)
+        return np.exp(beta * xl), np.exp(beta * xs)
+
+
+def funding_crowding(
+    funding_8h: np.ndarray,
+    window_days: int,
+    betas: tuple[float, ...] = DEFAULT_CROWDING_BETAS,
+    *,
+    base_bps: float = 1.0,
+    sign_aware: bool = True,
+) -> CrowdingRule:
+    """The funding crowding rule (sign-aware by default).
+
+    ``F_t`` = mean daily 8-hour funding (bp) over the ``window_days`` days before ``t``
+    (:func:`trailing_mean`; the baseline ``base_bps`` where there is none). Sign-aware: funding
+    above the baseline (longs pay to hold: longs crowded) multiplies the long predictions by
+    ``exp(β · (F_t − f₀)⁺)``, funding below it the short predictions by
+    ``exp(β · (f₀ − F_t)⁺)``. Otherwise both sides (the share) by ``exp(β · (F_t − f₀))``.
+
+    Parameters
+    ----------
+    funding_8h : numpy.ndarray
+        Mean 8-hour funding rate (fraction) of each day; NaN where unknown.
+    window_days : int
+        Trailing window ``k`` of the mean.
+    betas : tuple of float
+        Candidate ``β`` (per bp of 8-hour funding).
+    base_bps : float
+        Baseline ``f₀`` (the interest part of the funding rate, bp per 8 h).
+    sign_aware : bool
+        Per side (default) or one multiplier of the share.
+
+    Returns
+    -------
+    CrowdingRule
+    """
+    f_bps = np.asarray(funding_8h, dtype=float) * 1e4
+    x = trailing_mean(f_bps, window_days, default=base_bps) - base_bps
+    if not sign_aware:
+        return CrowdingRule(f"funding {window_days}d, share", x, x, tuple(betas))
+    return CrowdingRule(
+        f"funding {window_days}d", np.maximum(x, 0.0), np.maximum(-x, 0.0), tuple(betas)
+    )
+
+
+def oi_growth_crowding(
+    oi_usd: np.ndarray, window_days: int, betas: tuple[float, ...]
+) -> CrowdingRule:
+    """Open-interest growth crowding: one multiplier ``exp(β · g_t)`` of the share.
+
+    ``g_t`` is the mean daily log growth of open interest over the ``window_days`` days before
+    ``t`` (the last one ending at day ``t − 1``'s close).
+
+    Parameters
+    ----------
+    oi_usd : numpy.ndarray
+        Open interest at each day's close (positive).
+    window_days : int
+        Trailing window.
+    betas : tuple of float
+        Candidate ``β`` (per unit of mean daily log growth).
+
+    Returns
+    -------
+    CrowdingRule
+    """
+    oi = np.asarray(oi_usd, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        g = np.concatenate([[np.nan], np.diff(np.log(oi))])
+    g[~np.isfinite(g)] = np.nan
+    x = trailing_mean(g, window_days)
+    return CrowdingRule(f"open-interest growth {window_days}d", x, x, tuple(betas))
+
+
 @dataclass(frozen=True)
 class Selection:
     """The chosen candidate, level rule and scale for one set of fit days.
@@ -159,7 +320,8 @@ class Selection:
     Attributes
     ----------
     params : CohortParams
-        The candidate with ``levered_share`` = the share after the last day (``share[-1]``).
+        The candidate with ``levered_share`` = the share after the last day (``share[-1]``;
+        without the crowding multipliers, :meth:`multipliers_at`).
     candidate : int
         Index of the candidate in :attr:`CohortFit.candidates`.
     window_days : int or None
@@ -172,6 +334,10 @@ class Selection:
         In-sample loss on the fit days.
     n_days : int
         Number of fit days.
+    crowding_beta : float
+        ``β`` of the crowding rule (0 without one).
+    mult_long, mult_short : numpy.ndarray or None
+        Crowding multipliers per day ``t = 0 .. n`` (``None`` without a crowding rule).
     """
 
     params: CohortParams
@@ -181,9 +347,27 @@ class Selection:
     share: np.ndarray
     loss: float
     n_days: int
+    crowding_beta: float = 0.0
+    mult_long: np.ndarray | None = None
+    mult_short: np.ndarray | None = None
+
+    def multipliers_at(self, day: int) -> tuple[float, float]:
+        """Crowding multipliers ``(m_long, m_short)`` in force on step ``day`` (1 if none).
+
+        The model's book on that step is the unit book of :attr:`params` with its longs times
+        ``levered_share · m_long`` and its shorts times ``levered_share · m_short``
+        (:meth:`backtest.market.cohorts.BookState.tilted`).
+        """
+        if self.mult_long is None or self.mult_short is None:
+            return 1.0, 1.0
+        i = min(max(int(day), 0), len(self.share) - 1)
+        return float(self.mult_long[i]), float(self.mult_short[i])
 
     def params_at(self, day: int) -> CohortParams:
-        """The candidate with the levered share in force on step ``day`` (``0 .. n``)."""
+        """The candidate with the levered share ``a_t`` in force on step ``day`` (``0 .. n``).
+
+        The crowding multipliers are not in it (see :meth:`multipliers_at`).
+        """
         i = min(max(int(day), 0), len(self.share) - 1)
         return replace(self.params, levered_share=float(self.share[i]))
 
@@ -212,8 +396,9 @@ class CohortFit:
         calib_mask: np.ndarray | None = None,
         windows: tuple[int | None, ...] = (None,),
         floor: float = LOG_FLOOR_USD,
+        crowding: CrowdingRule | None = None,
     ) -> Selection:
-        """Best candidate, level window and scale on the days of ``fit_mask``.
+        """Best candidate, level window, crowding ``β`` and scale on the days of ``fit_mask``.
 
         Parameters
         ----------
@@ -227,39 +412,57 @@ class CohortFit:
             Level-rule windows to search (:func:`trailing_level`).
         floor : float
             Floor of :func:`log_loss`.
+        crowding : CrowdingRule, optional
+            Crowding multipliers searched over their ``betas`` (module docstring).
         """
         m = np.asarray(fit_mask, dtype=bool)
+        n = self.pred_long.shape[1]
+        if crowding is not None and len(crowding.x_long) != n + 1:
+            raise MarketConfigError(
+                f"crowding feature has {len(crowding.x_long)} values; need {n + 1} (days + 1)"
+            )
+        betas = (0.0,) if crowding is None else crowding.betas
         if m.sum() < 10:
             raise MarketConfigError(f"only {int(m.sum())} fit days; need at least 10")
         calib = m if calib_mask is None else np.asarray(calib_mask, dtype=bool)
         rep = np.concatenate([rep_long[m], rep_short[m]])
         best: Selection | None = None
         for j, cand in enumerate(self.candidates):
-            unit = self.pred_long[j] + self.pred_short[j]
-            for w in windows:
-                c = trailing_level(unit, rep_long + rep_short, calib, w)
-                pu = np.concatenate([self.pred_long[j, m], self.pred_short[j, m]])
-                pu = pu * np.concatenate([c[:-1][m], c[:-1][m]])
-                b = fit_scale(pu, rep, floor)
-                loss = log_loss(b * pu, rep, floor)
-                if best is None or loss < best.loss:
-                    share = b * c
-                    best = Selection(
-                        params=replace(cand, levered_share=float(share[-1])),
-                        candidate=j,
-                        window_days=w,
-                        scale=b,
-                        share=share,
-                        loss=loss,
-                        n_days=int(m.sum()),
-                    )
+            for beta in betas:
+                if crowding is None:
+                    ml = ms = np.ones(n + 1)
+                else:
+                    ml, ms = crowding.multipliers(beta)
+                ul, us = self.pred_long[j] * ml[:-1], self.pred_short[j] * ms[:-1]
+                for w in windows:
+                    c = trailing_level(ul + us, rep_long + rep_short, calib, w)
+                    pu = np.concatenate([ul[m] * c[:-1][m], us[m] * c[:-1][m]])
+                    b = fit_scale(pu, rep, floor)
+                    loss = log_loss(b * pu, rep, floor)
+                    if best is None or loss < best.loss:
+                        share = b * c
+                        best = Selection(
+                            params=replace(cand, levered_share=float(share[-1])),
+                            candidate=j,
+                            window_days=w,
+                            scale=b,
+                            share=share,
+                            loss=loss,
+                            n_days=int(m.sum()),
+                            crowding_beta=float(beta),
+                            mult_long=None if crowding is None else ml,
+                            mult_short=None if crowding is None else ms,
+                        )
         assert best is not None
         return best
 
     def predict(self, sel: Selection) -> tuple[np.ndarray, np.ndarray]:
-        """Daily (long, short) predictions of a selection: ``a_t`` times the unit predictions."""
+        """Daily (long, short) predictions: ``a_t`` (× the crowding multipliers) × unit ones."""
         a = sel.share[:-1]
-        return self.pred_long[sel.candidate] * a, self.pred_short[sel.candidate] * a
+        pl_, ps_ = self.pred_long[sel.candidate] * a, self.pred_short[sel.candidate] * a
+        if sel.mult_long is not None and sel.mult_short is not None:
+            pl_, ps_ = pl_ * sel.mult_long[:-1], ps_ * sel.mult_short[:-1]
+        return pl_, ps_
 
 
 def fit_cohorts(

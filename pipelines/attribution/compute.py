@@ -7,7 +7,7 @@ The method and every rule below are described in ``docs/market-replay.md``.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 
 import duckdb
@@ -18,12 +18,17 @@ from backtest.impact import SqrtImpact
 from backtest.market.check import impact_slope, predicted_returns
 from backtest.market.cohorts import CohortParams, MarketSeries, PriceGrid, run_cohorts
 from backtest.market.fit import (
+    DEFAULT_CROWDING_BETAS,
+    DEFAULT_CROWDING_DAYS,
     DEFAULT_GRID,
     DEFAULT_LEVEL_WINDOWS,
     CohortFit,
+    CrowdingRule,
     Selection,
     fit_cohorts,
+    funding_crowding,
     intraday_drop,
+    oi_growth_crowding,
 )
 from backtest.market.greeks import book_greeks, default_shocks
 from backtest.market.replay import (
@@ -68,6 +73,13 @@ class AttributionConfig:
     #: previous close (the crash-like days; 0 = every non-event day); the level rule still uses
     #: every non-event reported day.
     fit_min_drop: float = 0.05
+    #: Trailing window (days) of the sign-aware funding crowding rule (``None``: no rule).
+    crowding_days: int | None = DEFAULT_CROWDING_DAYS
+    #: Candidate ``β`` of the crowding rule (per bp of 8-hour funding).
+    crowding_betas: tuple[float, ...] = DEFAULT_CROWDING_BETAS
+    #: Feature of the crowding rule: ``funding`` per side (sign-aware), ``funding_share`` (one
+    #: multiplier of the share) or ``oi_growth`` (share; the forms compared in the docs).
+    crowding_feature: str = "funding"
 
     @property
     def run_id(self) -> str:
@@ -143,8 +155,22 @@ def _event_mask(days: pl.Series, start: datetime, end: datetime, pad: int) -> np
     return ((days >= lo) & (days < hi)).to_numpy()
 
 
-def _param_row(sel: Selection, held_out: str | None, share: float) -> dict:
+def _crowding(d: pl.DataFrame, config: AttributionConfig) -> CrowdingRule | None:
+    """The funding crowding rule of the daily series ``d`` (``None`` when switched off)."""
+    if config.crowding_days is None:
+        return None
+    k, betas = config.crowding_days, config.crowding_betas
+    if config.crowding_feature == "oi_growth":
+        return oi_growth_crowding(d["oi_usd"].to_numpy(), k, betas)
+    if config.crowding_feature not in ("funding", "funding_share"):
+        raise CascadeError(f"crowding_feature={config.crowding_feature!r}: unknown")
+    f = d["funding_8h"].fill_null(float("nan")).to_numpy()
+    return funding_crowding(f, k, betas, sign_aware=config.crowding_feature == "funding")
+
+
+def _param_row(sel: Selection, held_out: str | None, share: float, day: int) -> dict:
     p = sel.params
+    m_long, m_short = sel.multipliers_at(day)
     return {
         "held_out_event": held_out,
         "levered_share": share,
@@ -158,6 +184,9 @@ def _param_row(sel: Selection, held_out: str | None, share: float) -> dict:
         "fit_days": sel.n_days,
         "level_window_days": sel.window_days,
         "share_scale": sel.scale,
+        "crowding_beta": sel.crowding_beta,
+        "crowding_long_mult": m_long,
+        "crowding_short_mult": m_short,
     }
 
 
@@ -167,15 +196,21 @@ class EventBooks:
 
     ``params[event_id]`` comes from the fit with that event left out when the event has reported
     liquidations, else from the base fit (``held_out`` says which); ``params[None]`` is the base
-    fit with the share after the last fitted day.
+    fit with the share after the last fitted day. ``mults`` holds the crowding multipliers
+    ``(long, short)`` in force at the same step (``(1, 1)`` without a crowding rule).
     """
 
     params: dict[str | None, CohortParams]
     held_out: frozenset[str]
+    mults: dict[str | None, tuple[float, float]] = field(default_factory=dict)
 
     def for_event(self, event_id: str) -> CohortParams:
         """The parameters the replay of ``event_id`` uses."""
         return self.params.get(event_id, self.params[None])
+
+    def mults_for(self, event_id: str) -> tuple[float, float]:
+        """Crowding multipliers ``(long, short)`` of the book the replay of ``event_id`` uses."""
+        return self.mults.get(event_id, self.mults.get(None, (1.0, 1.0)))
 
     def note(self, event_id: str) -> str:
         """``leave-one-event-out fit`` or ``base fit``."""
@@ -275,27 +310,35 @@ def _fit_asset(con, asset, events, config, notes, fit=None):  # noqa: ANN001, AN
         any_event |= m
     calib = has & ~any_event
     moved = intraday_drop(d["low"].to_numpy(), d["close"].to_numpy()) >= config.fit_min_drop
-    kw = {"calib_mask": calib, "windows": tuple(config.level_windows)}
+    kw = {
+        "calib_mask": calib,
+        "windows": tuple(config.level_windows),
+        "crowding": _crowding(d, config),
+    }
     base = fit.select(rl, rs, calib & moved, **kw)
+    n = d.height
     params: dict[str | None, CohortParams] = {None: base.params}
+    mults: dict[str | None, tuple[float, float]] = {None: base.multipliers_at(n)}
     held: set[str] = set()
-    books = [_param_row(base, None, base.params.levered_share)]
+    books = [_param_row(base, None, base.params.levered_share, n)]
     checks = [_check_frame(d, fit.predict(base), rl, rs, calib, None)]
     for eid, m in masks.items():
         if not (has & m).any():
             notes.append(f"{asset} {eid}: no reported daily liquidations; base fit used")
             params[eid] = base.params_at(starts[eid])
+            mults[eid] = base.multipliers_at(starts[eid])
             continue
         sel = fit.select(rl, rs, has & ~m & moved, **kw)
         params[eid] = sel.params_at(starts[eid])
+        mults[eid] = sel.multipliers_at(starts[eid])
         held.add(eid)
-        books.append(_param_row(sel, eid, params[eid].levered_share))
+        books.append(_param_row(sel, eid, params[eid].levered_share, starts[eid]))
         checks.append(_check_frame(d, fit.predict(sel), rl, rs, has & m, eid))
     check = pl.concat(
         [c.with_columns(pl.lit(asset).alias("asset")) for c in checks], how="diagonal_relaxed"
     )
     book_frame = pl.DataFrame(books).with_columns(pl.lit(asset).alias("asset"))
-    return EventBooks(params, frozenset(held)), check, book_frame, d
+    return EventBooks(params, frozenset(held), mults), check, book_frame, d
 
 
 def _hourly_oi(con, asset, d: pl.DataFrame, closes: np.ndarray):  # noqa: ANN001, ANN202
@@ -433,11 +476,19 @@ def _event_asset(con, asset, ev, params, d, config, notes):  # noqa: ANN001, ANN
     i0 = int(np.searchsorted(ts, np.datetime64(start.replace(tzinfo=None))))
     grid = PriceGrid.covering(float(low.min()), float(high.max()))
     p = params.for_event(ev["event_id"])
+    m_long, m_short = params.mults_for(ev["event_id"])
     lead = max(i0 - GREEKS_LEAD_HOURS, 1)
     pre = run_cohorts(full, p, grid=grid, snapshot_at=tuple(range(lead, len(full))) + (i0,))
+    # the window's voluntary flows (keep factors, openings) are those of the untilted book; the
+    # book the replay, the Greeks and the policies start from carries the crowding tilt in
+    # force at the event's start (longs x m_long, shorts x m_short; docs, section 1)
+    vol = run_cohorts(full.slice(i0, len(full)), p, grid=grid, initial=pre.snapshots[i0])
+    if (m_long, m_short) != (1.0, 1.0):
+        pre = replace(
+            pre, snapshots={k: b.tilted(m_long, m_short) for k, b in pre.snapshots.items()}
+        )
     book = pre.snapshots[i0]
     win = full.slice(i0, len(full))
-    vol = run_cohorts(win, p, grid=grid, initial=book)
     wl, wh, wc, wts = win.low, win.high, win.close, win.ts
     obs_l, obs_s, flow_source = _observed_flow(
         con, asset, d, wts, vol.liq_long_usd, vol.liq_short_usd, wl, wh, wc

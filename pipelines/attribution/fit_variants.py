@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from backtest.market.fit import DEFAULT_CROWDING_BETAS, DEFAULT_CROWDING_DAYS
 from pipelines.attribution.compute import AttributionConfig, _daily_series, _fit_asset, _fit_runs
 from pipelines.attribution.summary import model_check_summary
 from pipelines.warehouse import attribution_store as store
@@ -36,7 +37,11 @@ WIDE_HOURLY_GRID: dict[str, tuple[float, ...]] = {
     "turnover_lev_exp": (1.0, 2.0),
 }
 
-#: Variant name → config overrides (everything else as in :class:`AttributionConfig`).
+#: Trailing windows (days) of the funding crowding forms compared.
+CROWDING_WINDOWS = (7, 14, 30, 60, 90, 120, 180)
+
+#: Variant name → config overrides (everything else as in :class:`AttributionConfig`, without
+#: the crowding rule unless the variant sets ``crowding_days``).
 VARIANTS: dict[str, dict] = {
     "daily bars, constant share (first version)": {
         "fit_bar_hours": 24, "grid": DAILY_GRID, "level_windows": (None,), "fit_min_drop": 0.0,
@@ -51,7 +56,26 @@ VARIANTS: dict[str, dict] = {
     "hourly bars, trailing level, wider grid (median 3-20, spread 1-2.5)": {
         "grid": WIDE_HOURLY_GRID, "fit_min_drop": 0.0,
     },
-    "hourly bars, trailing level, loss on non-event days with a fall >= 5 % (final)": {},
+    "hourly bars, trailing level, loss on non-event days with a fall >= 5 %": {},
+    **{
+        f"... + funding crowding of the share, {k}-day trailing funding": {
+            "crowding_days": k, "crowding_feature": "funding_share",
+            "crowding_betas": (-0.3, -0.2, -0.1, -0.05, *DEFAULT_CROWDING_BETAS),
+        }
+        for k in CROWDING_WINDOWS
+    },
+    **{
+        f"... + open-interest growth crowding of the share, {k}-day growth": {
+            "crowding_days": k, "crowding_feature": "oi_growth",
+            "crowding_betas": (-20.0, -10.0, -5.0, 0.0, 5.0, 10.0, 20.0, 40.0),
+        }
+        for k in (14, 30)
+    },
+    **{
+        f"... + sign-aware funding crowding, {k}-day trailing funding"
+        + (" (final)" if k == DEFAULT_CROWDING_DAYS else ""): {"crowding_days": k}
+        for k in CROWDING_WINDOWS
+    },
 }  # fmt: skip
 
 
@@ -61,7 +85,7 @@ def variant_table(con, assets: tuple[str, ...] = ("BTC", "ETH")) -> pl.DataFrame
     rows = []
     runs: dict[tuple, object] = {}  # the candidates' runs, shared by variants of the same grid
     for name, overrides in VARIANTS.items():
-        config = AttributionConfig(assets=assets, **overrides)
+        config = AttributionConfig(assets=assets, **{"crowding_days": None, **overrides})
         for asset in assets:
             key = (asset, config.fit_bar_hours, repr(sorted(config.grid.items())))
             if key not in runs:

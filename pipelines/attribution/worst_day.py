@@ -22,6 +22,7 @@ from backtest.market.greeks import book_greeks
 from pipelines.attribution.compute import (
     EVENT_PAD_DAYS,
     AttributionConfig,
+    _crowding,
     _daily_series,
     _event_mask,
     _fit_runs,
@@ -54,7 +55,8 @@ def book_at_day(
     Returns
     -------
     dict
-        ``levered_share``, ``close_before`` (last hourly close before the day), ``drawdown``
+        ``levered_share``, ``crowding_long_mult`` (the long side's crowding multiplier),
+        ``close_before`` (last hourly close before the day), ``drawdown``
         (``1 − day's low / close_before``), ``book_long_usd`` (levered long notional at
         ``close_before``), ``liquidatable_at_low_usd`` (long notional an instantaneous fall to
         the day's low liquidates) and ``predicted_long_usd`` (the day's 24 hourly predictions,
@@ -62,19 +64,21 @@ def book_at_day(
     """
     i0 = day * _H
     params = sel.params_at(day)
+    m_long, m_short = sel.multipliers_at(day)
     run = run_cohorts(hourly.slice(0, i0 + _H), params, grid=grid, snapshot_at=(i0,))
-    book = run.snapshots[i0]
+    book = run.snapshots[i0].tilted(m_long, m_short)
     p0 = float(hourly.close[i0 - 1])
     x = 1.0 - float(np.min(hourly.low[i0 : i0 + _H])) / p0
     shocks = np.array([x / 2.0, x, (1.0 + x) / 2.0]) if x > 0 else np.array([0.001, 0.002, 0.003])
     curve = book_greeks([book], np.array([p0]), params, np.zeros_like, shocks).curve[0]
     return {
         "levered_share": params.levered_share,
+        "crowding_long_mult": m_long,
         "close_before": p0,
         "drawdown": x,
         "book_long_usd": float(book.long.sum()) * p0 * params.levered_share,
         "liquidatable_at_low_usd": float(curve[1]) if x > 0 else 0.0,
-        "predicted_long_usd": float(run.liq_long_usd[i0 : i0 + _H].sum()),
+        "predicted_long_usd": float(run.liq_long_usd[i0 : i0 + _H].sum()) * m_long,
     }
 
 
@@ -98,6 +102,7 @@ def _row(label, held_out, asset, d, hourly, fit, sel, day, grid):  # noqa: ANN00
         "predicted_long_usd": b["predicted_long_usd"],
         "ratio": b["predicted_long_usd"] / rep,
         "levered_share": b["levered_share"],
+        "crowding_long_mult": b["crowding_long_mult"],
         "book_long_pct_oi": b["book_long_usd"] / oi0,
         "book_over_reported": b["book_long_usd"] / rep,
         "at_low_over_reported": b["liquidatable_at_low_usd"] / rep,
@@ -112,8 +117,9 @@ def worst_day_table(  # noqa: ANN001
     """One row per (event with reports, asset) and per asset's largest non-event day.
 
     ``ratio`` is the held-out prediction over the reported figure (the acceptance check);
-    ``book_over_reported`` the whole levered long book at the day's start over the reported
-    figure, ``at_low_over_reported`` the part a fall to the day's low liquidates at once.
+    ``book_over_reported`` the whole levered long book (crowding multiplier included) at the
+    day's start over the reported figure, ``at_low_over_reported`` the part a fall to the day's
+    low liquidates at once.
     """
     config = AttributionConfig(assets=assets, **overrides)
     events = store.event_windows(con)
@@ -133,7 +139,11 @@ def worst_day_table(  # noqa: ANN001
         any_event = np.logical_or.reduce(list(masks.values()))
         calib = has & ~any_event
         moved = intraday_drop(d["low"].to_numpy(), d["close"].to_numpy()) >= config.fit_min_drop
-        kw = {"calib_mask": calib, "windows": tuple(config.level_windows)}
+        kw = {
+            "calib_mask": calib,
+            "windows": tuple(config.level_windows),
+            "crowding": _crowding(d, config),
+        }
         for eid, m in masks.items():
             if not (has & m).any():
                 continue
