@@ -38,6 +38,7 @@ does, the budget is ignored). The choice is then evaluated on the held-out event
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 from collections.abc import Callable, Mapping, Sequence
@@ -76,6 +77,7 @@ __all__ = [
     "objectives_from_metrics",
     "pareto_mask",
     "search",
+    "space_id",
 ]
 
 #: Objective names in study order, and their directions.
@@ -161,6 +163,16 @@ SPACES: Mapping[str, tuple[Dim, ...]] = {
 }
 #: Searched parameters that are integers in the library (rounded).
 _INTEGER_PARAMS = frozenset({"n_bands"})
+
+
+def space_id(family: str) -> str:
+    """Short hash of ``family``'s search space (bounds, scales, shifts).
+
+    Part of the stored study's name, so a study searched over other bounds is not resumed as if
+    it were this one (its stored draws would mean other values).
+    """
+    dims = [dataclasses.asdict(d) for d in SPACES[family]]
+    return hashlib.sha256(json.dumps(dims, sort_keys=True).encode()).hexdigest()[:8]
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)

@@ -20,6 +20,7 @@ from backtest.search import (
     evaluate,
     pareto_mask,
     search,
+    space_id,
 )
 from pipelines.cli.optimize import front_sizes, small_front_points, small_fronts
 
@@ -131,3 +132,13 @@ def _scenario() -> Scenario:
     }
     impact = LinearImpact(depth_usd=5e7, half_life_steps=30)
     return Scenario(event_id="synthetic", book=book, path=path, impact=impact, base=base)
+
+
+def test_space_id_changes_with_the_bounds(monkeypatch) -> None:  # noqa: ANN001
+    import backtest.search as mod
+
+    before = space_id("batch")
+    assert space_id("batch") == before and space_id("staged") != before
+    narrow = (Dim("interval_seconds", 60.0, 14_400.0, log=True, steps_field="interval_steps"),)
+    monkeypatch.setitem(mod.SPACES, "batch", narrow + SPACES["batch"][1:])  # type: ignore[arg-type]
+    assert space_id("batch") != before

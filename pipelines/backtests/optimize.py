@@ -40,6 +40,7 @@ from backtest.search import (
     knee_candidates,
     pareto_mask,
     search,
+    space_id,
 )
 from pipelines.backtests.run import build_run_config
 from pipelines.backtests.spec import backtest_code_version
@@ -237,7 +238,7 @@ def run_optimize(
             t1 = time.perf_counter()
             name = (
                 f"{sc.event_id}|{fam}|seed={seed}|pop={request.population_size}|"
-                f"{scenario_ids[sc.event_id][:16]}"
+                f"{scenario_ids[sc.event_id][:16]}|space={space_id(fam)}"
             )
             trials = search(
                 sc,
