@@ -322,10 +322,12 @@ def small_front_section(frontier, sizes) -> list[str]:  # noqa: ANN001
         f"### Fronts with fewer than {MIN_FRONT_POINTS} points",
         "",
         f"{names}. Their trials, summarised (`rank_corr_*`: Spearman rank correlation over the "
-        "trials; `liquidated_levels`: distinct liquidated volumes, to the dollar): where capital "
-        "recovery stays 1 and no trial has a loss, borrower loss and price deviation both fall "
-        "with the volume liquidated, so the trial that liquidates least is best on every "
-        "objective and the front is that point (or the few around it); see "
+        "trials; `liquidated_levels`: distinct liquidated volumes, to the dollar), and their "
+        "front points below: borrower loss and price deviation both fall with the volume "
+        "liquidated (auctions: sold), and the front points liquidate the least of all trials "
+        "(auctions: sell nothing inside the window) while losing nothing or little — debt left "
+        "unhealthy in the book or in an unfinished auction counts as recovered when the final "
+        "price covers it — so they are best on every objective at once; see "
         "[optimize.md](optimize.md#front-sizes).",
         "",
         markdown_table(small_fronts(frontier)),
