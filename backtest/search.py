@@ -22,7 +22,9 @@ turned into steps of the event's bar (at least one bar), so a parameter means th
 and hourly paths and transfers between events. A stored study resumes: only the trials missing
 to ``n_trials`` are run.
 
-**Front**: :func:`pareto_mask` (non-dominated on the four objectives).
+**Front**: :func:`pareto_mask` (non-dominated on the four objectives, values within a relative
+:data:`TIE_RTOL` of each other tied); its size is counted in distinct outcomes
+(:func:`distinct_points`), not in trials — many parameter sets give the same outcome.
 
 **Robust choice** (:func:`choose_robust`, leave-one-event-out): the candidates are the ``k``
 front points nearest the utopia point of each *training* event's front (plus the family's
@@ -36,6 +38,7 @@ does, the budget is ignored). The choice is then evaluated on the held-out event
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 from collections.abc import Callable, Mapping, Sequence
@@ -57,6 +60,7 @@ __all__ = [
     "GAUNTLET",
     "OBJECTIVES",
     "SPACES",
+    "TIE_RTOL",
     "Dim",
     "Evaluation",
     "Objectives",
@@ -64,6 +68,8 @@ __all__ = [
     "Scenario",
     "base_params",
     "choose_robust",
+    "distinct_points",
+    "dominated_by",
     "evaluate",
     "half_sold_seconds",
     "knee_candidates",
@@ -71,6 +77,7 @@ __all__ = [
     "objectives_from_metrics",
     "pareto_mask",
     "search",
+    "space_id",
 ]
 
 #: Objective names in study order, and their directions.
@@ -89,9 +96,11 @@ GAUNTLET = "dutch_auction@gauntlet"
 class Dim:
     """One searched parameter.
 
-    ``name`` is the stored (human) name; ``steps_field`` turns seconds into that step field;
-    ``share_of_debt`` turns a share into ``capacity_usd``; ``unwind`` turns hours into
-    ``unwind_usd_per_step`` of the buffer's capacity.
+    ``name`` is the stored (human) name; ``steps_field`` turns seconds into that step field.
+    ``shift``: the sampler draws ``value − shift`` in ``[low − shift, high − shift]`` (log-uniform
+    when ``log``) and the value is ``shift`` plus the draw, so ``target_health`` can be
+    log-uniform in its excess over 1 — the region near 1 where partial liquidations are smallest
+    gets as many trials as the rest.
     """
 
     name: str
@@ -99,17 +108,32 @@ class Dim:
     high: float
     log: bool = False
     steps_field: str | None = None
+    shift: float = 0.0
+
+    def suggest(self, trial: Any) -> float:
+        """Draw the value from an Optuna ``trial`` (see ``shift``)."""
+        return self.shift + trial.suggest_float(
+            self.name, self.low - self.shift, self.high - self.shift, log=self.log
+        )
+
+    def value(self, drawn: float) -> float:
+        """The parameter value of a stored draw."""
+        return self.shift + float(drawn)
 
 
 #: The search space of each family (stored parameter names; see :func:`library_params`).
+#: ``batch`` and ``staged`` reach one day of delay (interval, wait between stages): with at most
+#: four hours (two for ``staged``) the fronts of the events without losses sat on that bound —
+#: an hourly path had only one or two stage waits to choose from — and the longer delays are
+#: where deferring starts to cost (docs/optimize.md, "Front sizes").
 SPACES: Mapping[str, tuple[Dim, ...]] = {
     "batch": (
-        Dim("interval_seconds", 60.0, 14_400.0, log=True, steps_field="interval_steps"),
-        Dim("sale_share", 0.05, 1.0, log=True),
+        Dim("interval_seconds", 60.0, 86_400.0, log=True, steps_field="interval_steps"),
+        Dim("sale_share", 0.01, 1.0, log=True),
     ),
     "staged": (
-        Dim("target_health", 1.01, 2.0),
-        Dim("min_interval_seconds", 60.0, 7_200.0, log=True, steps_field="min_interval_steps"),
+        Dim("target_health", 1.001, 2.0, log=True, shift=1.0),
+        Dim("min_interval_seconds", 60.0, 86_400.0, log=True, steps_field="min_interval_steps"),
     ),
     "dutch_auction": (
         Dim("buf", 1.0, 1.5),
@@ -139,6 +163,16 @@ SPACES: Mapping[str, tuple[Dim, ...]] = {
 }
 #: Searched parameters that are integers in the library (rounded).
 _INTEGER_PARAMS = frozenset({"n_bands"})
+
+
+def space_id(family: str) -> str:
+    """Short hash of ``family``'s search space (bounds, scales, shifts).
+
+    Part of the stored study's name, so a study searched over other bounds is not resumed as if
+    it were this one (its stored draws would mean other values).
+    """
+    dims = [dataclasses.asdict(d) for d in SPACES[family]]
+    return hashlib.sha256(json.dumps(dims, sort_keys=True).encode()).hexdigest()[:8]
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
@@ -377,7 +411,7 @@ def search(
     dims = SPACES[family]
 
     def objective(trial: optuna.Trial) -> tuple[float, ...]:
-        params = {d.name: trial.suggest_float(d.name, d.low, d.high, log=d.log) for d in dims}
+        params = {d.name: d.suggest(trial) for d in dims}
         ev = evaluate(scenario, family, params, trial=trial.number)
         o = ev.objectives
         trial.set_user_attr("bad_debt_usd", o.bad_debt_usd)
@@ -400,7 +434,7 @@ def search(
             Evaluation(
                 event_id=scenario.event_id,
                 policy=family,
-                params={d.name: t.params[d.name] for d in dims},
+                params={d.name: d.value(t.params[d.name]) for d in dims},
                 objectives=Objectives(
                     **values,
                     bad_debt_usd=t.user_attrs["bad_debt_usd"],
@@ -413,13 +447,33 @@ def search(
     return out[:n_trials]
 
 
-def pareto_mask(points: np.ndarray) -> np.ndarray:
-    """Non-dominated rows of ``points`` (every column minimised; duplicates all kept).
+#: Relative tolerance under which two objective values count as equal (per objective, relative
+#: to the largest magnitude of that objective among the points compared): the engine's sums
+#: carry rounding noise of about 1e-16 relative, so two trials with the same outcome can differ
+#: in the last bits; compared exactly, the one whose borrower loss is a few ULP lower would
+#: survive as a separate front point with no real trade-off behind it.
+TIE_RTOL = 1e-9
+
+
+def _tolerances(pts: np.ndarray, rtol: float) -> np.ndarray:
+    if len(pts) == 0:
+        return np.zeros(pts.shape[1] if pts.ndim == 2 else 0)
+    return rtol * np.abs(pts).max(axis=0)
+
+
+def pareto_mask(points: np.ndarray, *, rtol: float = TIE_RTOL) -> np.ndarray:
+    """Non-dominated rows of ``points`` (every column minimised; ties all kept).
+
+    Row ``a`` dominates row ``b`` when it is no worse on every column and better on one by more
+    than the column's tolerance ``rtol × max |column|`` (:data:`TIE_RTOL`): values closer than
+    that are ties, and tied rows (duplicates included) are all kept.
 
     Parameters
     ----------
     points : numpy.ndarray
         Shape ``(n, k)``.
+    rtol : float, optional
+        Relative tie tolerance (0: exact comparison).
 
     Returns
     -------
@@ -427,11 +481,59 @@ def pareto_mask(points: np.ndarray) -> np.ndarray:
     """
     pts = np.asarray(points, dtype=np.float64)
     n = len(pts)
+    tol = _tolerances(pts, rtol)
     mask = np.ones(n, dtype=bool)
     for i in range(n):
-        dominated = np.all(pts <= pts[i], axis=1) & np.any(pts < pts[i], axis=1)
-        mask[i] = not dominated.any()
+        no_worse = np.all(pts <= pts[i] + tol, axis=1)
+        better = np.any(pts < pts[i] - tol, axis=1)
+        mask[i] = not (no_worse & better).any()
     return mask
+
+
+def dominated_by(point: np.ndarray, others: np.ndarray, *, rtol: float = TIE_RTOL) -> bool:
+    """Whether some row of ``others`` dominates ``point`` (the rule of :func:`pareto_mask`)."""
+    pts = np.asarray(others, dtype=np.float64).reshape(-1, len(point))
+    if len(pts) == 0:
+        return False
+    tol = _tolerances(np.vstack([pts, point]), rtol)
+    no_worse = np.all(pts <= point + tol, axis=1)
+    better = np.any(pts < point - tol, axis=1)
+    return bool((no_worse & better).any())
+
+
+def distinct_points(points: np.ndarray, *, rtol: float = TIE_RTOL) -> np.ndarray:
+    """Label rows of ``points`` by distinct outcome: rows tied on every column share a label.
+
+    Rows are taken in order; a row joins the first earlier label whose representative (first
+    row) is within the column tolerances of :func:`pareto_mask` on every column, else it
+    starts a new label. ``labels.max() + 1`` is the number of distinct points.
+
+    Parameters
+    ----------
+    points : numpy.ndarray
+        Shape ``(n, k)``.
+    rtol : float, optional
+        Relative tie tolerance.
+
+    Returns
+    -------
+    numpy.ndarray of int
+        Label of each row, ``0 … m − 1`` in order of first appearance.
+    """
+    pts = np.asarray(points, dtype=np.float64)
+    tol = _tolerances(pts, rtol)
+    labels = np.full(len(pts), -1, dtype=np.int64)
+    reps = np.empty_like(pts)
+    m = 0
+    for i, row in enumerate(pts):
+        same = np.flatnonzero(np.all(np.abs(reps[:m] - row) <= tol, axis=1))
+        if same.size:
+            labels[i] = same[0]
+        else:
+            labels[i] = m
+            reps[m] = row
+            m += 1
+    return labels
 
 
 def _normalised(points: np.ndarray) -> np.ndarray:

@@ -33,11 +33,14 @@ from backtest.search import (
     base_params,
     build,
     choose_robust,
+    distinct_points,
+    dominated_by,
     evaluate,
     half_sold_seconds,
     knee_candidates,
     pareto_mask,
     search,
+    space_id,
 )
 from pipelines.backtests.run import build_run_config
 from pipelines.backtests.spec import backtest_code_version
@@ -177,9 +180,7 @@ def _row(ev: Evaluation, *, on_front: bool, held_out: bool, seed: int, trial: in
 
 
 def _dominated(point: np.ndarray, others: np.ndarray) -> bool:
-    if len(others) == 0:
-        return False
-    return bool((np.all(others <= point, axis=1) & np.any(others < point, axis=1)).any())
+    return dominated_by(point, others)
 
 
 def _mean(evs: Sequence[Evaluation], name: str) -> float:
@@ -237,7 +238,7 @@ def run_optimize(
             t1 = time.perf_counter()
             name = (
                 f"{sc.event_id}|{fam}|seed={seed}|pop={request.population_size}|"
-                f"{scenario_ids[sc.event_id][:16]}"
+                f"{scenario_ids[sc.event_id][:16]}|space={space_id(fam)}"
             )
             trials = search(
                 sc,
@@ -265,9 +266,10 @@ def run_optimize(
                     trial=-1,
                 )
             )
+            points = len(set(distinct_points(pts)[mask].tolist()))
             log(
-                f"{sc.event_id} {fam}: {len(trials)} trials, front {int(mask.sum())} "
-                f"({time.perf_counter() - t1:.1f} s)"
+                f"{sc.event_id} {fam}: {len(trials)} trials, front {points} points "
+                f"({int(mask.sum())} trials; {time.perf_counter() - t1:.1f} s)"
             )
         gauntlet = evaluate(sc, GAUNTLET, {})
         da = [r for r in rows if r["event_id"] == sc.event_id and r["policy"] == "dutch_auction"]

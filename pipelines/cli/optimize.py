@@ -181,16 +181,61 @@ def survival_frame(robust):  # noqa: ANN001, ANN201 - polars in and out
     )
 
 
+#: Front size the issue's acceptance asks for (distinct points per family and event).
+MIN_FRONT_POINTS = 5
+
+
+def _outcome_labels(part):  # noqa: ANN001, ANN202 - polars in, numpy out
+    """Distinct-outcome label of each row (:func:`backtest.search.distinct_points`)."""
+    import numpy as np
+
+    from backtest.search import distinct_points
+
+    pts = np.column_stack(
+        [
+            1.0 - part["capital_recovery"].to_numpy(),
+            part["peak_price_deviation"].to_numpy(),
+            part["borrower_loss_usd"].to_numpy(),
+            part["total_loss_usd"].to_numpy(),
+        ]
+    ).astype(float)
+    return distinct_points(pts)
+
+
+def _searched(frontier):  # noqa: ANN001, ANN202
+    """Searched trials (no reference or robust-choice rows) with an ``outcome`` label column."""
+    import polars as pl
+
+    parts = []
+    for _, part in frontier.filter(pl.col("trial") >= 0).group_by(
+        "event_id", "policy", maintain_order=True
+    ):
+        parts.append(part.with_columns(pl.Series("outcome", _outcome_labels(part))))
+    if not parts:
+        return frontier.filter(pl.col("trial") >= 0).with_columns(
+            pl.lit(0, dtype=pl.Int64).alias("outcome")
+        )
+    return pl.concat(parts)
+
+
 def front_sizes(frontier):  # noqa: ANN001, ANN201 - polars in and out
-    """Trials and front points per event and family."""
+    """Trials, distinct outcomes and front points per event and family.
+
+    ``front_points`` counts distinct objective vectors on the front (ties within
+    :data:`backtest.search.TIE_RTOL`); ``front_trials`` counts the trials on it, so parameter
+    sets with the same outcome count once in the first and each in the second.
+    """
     import polars as pl
 
     return (
-        frontier.filter(pl.col("trial") >= 0)
+        _searched(frontier)
         .group_by("event_id", "policy", maintain_order=True)
         .agg(
             pl.len().alias("trials"),
-            pl.col("on_front").sum().alias("front"),
+            pl.col("params").n_unique().alias("distinct_params"),
+            pl.col("outcome").n_unique().alias("distinct_outcomes"),
+            pl.col("on_front").sum().alias("front_trials"),
+            pl.col("outcome").filter(pl.col("on_front")).n_unique().alias("front_points"),
             pl.col("capital_recovery").filter(pl.col("on_front")).max().alias("best_recovery"),
             pl.col("total_loss_usd").filter(pl.col("on_front")).min().alias("min_total_loss_usd"),
             pl.col("peak_price_deviation")
@@ -200,6 +245,98 @@ def front_sizes(frontier):  # noqa: ANN001, ANN201 - polars in and out
         )
         .sort("event_id", "policy")
     )
+
+
+def small_fronts(frontier):  # noqa: ANN001, ANN201 - polars in and out
+    """Why a front has fewer than :data:`MIN_FRONT_POINTS` points: its trials summarised.
+
+    One row per event and family with a small front: the spread of every objective over all
+    its trials, the distinct liquidated volumes, and the rank correlation (Spearman) of borrower
+    loss with peak price deviation over the trials — near 1 with capital recovery 1 and no loss
+    everywhere, the outcomes lie on one line and the trial that liquidates least dominates.
+    """
+    import polars as pl
+
+    sizes = front_sizes(frontier).filter(pl.col("front_points") < MIN_FRONT_POINTS)
+    keys = sizes.select("event_id", "policy")
+    trials = _searched(frontier).join(keys, on=["event_id", "policy"])
+    return (
+        trials.group_by("event_id", "policy", maintain_order=True)
+        .agg(
+            pl.len().alias("trials"),
+            pl.col("outcome").n_unique().alias("distinct_outcomes"),
+            pl.col("outcome").filter(pl.col("on_front")).n_unique().alias("front_points"),
+            pl.col("liquidated_usd").round(0).n_unique().alias("liquidated_levels"),
+            pl.col("capital_recovery").min().alias("min_recovery"),
+            pl.col("total_loss_usd").max().alias("max_total_loss_usd"),
+            pl.col("borrower_loss_usd").min().alias("min_borrower_loss_usd"),
+            pl.col("borrower_loss_usd").max().alias("max_borrower_loss_usd"),
+            pl.col("peak_price_deviation").min().alias("min_peak_deviation"),
+            pl.col("peak_price_deviation").max().alias("max_peak_deviation"),
+            pl.corr("borrower_loss_usd", "peak_price_deviation", method="spearman")
+            .fill_nan(None)
+            .alias("rank_corr_borrower_loss_deviation"),
+        )
+        .sort("event_id", "policy")
+    )
+
+
+def small_front_points(frontier):  # noqa: ANN001, ANN201 - polars in and out
+    """The points of the small fronts: one row per distinct outcome, with its trial count."""
+    import polars as pl
+
+    sizes = front_sizes(frontier).filter(pl.col("front_points") < MIN_FRONT_POINTS)
+    trials = _searched(frontier).join(sizes.select("event_id", "policy"), on=["event_id", "policy"])
+    return (
+        trials.filter(pl.col("on_front"))
+        .sort("trial")
+        .group_by("event_id", "policy", "outcome", maintain_order=True)
+        .agg(
+            pl.len().alias("trials"),
+            pl.col("params").first(),
+            pl.col("capital_recovery").first(),
+            pl.col("peak_price_deviation").first(),
+            pl.col("borrower_loss_usd").first(),
+            pl.col("total_loss_usd").first(),
+            pl.col("liquidated_usd").first(),
+        )
+        .sort("event_id", "policy", "borrower_loss_usd")
+        .drop("outcome")
+    )
+
+
+def small_front_section(frontier, sizes) -> list[str]:  # noqa: ANN001
+    """Page lines for the fronts with fewer than :data:`MIN_FRONT_POINTS` points (or none)."""
+    import polars as pl
+
+    from pipelines.reporting.markdown import markdown_table
+
+    small = sizes.filter(pl.col("front_points") < MIN_FRONT_POINTS)
+    if small.height == 0:
+        return [f"Every front has at least {MIN_FRONT_POINTS} points.", ""]
+    names = ", ".join(
+        f"`{r['policy']}` on {r['event_id']} ({r['front_points']})"
+        for r in small.iter_rows(named=True)
+    )
+    return [
+        f"### Fronts with fewer than {MIN_FRONT_POINTS} points",
+        "",
+        f"{names}. Their trials, summarised (`rank_corr_*`: Spearman rank correlation over the "
+        "trials; `liquidated_levels`: distinct liquidated volumes, to the dollar), and their "
+        "front points below: borrower loss and price deviation both fall with the volume "
+        "liquidated (auctions: sold), and the front points liquidate the least of all trials "
+        "(auctions: sell nothing inside the window) while losing nothing or little — debt left "
+        "unhealthy in the book or in an unfinished auction counts as recovered when the final "
+        "price covers it — so they are best on every objective at once; see "
+        "[optimize.md](optimize.md#front-sizes).",
+        "",
+        markdown_table(small_fronts(frontier)),
+        "",
+        "Their front points (one row per distinct outcome; `trials`: trials with it):",
+        "",
+        markdown_table(small_front_points(frontier)),
+        "",
+    ]
 
 
 def _reading(survival, robust, gauntlet) -> str:  # noqa: ANN001
@@ -286,6 +423,7 @@ def results_page(  # noqa: ANN001
     from pipelines.reporting.markdown import markdown_table
 
     cfg = meta.get("config", {})
+    sizes = front_sizes(frontier)
     g = gauntlet_frame(frontier)
     s = survival_frame(robust)
     held = robust.select(
@@ -345,8 +483,13 @@ def results_page(  # noqa: ANN001
         "",
         "## Fronts per event and family",
         "",
-        markdown_table(front_sizes(frontier)),
+        "`front_points`: distinct objective vectors on the front (values within a relative "
+        "1e-9 are ties); `front_trials`: trials on it (parameter sets with the same outcome each "
+        "count); `distinct_outcomes`: distinct objective vectors among all trials.",
         "",
+        markdown_table(sizes),
+        "",
+        *small_front_section(frontier, sizes),
         *(
             [
                 "## Searched rate vs the Almgren–Chriss theory",
