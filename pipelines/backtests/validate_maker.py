@@ -729,9 +729,9 @@ def format_table(validation: Validation) -> str:
         )
         lines.append("")
         lines.append(
-            f"{label}, false vaults by kind: "
+            f"**{label}, by kind**: false vaults "
             + ", ".join(f"{k} {n}" for k, n in p["false_by_kind"].items())
-            + "; missed vaults by kind: "
+            + "; missed vaults "
             + ", ".join(f"{k} {n}" for k, n in p["missed_by_kind"].items())
         )
     attention = ", ".join(
