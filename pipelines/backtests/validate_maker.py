@@ -39,7 +39,9 @@ rule instead, with the keeper delay :data:`KEEPER_DELAY` and no tolerance (then 
 held out).
 
 The reasons of false and missed vaults add what the rest of the record says (a later write-off of
-the chain's rules, a later real bark, the owner's last action); the replay never reads it.
+the chain's rules, a later real bark, the owner's last action); the replay never reads it. Each
+false or missed vault also gets a kind (:data:`FALSE_KINDS`, :data:`MISSED_KINDS`), counted in
+the pooled figures.
 
 Per vault the stage stores ``maker_validation`` and per day ``validation_results``
 (``data/schema/005_validation.sql``).
@@ -84,6 +86,8 @@ from pipelines.errors import CascadeError
 
 __all__ = [
     "ATTENTION_GRID",
+    "FALSE_KINDS",
+    "MISSED_KINDS",
     "POKE_MINUTE",
     "DayResult",
     "VaultRow",
@@ -117,7 +121,11 @@ KEEPER_DELAY = 60
 
 @dataclass(frozen=True, kw_only=True)
 class VaultRow:
-    """One vault of one day: predicted and/or really liquidated, and why."""
+    """One vault of one day: predicted and/or really liquidated, and why.
+
+    ``kind`` classifies a false (:data:`FALSE_KINDS`) or missed (:data:`MISSED_KINDS`) vault;
+    empty for a matched one.
+    """
 
     day: str
     vault: str
