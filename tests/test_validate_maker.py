@@ -54,13 +54,24 @@ def test_validate_json_pooled_held_out(db_copy: Path, capsys) -> None:
     for day in out["days"]:
         for miss in day["missed"]:
             assert miss["reason"]
+    # every false and missed vault has a kind, and the kinds add up to fp and fn
+    assert sum(held["false_by_kind"].values()) == held["fp"]
+    assert sum(held["missed_by_kind"].values()) == held["fn"]
     con = connect(db_copy, read_only=True)
     try:
         stored = con.execute("SELECT count(*), sum(tp) FROM validation_results").fetchone()
         vaults = con.execute("SELECT count(*) FROM maker_validation WHERE real").fetchone()[0]
+        rules = con.execute(
+            "SELECT day, keeper_delay_seconds, tolerance FROM validation_results ORDER BY day"
+        ).fetchall()
+        unkinded = con.execute(
+            "SELECT count(*) FROM maker_validation WHERE predicted <> real AND kind IS NULL"
+        ).fetchone()[0]
     finally:
         con.close()
     assert stored == (29, held["tp"]) and vaults == 61
+    assert rules == [(d["day"], d["keeper_delay"], d["tolerance"]) for d in out["days"]]
+    assert unkinded == 0
 
 
 def test_barked_vaults_leave_no_phantom_remnant(db_copy: Path) -> None:

@@ -39,7 +39,9 @@ rule instead, with the keeper delay :data:`KEEPER_DELAY` and no tolerance (then 
 held out).
 
 The reasons of false and missed vaults add what the rest of the record says (a later write-off of
-the chain's rules, a later real bark, the owner's last action); the replay never reads it.
+the chain's rules, a later real bark, the owner's last action); the replay never reads it. Each
+false or missed vault also gets a kind (:data:`FALSE_KINDS`, :data:`MISSED_KINDS`), counted in
+the pooled figures.
 
 Per vault the stage stores ``maker_validation`` and per day ``validation_results``
 (``data/schema/005_validation.sql``).
@@ -84,6 +86,8 @@ from pipelines.errors import CascadeError
 
 __all__ = [
     "ATTENTION_GRID",
+    "FALSE_KINDS",
+    "MISSED_KINDS",
     "POKE_MINUTE",
     "DayResult",
     "VaultRow",
@@ -117,7 +121,11 @@ KEEPER_DELAY = 60
 
 @dataclass(frozen=True, kw_only=True)
 class VaultRow:
-    """One vault of one day: predicted and/or really liquidated, and why."""
+    """One vault of one day: predicted and/or really liquidated, and why.
+
+    ``kind`` classifies a false (:data:`FALSE_KINDS`) or missed (:data:`MISSED_KINDS`) vault;
+    empty for a matched one.
+    """
 
     day: str
     vault: str
@@ -129,6 +137,7 @@ class VaultRow:
     real_dai: float
     health: float | None
     reason: str
+    kind: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         """Plain dict (for JSON)."""
@@ -167,7 +176,30 @@ class DayResult:
 
 
 def _brief(v: VaultRow) -> dict[str, Any]:
-    return {"vault": v.vault, "reason": v.reason}
+    return {"vault": v.vault, "kind": v.kind, "reason": v.reason}
+
+
+#: Kinds of a false vault (:attr:`VaultRow.kind`), from the replay's output and, for the
+#: explanation only, the rest of the record (:meth:`_Record.kind`); the first that applies.
+FALSE_KINDS = (
+    "book off",  # a later chain rule shows the rebuilt debt too high (an event the export misses)
+    "barked later",  # the chain barked the vault on a later day
+    "owner active",  # never barked; the owner acted on the vault within the hour before the flag
+    "not barked",  # never barked; the owner idle for more than an hour
+)
+#: Kinds of a missed vault (:attr:`VaultRow.kind`): why the replay did not bark it that day.
+MISSED_KINDS = (
+    "owner rule",  # the fitted owners' rule made the owner defend
+    "export gap",  # debt without collateral in the rebuilt book
+    "tolerated",  # under health 1 but within the keepers' tolerance
+    "dust",  # unsafe, but a remnant under the keepers' dust fraction
+    "never unsafe",  # healthy at the modelled OSM price all day (lowest health given)
+    "no debt",  # no debt or no collateral in the rebuilt book
+)
+
+
+def _by_kind(rows: list[VaultRow], kinds: tuple[str, ...]) -> dict[str, int]:
+    return {k: sum(1 for v in rows if v.kind == k) for k in kinds}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -199,6 +231,12 @@ class Validation:
             "recall": tp / (tp + fn) if tp + fn else 1.0,
             "matched_dai_within_2pct": sum(d.matched_dai_within_2pct for d in rows),
             "bark_error_minutes": statistics.median(errors) if errors else None,
+            "false_by_kind": _by_kind(
+                [v for d in rows for v in d.vaults if v.predicted and not v.real], FALSE_KINDS
+            ),
+            "missed_by_kind": _by_kind(
+                [v for d in rows for v in d.vaults if v.real and not v.predicted], MISSED_KINDS
+            ),
         }
 
     def as_dict(self) -> dict[str, Any]:
@@ -326,15 +364,30 @@ class _Record:
         owner = dict(zip(vaults.tolist(), np.split(own.ts[order], starts[1:]), strict=True))
         return cls(writeoffs=writeoffs, barked=barked, owner=owner)
 
+    def _book_off(self, vault: str, day_start: int, debt: float | None) -> WriteOff | None:
+        big = max(1_000.0, 0.01 * (debt or 0.0))
+        return next(
+            (w for w in self.writeoffs.get(vault, []) if w.ts >= day_start and abs(w.dai) > big),
+            None,
+        )
+
+    def kind(self, vault: str, day_start: int, debt: float, at: int) -> str:
+        """The :data:`FALSE_KINDS` entry of a vault flagged at ``at`` and not barked that day."""
+        if self._book_off(vault, day_start, debt) is not None:
+            return "book off"
+        if any(t >= day_start + 86_400 for t in self.barked.get(vault, [])):
+            return "barked later"
+        ts = self.owner.get(vault, np.zeros(0, np.int64))
+        before = ts[ts <= at]
+        if before.size and at - int(before[-1]) <= 3600:
+            return "owner active"
+        return "not barked"
+
     def notes(self, vault: str, day_start: int, debt: float | None, at: int | None) -> str:
         """Book check, later real barks and the owner's last action, as a reason suffix."""
         out = []
         end = day_start + 86_400
-        big = max(1_000.0, 0.01 * (debt or 0.0))
-        off = next(
-            (w for w in self.writeoffs.get(vault, []) if w.ts >= day_start and abs(w.dai) > big),
-            None,
-        )
+        off = self._book_off(vault, day_start, debt)
         if off is not None:
             what = {"bark": "its real bark", "close": "its close (all collateral withdrawn)"}
             how = "exceeded" if off.dai > 0 else "fell short of"
@@ -362,6 +415,7 @@ def _vault_rows(d: _Day, rep: DayReplay, record: _Record) -> tuple[VaultRow, ...
         b = barks.get(v)
         real = d.real.get(v)
         low = rep.min_health.get(v)
+        kind = ""
         if b is not None:
             reason = (
                 f"unsafe at OSM {b.price:.2f} at {_dt(b.ts):%H:%M} (health {b.health:.4f}, "
@@ -369,30 +423,37 @@ def _vault_rows(d: _Day, rep: DayReplay, record: _Record) -> tuple[VaultRow, ...
             )
             if real is None:
                 reason += "; no real bark that day"
+                kind = record.kind(v, d.start, b.debt, b.ts)
                 extra = record.notes(v, d.start, b.debt, b.ts)
                 reason += f"; {extra}" if extra else ""
         elif v in rep.defended:
             t = rep.defended[v]
             price, h = rep.defence[v]
+            kind = "owner rule"
             reason = (
                 f"owner rule: defended at {_dt(t):%H:%M} (next OSM price {price:.2f}, health "
                 f"{h:.5f} at it; {record.notes(v, d.start, None, t) or 'no earlier owner action'})"
             )
         elif v in rep.gaps:
+            kind = "export gap"
             reason = "debt without collateral in the rebuilt book (export gap; never barked)"
         elif v in rep.tolerated:
+            kind = "tolerated"
             reason = (
                 "under health 1 at the modelled OSM price but within the keepers' tolerance"
                 + (f": lowest health {low[0]:.4f} at {_dt(low[1]):%H:%M}" if low else "")
             )
         elif v in rep.dusty:
+            kind = "dust"
             reason = "unsafe but debt a remnant under the keepers' dust fraction"
         elif low is not None:
+            kind = "never unsafe"
             reason = (
                 f"never unsafe at the modelled OSM price: lowest health {low[0]:.4f} at "
                 f"{_dt(low[1]):%H:%M} (debt {low[2]:,.0f} DAI)"
             )
         else:
+            kind = "no debt"
             reason = "no debt or no collateral in the rebuilt book (health ≥ 1.5 all day)"
         if real is not None and b is None and v not in rep.defended:
             extra = record.notes(v, d.start, real[0], _epoch(real[1]))
@@ -409,6 +470,7 @@ def _vault_rows(d: _Day, rep: DayReplay, record: _Record) -> tuple[VaultRow, ...
                 real_dai=real[0] if real else 0.0,
                 health=b.health if b else (low[0] if low else None),
                 reason=reason,
+                kind=kind if (b is None) == (real is not None) else "",
             )
         )
     return tuple(out)
@@ -604,14 +666,17 @@ def store_validation(con: duckdb.DuckDBPyConnection, validation: Validation) -> 
             con.execute("DELETE FROM maker_validation WHERE day = ?", [d])
             con.execute("DELETE FROM validation_results WHERE day = ?", [d])
         con.executemany(
-            "INSERT INTO validation_results VALUES "
-            "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO validation_results (day, fold, attention_hours, owner_margin, "
+            "keeper_delay_seconds, tolerance, held_out, poke_minute, n_vaults, tp, fp, fn, "
+            "precision, recall, simulated_dai, real_dai, matched_dai_within_2pct, "
+            "bark_error_minutes, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 (
-                    d.day, d.fold, d.attention_hours, d.owner_margin, d.held_out,
-                    validation.poke_minute, d.n_vaults, d.tp, d.fp, d.fn, d.precision,
-                    d.recall, d.simulated_dai, d.real_dai, d.matched_dai_within_2pct,
-                    d.bark_error_minutes, created,
+                    d.day, d.fold, d.attention_hours, d.owner_margin, d.keeper_delay,
+                    d.tolerance, d.held_out, validation.poke_minute, d.n_vaults, d.tp, d.fp,
+                    d.fn, d.precision, d.recall, d.simulated_dai, d.real_dai,
+                    d.matched_dai_within_2pct, d.bark_error_minutes, created,
                 )
                 for d in validation.days
             ],
@@ -619,14 +684,17 @@ def store_validation(con: duckdb.DuckDBPyConnection, validation: Validation) -> 
         rows = [
             (
                 v.day, v.vault, v.predicted, v.real, v.sim_ts, v.real_ts, v.sim_dai, v.real_dai,
-                v.health, v.reason,
+                v.health, v.reason, v.kind or None,
             )
             for d in validation.days
             for v in d.vaults
         ]  # fmt: skip
         if rows:
             con.executemany(
-                "INSERT INTO maker_validation VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
+                "INSERT INTO maker_validation (day, vault, predicted, real, sim_ts, real_ts, "
+                "sim_dai, real_dai, health, reason, kind) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
             )
         con.commit()
     except Exception:
@@ -667,6 +735,13 @@ def format_table(validation: Validation) -> str:
             f"DAI within 2 % {p['matched_dai_within_2pct']}/{p['tp']}, "
             f"median bark error {err} min"
         )
+        lines.append("")
+        lines.append(
+            f"**{label}, by kind**: false vaults "
+            + ", ".join(f"{k} {n}" for k, n in p["false_by_kind"].items())
+            + "; missed vaults "
+            + ", ".join(f"{k} {n}" for k, n in p["missed_by_kind"].items())
+        )
     attention = ", ".join(
         f"{k}: attention {v['attention_hours']:g} h, margin {v['margin']:g}, "
         f"keeper delay {v['keeper_delay_seconds']:g} s, tolerance {v['tolerance']:g}"
@@ -682,5 +757,5 @@ def format_table(validation: Validation) -> str:
         for v in r.vaults:
             if v.predicted != v.real:
                 kind = "missed" if v.real else "false"
-                lines.append(f"- {r.day} {kind} vault {v.vault}: {v.reason}")
+                lines.append(f"- {r.day} {kind} vault {v.vault} ({v.kind}): {v.reason}")
     return "\n".join(lines)

@@ -37,6 +37,8 @@ _DERIVED_TABLES = (
     "forecasts",
     "forecast_runs",
     "market_books",
+    "validation_results",
+    "maker_validation",
 )
 SCHEMA_DIR = DATA_DIR / "schema"
 
