@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -40,9 +41,13 @@ def test_every_liq2_liquidation_day(db_copy: Path) -> None:
     assert days[0] == "2021-05-17" and "2022-06-13" in days
 
 
-def test_validate_json_pooled_held_out(db_copy: Path, capsys) -> None:
-    assert main(["validate", "--db", str(db_copy), "--json"]) == 0
+def test_validate_json_pooled_held_out(db_copy: Path, capsys, tmp_path: Path) -> None:
+    page = tmp_path / "maker_ethb.md"
+    assert main(["validate", "--db", str(db_copy), "--json", "--markdown", str(page)]) == 0
     out = json.loads(capsys.readouterr().out)
+    # the generated page is stamped with the hash of exactly this result
+    result_id = hashlib.sha256(json.dumps(out, sort_keys=True).encode()).hexdigest()[:16]
+    assert f"> Validation `{result_id}`" in page.read_text()
     assert len(out["days"]) == 29
     held = out["pooled"]["pooled_held_out"]
     assert held["days"] == 29  # two folds, each day scored with the other fold's attention window

@@ -379,6 +379,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         validate_maker,
     )
     from pipelines.warehouse.connection import connect
+    from pipelines.warehouse.stamps import sources_digest
 
     days = (
         None
@@ -398,11 +399,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
         )
         if not args.no_store:
             store_validation(con, result)
+        data_id = sources_digest(con)
     finally:
         con.close()
     table = format_table(result)
     if args.markdown:
-        Path(args.markdown).write_text(_validation_page(table, args))
+        Path(args.markdown).write_text(_validation_page(table, args, result, data_id))
     if args.json:
         print(json.dumps(result.as_dict(), default=_json_default))
     else:
@@ -410,7 +412,23 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _validation_page(table: str, args: argparse.Namespace) -> str:
+#: The code a validation result depends on (its digest stamps the generated page).
+_VALIDATION_CODE = (
+    "backtest/maker.py",
+    "pipelines/backtests/validate_maker.py",
+    "pipelines/backtests/maker_inputs.py",
+)
+
+
+def _validation_page(table: str, args: argparse.Namespace, result: Any, data_id: str) -> str:
+    """The Markdown page of ``cascade validate --markdown``, stamped with what produced it."""
+    import hashlib
+    from datetime import UTC, datetime
+
+    from pipelines.warehouse.stamps import code_digest
+
+    body = json.dumps(result.as_dict(), default=_json_default, sort_keys=True)
+    result_id = hashlib.sha256(body.encode()).hexdigest()[:16]
     flags = " ".join(
         f
         for f in (
@@ -427,5 +445,8 @@ def _validation_page(table: str, args: argparse.Namespace) -> str:
         f"Written by `cascade validate {flags + ' ' if flags else ''}--markdown <file>`; "
         "do not edit by hand. "
         "Method: [backtesting]"
-        "(../backtesting.md#validation-maker-eth-b-replays-cascade-validate).\n\n" + table + "\n"
+        "(../backtesting.md#validation-maker-eth-b-replays-cascade-validate).\n\n"
+        f"> Validation `{result_id}` (hash of the `--json` result) · sources `{data_id}` · "
+        f"code `{code_digest(_VALIDATION_CODE)}` · generated "
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M UTC}\n\n" + table + "\n"
     )

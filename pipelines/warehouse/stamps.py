@@ -48,6 +48,20 @@ def _code_digest(files: Sequence[str]) -> str:
     return digest.hexdigest()[:16]
 
 
+def sources_digest(con: duckdb.DuckDBPyConnection) -> str:
+    """16 hex digits over the loaded sources (``ingest_log``: source, sha256, adapter version)."""
+    rows = con.execute(
+        "SELECT string_agg(source || ':' || sha256 || ':' || coalesce(adapter_version, ''), "
+        "',' ORDER BY source) FROM ingest_log"
+    ).fetchall()[0][0]
+    return hashlib.sha256((rows or "").encode()).hexdigest()[:16]
+
+
+def code_digest(files: Sequence[str]) -> str:
+    """16 hex digits over repository files (path and bytes; a missing file hashes empty)."""
+    return _code_digest(files)
+
+
 def warehouse_fingerprint(con: duckdb.DuckDBPyConnection, *, kind: str = "report") -> str:
     """Hash of what a report or an export shows: run ids, loaded sources and the drawing code.
 
