@@ -6,11 +6,14 @@ varies only the policy, through :func:`backtest.build_policy`, and calls :func:`
 
 **Objectives** (:class:`Objectives`), one simulation each:
 
-* ``capital_recovery`` (maximize) ``= 1 − total_loss_usd / (liquidated_usd +
-  unhealthy_open_debt_usd)`` — the share of the debt that had to be liquidated which came back
-  (proceeds / debt liquidated, with every loss counted, deferred ones included); 1 when no debt
-  was due. The denominator includes the debt still unhealthy at the end, so a policy cannot
-  raise its recovery by not liquidating.
+* ``capital_recovery`` (maximize) ``= repaid / due`` — the issue's "proceeds / debt
+  liquidated": ``repaid = liquidated_usd − bad_debt_usd − in_flight_debt_usd`` is the debt
+  actually repaid out of sale proceeds by the window end (liquidator repayments, auction takes,
+  band conversions), ``due = liquidated_usd + unhealthy_open_debt_usd`` the debt that fell due
+  (taken into liquidation, or still unhealthy in the book at the end); 1 when nothing fell due.
+  Deferral is not recovery: debt sitting in an unfinished auction or left unhealthy in the book
+  counts as not recovered, whatever the final price (its loss, if any, is in
+  ``total_loss_usd`` as well).
 * ``peak_price_deviation`` (minimize): ``max_t (1 − p_mkt / p_exo)``.
 * ``borrower_loss_usd`` (minimize): penalty plus auction discount paid by borrowers.
 * ``total_loss_usd`` (minimize): bad debt plus the losses still open at the end (in-flight
@@ -59,6 +62,7 @@ __all__ = [
     "DIRECTIONS",
     "GAUNTLET",
     "OBJECTIVES",
+    "OBJECTIVES_VERSION",
     "SPACES",
     "TIE_RTOL",
     "Dim",
@@ -67,6 +71,7 @@ __all__ = [
     "RobustChoice",
     "Scenario",
     "base_params",
+    "capital_recovery",
     "choose_robust",
     "distinct_points",
     "dominated_by",
@@ -88,6 +93,10 @@ OBJECTIVES: tuple[str, ...] = (
     "total_loss_usd",
 )
 DIRECTIONS: tuple[str, ...] = ("maximize", "minimize", "minimize", "minimize")
+#: Version of the objectives' definitions, part of a stored study's name: a study whose values
+#: were computed under another definition is not resumed. 2: ``capital_recovery`` is repaid /
+#: due (:func:`capital_recovery`), no longer ``1 − total_loss / due``.
+OBJECTIVES_VERSION = 2
 #: The published reference point the fronts are compared with.
 GAUNTLET = "dutch_auction@gauntlet"
 
@@ -208,6 +217,7 @@ class Objectives:
     bad_debt_usd: float
     liquidated_usd: float
     unhealthy_open_debt_usd: float
+    in_flight_debt_usd: float = 0.0
 
     def values(self) -> tuple[float, float, float, float]:
         """The objectives in :data:`OBJECTIVES` order."""
@@ -251,21 +261,60 @@ class Evaluation:
         return json.dumps(dict(self.params), sort_keys=True)
 
 
+def capital_recovery(
+    liquidated_usd: float,
+    bad_debt_usd: float,
+    in_flight_debt_usd: float,
+    unhealthy_open_debt_usd: float,
+) -> float:
+    """Debt repaid out of sale proceeds by the window end over the debt that fell due.
+
+    Parameters
+    ----------
+    liquidated_usd : float
+        Debt taken out of positions by liquidation (repaid, written off or moved into an
+        auction); :attr:`backtest.metrics.Metrics.liquidated_usd`.
+    bad_debt_usd : float
+        Part of it written off.
+    in_flight_debt_usd : float
+        Part of it still in an unfinished auction at the end (neither repaid nor written off).
+    unhealthy_open_debt_usd : float
+        Debt still in the book whose health is below 1 at the final price (deferred or never
+        reached).
+
+    Returns
+    -------
+    float
+        ``repaid / due`` in ``[0, 1]`` with ``repaid = liquidated − bad − in flight`` (the
+        engine's ledger identity: every liquidated dollar is repaid, written off or in flight)
+        and ``due = liquidated + unhealthy open``; 1 when nothing fell due.
+    """
+    due = liquidated_usd + unhealthy_open_debt_usd
+    if due <= 0:
+        return 1.0
+    repaid = liquidated_usd - bad_debt_usd - in_flight_debt_usd
+    return min(1.0, max(0.0, repaid / due))
+
+
 def objectives_from_metrics(m: Mapping[str, Any]) -> Objectives:
-    """:class:`Objectives` of a metrics mapping (``Metrics.as_dict()`` or a metrics row)."""
+    """:class:`Objectives` of a metrics mapping (``Metrics.as_dict()`` or a metrics row).
+
+    ``capital_recovery`` is :func:`capital_recovery` of the metrics' fields (missing
+    ``in_flight_debt_usd`` / ``unhealthy_open_debt_usd`` count as 0).
+    """
     liquidated = float(m["liquidated_usd"])
     open_debt = float(m.get("unhealthy_open_debt_usd", 0.0) or 0.0)
-    loss = float(m["total_loss_usd"])
-    due = liquidated + open_debt
-    recovery = 1.0 - loss / due if due > 0 else 1.0
+    in_flight = float(m.get("in_flight_debt_usd", 0.0) or 0.0)
+    bad = float(m["bad_debt_usd"])
     return Objectives(
-        capital_recovery=recovery,
+        capital_recovery=capital_recovery(liquidated, bad, in_flight, open_debt),
         peak_price_deviation=float(m["peak_price_deviation"]),
         borrower_loss_usd=float(m["borrower_loss_usd"]),
-        total_loss_usd=loss,
-        bad_debt_usd=float(m["bad_debt_usd"]),
+        total_loss_usd=float(m["total_loss_usd"]),
+        bad_debt_usd=bad,
         liquidated_usd=liquidated,
         unhealthy_open_debt_usd=open_debt,
+        in_flight_debt_usd=in_flight,
     )
 
 
@@ -417,6 +466,7 @@ def search(
         trial.set_user_attr("bad_debt_usd", o.bad_debt_usd)
         trial.set_user_attr("liquidated_usd", o.liquidated_usd)
         trial.set_user_attr("unhealthy_open_debt_usd", o.unhealthy_open_debt_usd)
+        trial.set_user_attr("in_flight_debt_usd", o.in_flight_debt_usd)
         if on_trial is not None:
             on_trial(trial.number)
         return o.values()
@@ -440,6 +490,7 @@ def search(
                     bad_debt_usd=t.user_attrs["bad_debt_usd"],
                     liquidated_usd=t.user_attrs["liquidated_usd"],
                     unhealthy_open_debt_usd=t.user_attrs["unhealthy_open_debt_usd"],
+                    in_flight_debt_usd=t.user_attrs.get("in_flight_debt_usd", 0.0),
                 ),
                 trial=t.number,
             )

@@ -39,17 +39,20 @@ def _scenario(event_id: str = "synthetic", seed: int = 1, depth: float = 0.35) -
     return Scenario(event_id=event_id, book=book, path=path, impact=impact, base=base)
 
 
-def test_capital_recovery_counts_deferred_losses() -> None:
+def test_capital_recovery_is_repaid_over_due() -> None:
     m = {
         "liquidated_usd": 100.0,
         "unhealthy_open_debt_usd": 100.0,
+        "in_flight_debt_usd": 20.0,
         "total_loss_usd": 50.0,
         "peak_price_deviation": 0.1,
         "borrower_loss_usd": 5.0,
         "bad_debt_usd": 10.0,
     }
     o = objectives_from_metrics(m)
-    assert o.capital_recovery == pytest.approx(0.75)
+    # repaid 100 − 10 written off − 20 in flight = 70 of 200 due (the loss is not used)
+    assert o.capital_recovery == pytest.approx(0.35)
+    assert o.in_flight_debt_usd == 20.0
     assert o.borrower_loss_ratio == pytest.approx(0.05)
     nothing = objectives_from_metrics({**m, "liquidated_usd": 0.0, "unhealthy_open_debt_usd": 0.0})
     assert nothing.capital_recovery == 1.0

@@ -27,6 +27,7 @@ import polars as pl
 
 from backtest.search import (
     GAUNTLET,
+    OBJECTIVES_VERSION,
     SPACES,
     Evaluation,
     Scenario,
@@ -239,6 +240,7 @@ def run_optimize(
             name = (
                 f"{sc.event_id}|{fam}|seed={seed}|pop={request.population_size}|"
                 f"{scenario_ids[sc.event_id][:16]}|space={space_id(fam)}"
+                f"|obj={OBJECTIVES_VERSION}"
             )
             trials = search(
                 sc,

@@ -324,11 +324,11 @@ def small_front_section(frontier, sizes) -> list[str]:  # noqa: ANN001
         f"{names}. Their trials, summarised (`rank_corr_*`: Spearman rank correlation over the "
         "trials; `liquidated_levels`: distinct liquidated volumes, to the dollar), and their "
         "front points below: borrower loss and price deviation both fall with the volume "
-        "liquidated (auctions: sold), and the front points liquidate the least of all trials "
-        "(auctions: sell nothing inside the window) while losing nothing or little — debt left "
-        "unhealthy in the book or in an unfinished auction counts as recovered when the final "
-        "price covers it — so they are best on every objective at once; see "
-        "[optimize.md](optimize.md#front-sizes).",
+        "liquidated (auctions: sold), while debt that fell due and was not repaid by the window "
+        "end (still in an unfinished auction or unhealthy in the book) counts as not recovered, "
+        "so the trial that liquidates or sells least is best on deviation and borrower loss and "
+        "worst on recovery; the front is small where the trials reach few distinct outcomes "
+        "between these ends; see [optimize.md](optimize.md#front-sizes).",
         "",
         markdown_table(small_fronts(frontier)),
         "",
