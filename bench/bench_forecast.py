@@ -55,6 +55,9 @@ def _ts(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
+#: Slowest first: jobs are handed out longest first, so no worker is left with a long last job.
+COST_ORDER = ("hgbch", "hgbc", "hgb", "rf", "egarch", "gjr", "garch", "har", "ewma")
+
 #: Models refit weekly or on drift (as the pipeline's ``arch_refit_every = 168``).
 SCHEDULED = ("garch", "gjr", "egarch")
 
@@ -184,6 +187,7 @@ def main() -> None:
             realized.append(fcst.realized_targets(bars, 1).with_columns(series=pl.lit(series)))
             jobs += [(series, bars, m, args.min_train, False) for m in models]
             jobs += [(series, bars, m, args.min_train, True) for m in daily_models]
+    jobs.sort(key=lambda j: COST_ORDER.index(j[2]) if j[2] in COST_ORDER else -1)
     wall0 = time.perf_counter()
     # Independent (series, model) runs spread over worker processes: the machine's cores.
     # One thread per worker process (OpenMP, BLAS, polars), or the processes oversubscribe
