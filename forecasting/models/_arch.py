@@ -13,8 +13,8 @@ loose variance bounds (computed from the *whole* sample, i.e. with look-ahead) a
 
 ``arch`` hands its linear parameter constraints (``a @ p - b >= 0``, e.g. ``alpha + beta < 1``)
 to SLSQP without their Jacobians, so SciPy differentiates each one numerically at every
-iteration — about 40 % of a fit on ~2,000 hourly returns. The fits here pass the exact Jacobians
-(the rows of ``a``) instead; see :func:`exact_constraint_jacobians`.
+iteration — a third or more of a fit on ~2,000 hourly returns. The fits here pass the exact
+Jacobians (the rows of ``a``) instead; see :func:`exact_constraint_jacobians`.
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ def exact_constraint_jacobians() -> Iterator[None]:
     ``jac`` (the constant row ``a[i]``) and restores the original on exit; a lock serializes the
     blocks so concurrent threads always see one consistent version (determinism). The result
     equals the numerically differentiated fit to the optimizer's tolerance (forecasts within
-    ~1e-4 relative on hourly BTC/ETH; docs/benchmarks.md) at about 0.55 × the CPU time.
+    ~1e-4 relative on hourly BTC/ETH; docs/benchmarks.md) at about 0.5–0.7 × the CPU time.
     If ``arch`` no longer has that function, the block changes nothing.
     """
     if _ARCH_CONSTRAINT is None:
