@@ -18,12 +18,16 @@ origins) against refit-every-24 (a one-off check of the refit rule, not part of 
 Usage::
 
     python bench/bench_forecast.py [--mirror ../shared/data] [--json out.json] [--workers 2]
-        [--compare-daily] [--every-bar]
+        [--compare-daily] [--every-bar] [--profile DIR]
+
+``--profile DIR`` writes a cProfile of every job (CPU-time clock); read one with
+``python -m pstats DIR/BTC-W7-rf.prof`` or merge them with :class:`pstats.Stats`.
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
 import heapq
 import json
 import multiprocessing
@@ -74,14 +78,21 @@ def _worker_start() -> None:
 
 
 def _run_job(job: tuple) -> tuple[str, str, float, float, float, int, pl.DataFrame]:
-    series, bars, model, min_train, daily = job
+    series, bars, model, min_train, daily, profile_dir = job
+    name = model + ("@daily" if daily else "")
+    prof = cProfile.Profile(time.process_time) if profile_dir else None
     c0, t0 = time.process_time(), time.perf_counter()
+    if prof is not None:
+        prof.enable()
     fc = fcst.walk_forward(
         bars, model, horizon_bars=1, min_train=min_train, **_refit_kwargs(model, daily)
     )
+    if prof is not None:
+        prof.disable()
+        prof.dump_stats(Path(profile_dir) / f"{series}-{name}.prof")
     cpu, wall = time.process_time() - c0, time.perf_counter() - t0
     # process CPU time before this job minus the jobs' own: the worker's start-up
-    return series, model + ("@daily" if daily else ""), wall, cpu, c0, os.getpid(), fc
+    return series, name, wall, cpu, c0, os.getpid(), fc
 
 
 def _makespan(cpu: list[float], startup: list[float], workers: int) -> float:
@@ -155,9 +166,17 @@ def main() -> None:
         help="also time refits at every bar against every 24 bars on a subset (serial, slow)",
     )
     parser.add_argument("--json", default=None, help="also write the figures to this file")
+    parser.add_argument(
+        "--profile",
+        default=None,
+        metavar="DIR",
+        help="cProfile every job (CPU-time clock) into DIR/<series>-<model>.prof (slower)",
+    )
     args = parser.parse_args()
 
     mirror = _mirror(args.mirror)
+    if args.profile:
+        Path(args.profile).mkdir(parents=True, exist_ok=True)
     events = json.loads((ROOT / "data" / "events.json").read_text())
     models = args.models.split(",")
     assets = args.assets.split(",")
@@ -185,8 +204,8 @@ def main() -> None:
             series = f"{asset}-{ev['window']}"
             crash_starts[series] = pl.Series([start]).cast(bars["ts"].dtype)[0]
             realized.append(fcst.realized_targets(bars, 1).with_columns(series=pl.lit(series)))
-            jobs += [(series, bars, m, args.min_train, False) for m in models]
-            jobs += [(series, bars, m, args.min_train, True) for m in daily_models]
+            jobs += [(series, bars, m, args.min_train, False, args.profile) for m in models]
+            jobs += [(series, bars, m, args.min_train, True, args.profile) for m in daily_models]
     jobs.sort(key=lambda j: COST_ORDER.index(j[2]) if j[2] in COST_ORDER else -1)
     wall0 = time.perf_counter()
     # Independent (series, model) runs spread over worker processes: the machine's cores.
