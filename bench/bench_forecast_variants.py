@@ -27,65 +27,55 @@ import forecasting as fcst
 
 ROOT = Path(__file__).resolve().parents[1]
 FEATHER = "Roshan7869__algotrading/user_data/data/binance/{a}_USDT-1h.feather"
+DAILY = {"refit_every": 24}
 WEEKLY = {"refit_every": 168, "drift_check_every": 24}
-VARIANTS: dict[str, tuple[str, dict, dict]] = {
-    "garch-wk": ("garch", {}, WEEKLY),
-    "rf-40": ("rf", {"n_estimators": 40}, {"refit_every": 24}),
-    "rf-20": ("rf", {"n_estimators": 20}, {"refit_every": 24}),
-    "rf-40-48h": ("rf", {"n_estimators": 40}, {"refit_every": 48}),
-    "rf-40-wk": ("rf", {"n_estimators": 40}, WEEKLY),
-    "rf-40-wk-only": ("rf", {"n_estimators": 40}, {"refit_every": 168}),
-    "rf-20-ms25": ("rf", {"n_estimators": 20, "max_samples": 0.25}, {"refit_every": 24}),
-    "rf-20-leaf60": ("rf", {"n_estimators": 20, "min_samples_leaf": 60}, {"refit_every": 24}),
-    "rf-15": ("rf", {"n_estimators": 15}, {"refit_every": 24}),
-    "rf-20-ms35": ("rf", {"n_estimators": 20, "max_samples": 0.35}, {"refit_every": 24}),
-    "rf-12": ("rf", {"n_estimators": 12}, {"refit_every": 24}),
-    "rf-10": ("rf", {"n_estimators": 10}, {"refit_every": 24}),
-    "hgb-60": ("hgb", {"max_iter": 60, "learning_rate": 0.05, "max_bins": 64}, {"refit_every": 24}),
-    "hgb-30": ("hgb", {"max_iter": 30, "learning_rate": 0.1, "max_bins": 64}, {"refit_every": 24}),
-    "hgb-30-bins32": (
-        "hgb",
-        {"max_iter": 30, "learning_rate": 0.1, "max_bins": 32},
-        {"refit_every": 24},
-    ),
-    "hgb-30-bins16": (
-        "hgb",
-        {"max_iter": 30, "learning_rate": 0.1, "max_bins": 16},
-        {"refit_every": 24},
-    ),
-    "hgb-20-bins32": (
-        "hgb",
-        {"max_iter": 20, "learning_rate": 0.15, "max_bins": 32},
-        {"refit_every": 24},
-    ),
-    "hgb-15-bins32": (
-        "hgb",
-        {"max_iter": 15, "learning_rate": 0.2, "max_bins": 32},
-        {"refit_every": 24},
-    ),
-    "hgb-12-bins32": (
-        "hgb",
-        {"max_iter": 12, "learning_rate": 0.25, "max_bins": 32},
-        {"refit_every": 24},
-    ),
-    "hgb-10-bins32": (
-        "hgb",
-        {"max_iter": 10, "learning_rate": 0.3, "max_bins": 32},
-        {"refit_every": 24},
-    ),
-    "hgb-20": ("hgb", {"max_iter": 20, "learning_rate": 0.15, "max_bins": 64}, {"refit_every": 24}),
-    "hgb-60-48h": (
-        "hgb",
-        {"max_iter": 60, "learning_rate": 0.05, "max_bins": 64},
-        {"refit_every": 48},
-    ),
-    "hgb-60-wk": ("hgb", {"max_iter": 60, "learning_rate": 0.05, "max_bins": 64}, WEEKLY),
-    "hgb-60-wk-only": (
-        "hgb",
-        {"max_iter": 60, "learning_rate": 0.05, "max_bins": 64},
-        {"refit_every": 168},
-    ),
+#: Refit rules other than daily, tried on the original ensembles (name suffix -> rule).
+REFITS = {"48h": {"refit_every": 48}, "wk": WEEKLY, "wk-only": {"refit_every": 168}}
+#: rf variants, refit daily: name suffix -> parameters.
+RF = {
+    "40": {"n_estimators": 40},
+    "20": {"n_estimators": 20},
+    "15": {"n_estimators": 15},
+    "12": {"n_estimators": 12},
+    "10": {"n_estimators": 10},
+    "20-ms25": {"n_estimators": 20, "max_samples": 0.25},
+    "20-ms35": {"n_estimators": 20, "max_samples": 0.35},
+    "20-leaf60": {"n_estimators": 20, "min_samples_leaf": 60},
 }
+#: hgb variants, refit daily: name suffix -> (iterations, learning rate, bins).
+HGB = {
+    "60": (60, 0.05, 64),
+    "30": (30, 0.1, 64),
+    "20": (20, 0.15, 64),
+    "30-bins32": (30, 0.1, 32),
+    "30-bins16": (30, 0.1, 16),
+    "20-bins32": (20, 0.15, 32),
+    "15-bins32": (15, 0.2, 32),
+    "12-bins32": (12, 0.25, 32),
+    "10-bins32": (10, 0.3, 32),
+}
+#: The ensembles the refit rules were tried on.
+REFIT_BASES = (("rf", "40"), ("hgb", "60"))
+
+
+def _variants() -> dict[str, tuple[str, dict, dict]]:
+    """Variant name -> (model, parameters, refit rule), from the tables above."""
+    tables: dict[str, dict[str, dict]] = {
+        "rf": RF,
+        "hgb": {
+            k: {"max_iter": it, "learning_rate": lr, "max_bins": bins}
+            for k, (it, lr, bins) in HGB.items()
+        },
+    }
+    out: dict[str, tuple[str, dict, dict]] = {"garch-wk": ("garch", {}, WEEKLY)}
+    for model, table in tables.items():
+        out |= {f"{model}-{k}": (model, params, DAILY) for k, params in table.items()}
+    for model, k in REFIT_BASES:
+        out |= {f"{model}-{k}-{s}": (model, tables[model][k], r) for s, r in REFITS.items()}
+    return out
+
+
+VARIANTS = _variants()
 
 
 def _ts(text: str) -> datetime:

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import polars as pl
+import pytest
 from polars.testing import assert_frame_equal
 
 import forecasting as fcst
@@ -101,3 +102,19 @@ def test_hgbch_walk_forward_is_honest_with_the_calendar_feature() -> None:
     before = pl.col("origin_ts") < t
     assert_frame_equal(cut.filter(before), base.filter(before), check_exact=True)
     assert base["sigma"].is_finite().all()
+
+
+def test_correction_models_share_hgb_parameters_with_their_own_defaults() -> None:
+    from sklearn.base import clone
+
+    from forecasting.models.hgbc import CORRECTION_DEFAULTS
+
+    hgb = fcst.make_model("hgb").get_params()
+    for name, extra in (("hgbc", {"lam": 0.94}), ("hgbch", {})):
+        params = fcst.make_model(name).get_params()
+        assert params == {**hgb, **CORRECTION_DEFAULTS, **extra}
+        custom = fcst.make_model(name, max_iter=7, min_samples_leaf=50)
+        assert (custom.max_iter, custom.min_samples_leaf) == (7, 50)
+        assert clone(custom).get_params() == custom.get_params()
+        with pytest.raises(TypeError):
+            fcst.make_model(name, no_such_parameter=1)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Self
+import inspect
+from collections.abc import Callable
+from typing import Any, Self
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -12,7 +14,7 @@ from threadpoolctl import ThreadpoolController
 from forecasting.models.base import FloatArray
 from forecasting.models.har import _HarFeatureModel, har_targets
 
-__all__ = ["HGBVol", "openmp_limit"]
+__all__ = ["HGBVol", "openmp_limit", "with_defaults"]
 
 _CONTROLLER: ThreadpoolController | None = None
 
@@ -27,6 +29,50 @@ def openmp_limit(n_threads: int):  # type: ignore[no-untyped-def]
     if _CONTROLLER is None:
         _CONTROLLER = ThreadpoolController()
     return _CONTROLLER.limit(limits=int(n_threads), user_api="openmp")
+
+
+def with_defaults(base_init: Callable[..., None], **defaults: Any) -> Callable[..., None]:
+    """An ``__init__`` with ``base_init``'s keyword parameters under other defaults, plus extras.
+
+    The HGB variants share :class:`HGBVol`'s parameters (one definition) but not all of its
+    defaults. ``defaults`` names parameters of ``base_init`` to re-default and new parameters
+    (stored as attributes of the same name). The returned ``__init__`` carries the full
+    signature, so scikit-learn's ``get_params``/``clone`` see every parameter.
+
+    Parameters
+    ----------
+    base_init : callable
+        The parent class's ``__init__`` (keyword-only parameters).
+    **defaults
+        New defaults, and extra parameters with their defaults.
+
+    Returns
+    -------
+    callable
+        The subclass's ``__init__``.
+    """
+    base = inspect.signature(base_init)
+    params = [
+        p.replace(default=defaults[p.name]) if p.name in defaults else p
+        for p in base.parameters.values()
+    ]
+    extra = [k for k in defaults if k not in base.parameters]
+    params += [
+        inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY, default=defaults[k]) for k in extra
+    ]
+    sig = base.replace(parameters=params)
+
+    def init(self: Any, **kwargs: Any) -> None:
+        bound = sig.bind(self, **kwargs)
+        bound.apply_defaults()
+        values = {k: v for k, v in bound.arguments.items() if k != "self"}
+        for k in extra:
+            setattr(self, k, values.pop(k))
+        base_init(self, **values)
+
+    init.__signature__ = sig  # type: ignore[attr-defined]
+    init.__name__ = init.__qualname__ = "__init__"
+    return init
 
 
 class HGBVol(_HarFeatureModel):
@@ -108,20 +154,23 @@ class HGBVol(_HarFeatureModel):
             for h in sorted({int(h) for h in self.horizons}):
                 rows = self._train_rows(n, h)
                 target = np.maximum(har_targets(v, rows, h), self.floor_)
-                est = HistGradientBoostingRegressor(
-                    loss="gamma",
-                    max_iter=self.max_iter,
-                    learning_rate=self.learning_rate,
-                    max_leaf_nodes=self.max_leaf_nodes,
-                    min_samples_leaf=self.min_samples_leaf,
-                    l2_regularization=self.l2_regularization,
-                    max_bins=self.max_bins,
-                    early_stopping=False,
-                    random_state=self.random_state,
-                )
-                self.estimators_[h] = est.fit(self._design(v, x, rows), target)
+                self.estimators_[h] = self._regressor().fit(self._design(v, x, rows), target)
         self.fitted_horizons_ = tuple(sorted(self.estimators_))
         return self
+
+    def _regressor(self) -> HistGradientBoostingRegressor:
+        """An unfitted booster with this model's parameters (gamma deviance, no early stop)."""
+        return HistGradientBoostingRegressor(
+            loss="gamma",
+            max_iter=self.max_iter,
+            learning_rate=self.learning_rate,
+            max_leaf_nodes=self.max_leaf_nodes,
+            min_samples_leaf=self.min_samples_leaf,
+            l2_regularization=self.l2_regularization,
+            max_bins=self.max_bins,
+            early_stopping=False,
+            random_state=self.random_state,
+        )
 
     def _mean_variance(self, feats: FloatArray, h: int) -> FloatArray:
         with openmp_limit(self.n_threads):

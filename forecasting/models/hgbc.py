@@ -11,9 +11,13 @@ from sklearn.ensemble import HistGradientBoostingRegressor
 
 from forecasting.models.base import FloatArray
 from forecasting.models.har import HAR, har_features, har_targets
-from forecasting.models.hgb import HGBVol, openmp_limit
+from forecasting.models.hgb import HGBVol, openmp_limit, with_defaults
 
-__all__ = ["HGBCorrection", "HGBHarCorrection", "ewma_base"]
+__all__ = ["HGBCorrection", "HGBHarCorrection", "ewma_base", "CORRECTION_DEFAULTS"]
+
+#: Boosting defaults of the correction models, where they differ from :class:`HGBVol`'s (the
+#: figures of hgbc/hgbch in docs/forecasting.md were made with 60 trees at rate 0.05 on 64 bins).
+CORRECTION_DEFAULTS = {"max_iter": 60, "learning_rate": 0.05, "max_bins": 64}
 
 
 def ewma_base(rv: FloatArray, lam: float, init_bars: int = 24) -> FloatArray:
@@ -44,42 +48,14 @@ class HGBCorrection(HGBVol):
     lam : float
         EWMA decay of the base.
     **kwargs
-        See :class:`~forecasting.models.hgb.HGBVol`.
+        The parameters of :class:`~forecasting.models.hgb.HGBVol`, with the defaults of
+        :data:`CORRECTION_DEFAULTS` (60 trees at rate 0.05 on 64 bins).
     """
 
     name = "hgbc"
     uses_exog = True
 
-    def __init__(
-        self,
-        *,
-        horizons: tuple[int, ...] = (1, 24),
-        lags: tuple[int, ...] = (1, 24, 168),
-        floor_frac: float = 1e-2,
-        lam: float = 0.94,
-        max_iter: int = 60,
-        learning_rate: float = 0.05,
-        max_leaf_nodes: int = 7,
-        min_samples_leaf: int = 100,
-        l2_regularization: float = 1.0,
-        max_bins: int = 64,
-        random_state: int = 0,
-        n_threads: int = 1,
-    ) -> None:
-        super().__init__(
-            horizons=horizons,
-            lags=lags,
-            floor_frac=floor_frac,
-            max_iter=max_iter,
-            learning_rate=learning_rate,
-            max_leaf_nodes=max_leaf_nodes,
-            min_samples_leaf=min_samples_leaf,
-            l2_regularization=l2_regularization,
-            max_bins=max_bins,
-            random_state=random_state,
-            n_threads=n_threads,
-        )
-        self.lam = lam
+    __init__ = with_defaults(HGBVol.__init__, **CORRECTION_DEFAULTS, lam=0.94)
 
     def _design(self, v: FloatArray, x: FloatArray | None, rows: np.ndarray) -> FloatArray:
         base = np.maximum(ewma_base(v, float(self.lam)), self.floor_)
@@ -105,18 +81,7 @@ class HGBCorrection(HGBVol):
                 rows = self._train_rows(n, h)
                 feats = self._design(v, x, rows)
                 target = np.maximum(har_targets(v, rows, h), self.floor_) / np.exp(feats[:, j_base])
-                est = HistGradientBoostingRegressor(
-                    loss="gamma",
-                    max_iter=self.max_iter,
-                    learning_rate=self.learning_rate,
-                    max_leaf_nodes=self.max_leaf_nodes,
-                    min_samples_leaf=self.min_samples_leaf,
-                    l2_regularization=self.l2_regularization,
-                    max_bins=self.max_bins,
-                    early_stopping=False,
-                    random_state=self.random_state,
-                )
-                self.estimators_[h] = est.fit(feats, target)
+                self.estimators_[h] = self._regressor().fit(feats, target)
         self.fitted_horizons_ = tuple(sorted(self.estimators_))
         return self
 
@@ -144,7 +109,8 @@ class HGBHarCorrection(HGBVol):
     Parameters
     ----------
     **kwargs
-        See :class:`~forecasting.models.hgb.HGBVol`.
+        The parameters of :class:`~forecasting.models.hgb.HGBVol`, with the defaults of
+        :data:`CORRECTION_DEFAULTS`.
 
     Attributes
     ----------
@@ -158,34 +124,7 @@ class HGBHarCorrection(HGBVol):
     uses_exog = True
     uses_calendar = True
 
-    def __init__(
-        self,
-        *,
-        horizons: tuple[int, ...] = (1, 24),
-        lags: tuple[int, ...] = (1, 24, 168),
-        floor_frac: float = 1e-2,
-        max_iter: int = 60,
-        learning_rate: float = 0.05,
-        max_leaf_nodes: int = 7,
-        min_samples_leaf: int = 100,
-        l2_regularization: float = 1.0,
-        max_bins: int = 64,
-        random_state: int = 0,
-        n_threads: int = 1,
-    ) -> None:
-        super().__init__(
-            horizons=horizons,
-            lags=lags,
-            floor_frac=floor_frac,
-            max_iter=max_iter,
-            learning_rate=learning_rate,
-            max_leaf_nodes=max_leaf_nodes,
-            min_samples_leaf=min_samples_leaf,
-            l2_regularization=l2_regularization,
-            max_bins=max_bins,
-            random_state=random_state,
-            n_threads=n_threads,
-        )
+    __init__ = with_defaults(HGBVol.__init__, **CORRECTION_DEFAULTS)
 
     def _with_base(self, feats: FloatArray, h: int) -> tuple[FloatArray, FloatArray]:
         """Append ``log b^h`` to the design; return it and the base ``b^h``."""
@@ -206,18 +145,7 @@ class HGBHarCorrection(HGBVol):
                 rows = self._train_rows(n, h)
                 feats, base = self._with_base(self._design(v, x, rows), h)
                 target = np.maximum(har_targets(v, rows, h), self.floor_) / base
-                est = HistGradientBoostingRegressor(
-                    loss="gamma",
-                    max_iter=self.max_iter,
-                    learning_rate=self.learning_rate,
-                    max_leaf_nodes=self.max_leaf_nodes,
-                    min_samples_leaf=self.min_samples_leaf,
-                    l2_regularization=self.l2_regularization,
-                    max_bins=self.max_bins,
-                    early_stopping=False,
-                    random_state=self.random_state,
-                )
-                self.estimators_[h] = est.fit(feats, target)
+                self.estimators_[h] = self._regressor().fit(feats, target)
         self.fitted_horizons_ = hs
         return self
 
