@@ -625,8 +625,14 @@ def choose_robust(
     held_out: str,
     *,
     budget: float,
+    reference: int | None = None,
 ) -> RobustChoice:
     """Pick one candidate on the training events (the knee under a borrower-loss budget).
+
+    With ``reference`` (the family's default), only candidates whose mean capital recovery on
+    the training events is at least the reference's are eligible: the choice never recovers
+    less, by the window end, than the mechanism it would replace (deferring a sale is not a
+    gain). The reference itself is always eligible, so the choice exists.
 
     Parameters
     ----------
@@ -640,25 +646,36 @@ def choose_robust(
         The held-out event (not looked at; recorded in the result).
     budget : float
         Largest mean ``borrower_loss_usd / liquidated_usd`` over the training events.
+    reference : int, optional
+        Candidate index whose mean training recovery is the floor (must be in ``candidates``).
 
     Returns
     -------
     RobustChoice
     """
     cands = list(candidates)
+    if reference is not None and reference not in cands:
+        raise ValueError(f"reference {reference} is not a candidate")
     if not cands or not train_events:
         raise ValueError("need candidates and training events")
     dist = np.zeros(len(cands))
     ratio = np.zeros(len(cands))
+    recovery = np.zeros(len(cands))
     for ev in train_events:
         pts = _normalised(np.array([table[(c, ev)].minimized() for c in cands]))
         dist += np.sqrt((pts**2).sum(axis=1))
         ratio += np.array([table[(c, ev)].borrower_loss_ratio for c in cands])
+        recovery += np.array([table[(c, ev)].capital_recovery for c in cands])
     dist /= len(train_events)
     ratio /= len(train_events)
-    ok = ratio <= budget
+    recovery /= len(train_events)
+    eligible = np.ones(len(cands), dtype=bool)
+    if reference is not None:
+        floor = recovery[cands.index(reference)]
+        eligible = recovery >= floor - TIE_RTOL * max(abs(floor), 1.0)
+    ok = eligible & (ratio <= budget)
     within = bool(ok.any())
-    pool = [i for i in range(len(cands)) if ok[i]] if within else list(range(len(cands)))
+    pool = [i for i in range(len(cands)) if (ok if within else eligible)[i]]
     best = min(pool, key=lambda i: (round(float(dist[i]), 12), cands[i]))
     return RobustChoice(
         held_out=held_out, candidate=cands[best], score=float(dist[best]), within_budget=within

@@ -150,3 +150,32 @@ def test_knee_and_robust_choice() -> None:
     sc = _scenario()
     trials = search(sc, "batch", n_trials=6, seed=1, population_size=3)
     assert len(knee_candidates(trials, 2)) == 2
+
+
+def test_the_robust_choice_never_recovers_less_than_the_default() -> None:
+    def o(rec: float, dev: float, bl: float) -> Objectives:
+        return Objectives(
+            capital_recovery=rec,
+            peak_price_deviation=dev,
+            borrower_loss_usd=bl,
+            total_loss_usd=0.0,
+            bad_debt_usd=0.0,
+            liquidated_usd=100.0,
+            unhealthy_open_debt_usd=0.0,
+        )
+
+    # candidate 1 sells nothing by the window end: no deviation, no borrower loss, recovery 0 —
+    # the plain knee; candidate 2 recovers what the default (0) does with less deviation
+    table = {
+        (0, "a"): o(1.0, 0.04, 5), (0, "b"): o(1.0, 0.04, 5),
+        (1, "a"): o(0.0, 0.00, 0), (1, "b"): o(0.0, 0.00, 0),
+        (2, "a"): o(1.0, 0.02, 5), (2, "b"): o(1.0, 0.02, 5),
+    }  # fmt: skip
+    assert choose_robust(table, [0, 1, 2], ["a", "b"], "c", budget=1.0).candidate == 1
+    ch = choose_robust(table, [0, 1, 2], ["a", "b"], "c", budget=1.0, reference=0)
+    assert (ch.candidate, ch.within_budget) == (2, True)
+    # over a budget nobody meets, the floor still holds (the default is always eligible)
+    ch = choose_robust(table, [0, 1, 2], ["a", "b"], "c", budget=0.0, reference=0)
+    assert ch.candidate in (0, 2) and not ch.within_budget
+    with pytest.raises(ValueError, match="reference 7"):
+        choose_robust(table, [0, 1, 2], ["a", "b"], "c", budget=1.0, reference=7)

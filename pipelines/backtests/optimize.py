@@ -62,7 +62,10 @@ __all__ = [
 #: Families searched by default (the issue's acceptance set).
 DEFAULT_FAMILIES: tuple[str, ...] = ("batch", "dutch_auction", "staged")
 #: Stated rule of the leave-one-event-out choice.
-RULE = "knee (min mean min-max-normalised distance to utopia) s.t. mean borrower loss <= {:.0%}"
+RULE = (
+    "knee (min mean min-max-normalised distance to utopia) s.t. mean capital recovery >= the "
+    "default's and mean borrower loss <= {:.0%}"
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -366,7 +369,7 @@ def _leave_one_out(
     for held in events:
         train = [e for e in events if e != held]
         allowed = [i for i in range(len(params)) if i == 0 or origins[i] - {held}]
-        choice = choose_robust(table, allowed, train, held, budget=request.budget)
+        choice = choose_robust(table, allowed, train, held, budget=request.budget, reference=0)
         i = choice.candidate
         chosen_in = [evals[(i, e)] for e in train]
         default_in = [evals[(0, e)] for e in train]
