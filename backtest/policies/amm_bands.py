@@ -10,9 +10,11 @@ import numpy as np
 
 from backtest.errors import PolicyConfigError
 from backtest.policies.base import (
+    BoundRuntime,
     Env,
     Policy,
     Runtime,
+    check_bonus,
     check_fraction,
     check_int,
     sell_to_market,
@@ -108,19 +110,16 @@ class AmmBands(Policy):
             raise PolicyConfigError(f"amm_bands.A={self.A!r} must be a finite number > 1")
         check_int("amm_bands", "n_bands", self.n_bands, low=1)
         check_fraction("amm_bands", "fee", self.fee, high=0.5)
-        if self.bonus is not None:
-            check_fraction("amm_bands", "bonus", self.bonus, high=0.999)
+        check_bonus("amm_bands", self.bonus)
 
     def start(self, env: Env) -> Runtime:
         """Create the run state."""
         return _AmmRuntime(self, env)
 
 
-class _AmmRuntime(Runtime):
+class _AmmRuntime(BoundRuntime):
     def __init__(self, cfg: AmmBands, env: Env) -> None:
-        self.cfg = cfg
-        self.ledger = env.ledger
-        self.pool = env.pool
+        super().__init__(cfg, env)
         self.idx = np.empty(0, dtype=np.int64)
         self.top = np.empty(0)
         self.c0 = np.empty(0)

@@ -29,7 +29,16 @@ import numpy as np
 from backtest.errors import PolicyConfigError
 from backtest.ledger import Ledger, Liquidation
 
-__all__ = ["CLAMPED_FIELD", "Env", "Policy", "Pool", "Runtime", "clamped_field", "sell_to_market"]
+__all__ = [
+    "CLAMPED_FIELD",
+    "BoundRuntime",
+    "Env",
+    "Policy",
+    "Pool",
+    "Runtime",
+    "clamped_field",
+    "sell_to_market",
+]
 
 #: Name of the field in which the factory records time defaults clamped to one bar.
 CLAMPED_FIELD = "clamped_to_bar"
@@ -125,6 +134,27 @@ class Runtime:
         return 0.0
 
 
+class BoundRuntime(Runtime):
+    """A runtime bound to its policy configuration, the run's ledger and pool.
+
+    The start-up shared by the policies' runtimes: ``cfg`` (the frozen policy), ``ledger`` and
+    ``pool`` (from the :class:`Env`) are set; subclasses add their own state after calling
+    ``super().__init__(cfg, env)``.
+
+    Parameters
+    ----------
+    cfg : Policy
+        The policy configuration of the run.
+    env : Env
+        What the engine provides.
+    """
+
+    def __init__(self, cfg: Any, env: Env) -> None:
+        self.cfg = cfg
+        self.ledger = env.ledger
+        self.pool = env.pool
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, Policy):
         return value.params()
@@ -167,6 +197,15 @@ def check_fraction(
     problem = fraction_problem(value, low=low, high=high)
     if problem is not None:
         raise PolicyConfigError(f"{owner}.{name} {problem}")
+
+
+def check_bonus(owner: str, bonus: float | None) -> None:
+    """Raise :class:`PolicyConfigError` unless ``bonus`` is ``None`` or in ``[0, 0.999]``.
+
+    The check of the optional fixed ``bonus`` that overrides the book's bonus.
+    """
+    if bonus is not None:
+        check_fraction(owner, "bonus", bonus, high=0.999)
 
 
 def check_positive(owner: str, name: str, value: float, *, allow_zero: bool = False) -> None:

@@ -12,11 +12,13 @@ from backtest.policies.base import (
     Env,
     Policy,
     Runtime,
+    check_bonus,
     check_fraction,
     check_int,
     check_positive,
     clamped_field,
 )
+from backtest.policies.tranches import TrancheRuntime
 
 __all__ = ["Batch"]
 
@@ -44,9 +46,7 @@ class Batch(Policy):
         Share of the queued debt liquidated (and put up for sale) per clearing, in ``(0, 1]``;
         ``None``: all of it. Omitted from :meth:`params` when ``None`` (run ids unchanged).
     clamped_to_bar : tuple of str, optional
-        Set by :func:`~backtest.build_policy`: step parameters whose time-based default was
-        shorter than one bar of the path and was clamped to one step (not part of
-        ``params()``).
+        Set by :func:`~backtest.build_policy` (see :func:`~backtest.policies.base.clamped_field`).
     """
 
     name: ClassVar[str] = "batch"
@@ -57,8 +57,7 @@ class Batch(Policy):
 
     def __post_init__(self) -> None:
         check_int("batch", "interval_steps", self.interval_steps, low=1)
-        if self.bonus is not None:
-            check_fraction("batch", "bonus", self.bonus, high=0.999)
+        check_bonus("batch", self.bonus)
         if self.sale_share is not None:
             check_fraction("batch", "sale_share", self.sale_share)
             check_positive("batch", "sale_share", self.sale_share)
@@ -75,13 +74,11 @@ class Batch(Policy):
         return _BatchRuntime(self, env)
 
 
-class _BatchRuntime(Runtime):
+class _BatchRuntime(TrancheRuntime):
+    # tranches: [units_left, basis_left, steps_left]
     def __init__(self, cfg: Batch, env: Env) -> None:
-        self.cfg = cfg
+        super().__init__(cfg, env)
         self.b = int(cfg.interval_steps)
-        self.ledger = env.ledger
-        self.pool = env.pool
-        self.tranches: list[list[float]] = []  # [units_left, steps_left, basis_left]
         share = cfg.sale_share
         self.share = None if share is None or share >= 1.0 else float(share)
         self.budget_step = -1
@@ -93,30 +90,19 @@ class _BatchRuntime(Runtime):
     def threshold(self, t: int, p: float) -> float:
         return p if self._clearing(t) else math.inf
 
-    def needs_step(self, t: int) -> bool:
-        return bool(self.tranches)
+    def tranche_sale(self, units: float, basis: float, counter: float) -> tuple[float, float]:
+        if counter <= 1:
+            return units, basis
+        return units / counter, basis / counter
 
-    def _sell_scheduled(self, p: float) -> float:
-        led = self.ledger
-        sold = 0.0
-        for tr in self.tranches:
-            units, steps, basis = tr
-            if steps <= 1:
-                u, cost = units, basis
-            else:
-                u = units / steps
-                cost = basis / steps
-            usd = led.sell(u, p)
-            led.protocol_revenue_usd += usd - cost
-            sold += usd
-            tr[0] = units - u
-            tr[1] = steps - 1
-            tr[2] = basis - cost
-        self.tranches = [tr for tr in self.tranches if tr[1] > 0]
-        return sold
+    def next_counter(self, counter: float) -> float:
+        return counter - 1
+
+    def tranche_done(self, tr: list[float]) -> bool:
+        return not tr[2] > 0
 
     def round(self, t: int, r: int, p: float) -> tuple[int, float]:
-        sold = self._sell_scheduled(p) if r == 0 and self.tranches else 0.0
+        sold = self.sell_scheduled(p) if r == 0 and self.tranches else 0.0
         if not self._clearing(t):
             return 0, sold
         idx = self.pool.pop(p) if self.share is None else self._pop_share(t, p)
@@ -124,7 +110,7 @@ class _BatchRuntime(Runtime):
             return 0, sold
         led = self.ledger
         liq = led.liquidate(idx, p, None, self.cfg.bonus)
-        self.tranches.append([liq.seized_total, float(self.b), liq.repaid_total])
+        self.tranches.append([liq.seized_total, liq.repaid_total, float(self.b)])
         return int(idx.size), sold
 
     def _pop_share(self, t: int, p: float) -> np.ndarray:
@@ -141,9 +127,3 @@ class _BatchRuntime(Runtime):
         idx = self.pool.pop(p, self.budget)
         self.budget -= float(self.ledger.d[idx].sum())
         return idx
-
-    def finish(self, p_final: float) -> tuple[float, float]:
-        units = sum(tr[0] for tr in self.tranches)
-        basis = sum(tr[2] for tr in self.tranches)
-        self.ledger.protocol_revenue_usd += units * p_final - basis
-        return units, 0.0

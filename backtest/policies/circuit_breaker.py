@@ -49,9 +49,7 @@ class CircuitBreaker(Policy):
     cooldown_steps : int, optional
         Length of the halt in steps (assumption: 60).
     clamped_to_bar : tuple of str, optional
-        Set by :func:`~backtest.build_policy`: step parameters whose time-based default was
-        shorter than one bar of the path and was clamped to one step (not part of
-        ``params()``).
+        Set by :func:`~backtest.build_policy` (see :func:`~backtest.policies.base.clamped_field`).
     """
 
     name: ClassVar[str] = "circuit_breaker"

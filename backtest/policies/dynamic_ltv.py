@@ -11,6 +11,7 @@ from numpy.typing import ArrayLike
 from backtest.errors import PathValidationError, PolicyConfigError
 from backtest.fractions import fraction_problem
 from backtest.policies.base import (
+    BoundRuntime,
     Env,
     Policy,
     Runtime,
@@ -167,11 +168,9 @@ class DynamicLTV(Policy):
         return _DynamicRuntime(self, env)
 
 
-class _DynamicRuntime(Runtime):
+class _DynamicRuntime(BoundRuntime):
     def __init__(self, cfg: DynamicLTV, env: Env) -> None:
-        self.cfg = cfg
-        self.ledger = env.ledger
-        self.pool = env.pool
+        super().__init__(cfg, env)
         self.base = cfg.base.start(env)
         self.wants_end_step = self.base.wants_end_step
         path = cfg.threshold_path

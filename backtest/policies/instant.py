@@ -9,9 +9,11 @@ import numpy as np
 
 from backtest.book import liquidation_price
 from backtest.policies.base import (
+    BoundRuntime,
     Env,
     Policy,
     Runtime,
+    check_bonus,
     check_fraction,
     sell_to_market,
 )
@@ -51,19 +53,16 @@ class Instant(Policy):
         check_fraction("instant", "close_factor", self.close_factor, low=1e-12)
         check_fraction("instant", "protocol_fee", self.protocol_fee)
         check_fraction("instant", "full_close_below_hf", self.full_close_below_hf, high=1.0)
-        if self.bonus is not None:
-            check_fraction("instant", "bonus", self.bonus, high=0.999)
+        check_bonus("instant", self.bonus)
 
     def start(self, env: Env) -> Runtime:
         """Create the run state."""
         return _InstantRuntime(self, env)
 
 
-class _InstantRuntime(Runtime):
+class _InstantRuntime(BoundRuntime):
     def __init__(self, cfg: Instant, env: Env) -> None:
-        self.cfg = cfg
-        self.ledger = env.ledger
-        self.pool = env.pool
+        super().__init__(cfg, env)
         self.partial = cfg.close_factor < 1.0
 
     def round(self, t: int, r: int, p: float) -> tuple[int, float]:

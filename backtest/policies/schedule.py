@@ -15,11 +15,12 @@ from backtest.policies.base import (
     Env,
     Policy,
     Runtime,
-    check_fraction,
+    check_bonus,
     check_int,
     check_positive,
     clamped_field,
 )
+from backtest.policies.tranches import TrancheRuntime
 
 __all__ = [
     "IMPACT_MODELS",
@@ -159,19 +160,17 @@ class Schedule(Policy):
             )
         if self.reference_inventory_usd is not None:
             check_positive("schedule", "reference_inventory_usd", self.reference_inventory_usd)
-        if self.bonus is not None:
-            check_fraction("schedule", "bonus", self.bonus, high=0.999)
+        check_bonus("schedule", self.bonus)
 
     def start(self, env: Env) -> Runtime:
         """Create the run state (solves the trajectory once)."""
         return _ScheduleRuntime(self, env)
 
 
-class _ScheduleRuntime(Runtime):
+class _ScheduleRuntime(TrancheRuntime):
+    # tranches: [units_left, basis_left, sales_done]
     def __init__(self, cfg: Schedule, env: Env) -> None:
-        self.cfg = cfg
-        self.ledger = env.ledger
-        self.pool = env.pool
+        super().__init__(cfg, env)
         ref = cfg.reference_inventory_usd
         inventory = ref if ref is not None else 0.10 * env.total_debt
         holdings = schedule_holdings(cfg, env.step_seconds, inventory)
@@ -180,45 +179,27 @@ class _ScheduleRuntime(Runtime):
         sale = prev - holdings[1:]
         self.share = np.where(prev > 0, sale / np.where(prev > 0, prev, 1.0), 1.0).tolist()
         self.share[-1] = 1.0
-        self.tranches: list[list[float]] = []  # [units_left, basis_left, sales_done]
 
-    def needs_step(self, t: int) -> bool:
-        return bool(self.tranches)
+    def tranche_sale(self, units: float, basis: float, counter: float) -> tuple[float, float]:
+        share = self.share[int(counter)]
+        if share >= 1.0:
+            return units, basis
+        return units * share, basis * share
 
-    def _sell_scheduled(self, p: float) -> float:
-        led = self.ledger
-        sold = 0.0
-        for tr in self.tranches:
-            units, basis, k = tr
-            share = self.share[int(k)]
-            if share >= 1.0:
-                u, cost = units, basis
-            else:
-                u, cost = units * share, basis * share
-            usd = led.sell(u, p)
-            led.protocol_revenue_usd += usd - cost
-            sold += usd
-            tr[0] = units - u
-            tr[1] = basis - cost
-            tr[2] = k + 1
-        m = len(self.share)
-        self.tranches = [tr for tr in self.tranches if tr[2] < m]
-        return sold
+    def next_counter(self, counter: float) -> float:
+        return counter + 1
+
+    def tranche_done(self, tr: list[float]) -> bool:
+        return not tr[2] < len(self.share)
 
     def round(self, t: int, r: int, p: float) -> tuple[int, float]:
-        sold = self._sell_scheduled(p) if r == 0 and self.tranches else 0.0
+        sold = self.sell_scheduled(p) if r == 0 and self.tranches else 0.0
         idx = self.pool.pop(p)
         if idx.size == 0:
             return 0, sold
         liq = self.ledger.liquidate(idx, p, None, self.cfg.bonus)
         self.tranches.append([liq.seized_total, liq.repaid_total, 0.0])
         return int(idx.size), sold
-
-    def finish(self, p_final: float) -> tuple[float, float]:
-        units = sum(tr[0] for tr in self.tranches)
-        basis = sum(tr[1] for tr in self.tranches)
-        self.ledger.protocol_revenue_usd += units * p_final - basis
-        return units, 0.0
 
 
 def schedule_impact_params(impact: object) -> dict[str, Any]:

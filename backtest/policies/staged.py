@@ -9,9 +9,11 @@ import numpy as np
 
 from backtest.book import liquidation_price
 from backtest.policies.base import (
+    BoundRuntime,
     Env,
     Policy,
     Runtime,
+    check_bonus,
     check_fraction,
     check_int,
     check_positive,
@@ -62,9 +64,7 @@ class Staged(Policy):
     max_discount : float, optional
         Cap of the Euler discount (Euler v1: 20 %).
     clamped_to_bar : tuple of str, optional
-        Set by :func:`~backtest.build_policy`: step parameters whose time-based default was
-        shorter than one bar of the path and was clamped to one step (not part of
-        ``params()``).
+        Set by :func:`~backtest.build_policy` (see :func:`~backtest.policies.base.clamped_field`).
     """
 
     name: ClassVar[str] = "staged"
@@ -79,19 +79,16 @@ class Staged(Policy):
         check_positive("staged", "target_health", self.target_health - 1.0)
         check_int("staged", "min_interval_steps", self.min_interval_steps, low=0)
         check_fraction("staged", "max_discount", self.max_discount, high=0.999)
-        if self.bonus is not None:
-            check_fraction("staged", "bonus", self.bonus, high=0.999)
+        check_bonus("staged", self.bonus)
 
     def start(self, env: Env) -> Runtime:
         """Create the run state."""
         return _StagedRuntime(self, env)
 
 
-class _StagedRuntime(Runtime):
+class _StagedRuntime(BoundRuntime):
     def __init__(self, cfg: Staged, env: Env) -> None:
-        self.cfg = cfg
-        self.ledger = env.ledger
-        self.pool = env.pool
+        super().__init__(cfg, env)
         self.wake: dict[int, list[np.ndarray]] = {}
 
     def needs_step(self, t: int) -> bool:
