@@ -7,8 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from backtest.market.cohorts import BookState, CohortParams, MarketSeries, PriceGrid, run_cohorts
-from backtest.market.greeks import book_greeks, default_shocks, liquidation_curve_naive
+from backtest.market.cohorts import BookState, CohortParams, PriceGrid
+from backtest.market.greeks import book_greeks, default_shocks, naive_greeks
+from backtest.market.synthetic import random_walk_books
 
 STEP = 0.005
 P = CohortParams(levered_share=1.0, tiers=(10.0,), mmr=0.0)  # long liq = entry · 0.9
@@ -55,26 +56,13 @@ def test_feedback_reaches_a_second_cohort():
 
 
 def test_matches_naive_loop_on_1440_snapshots():
-    rng = np.random.default_rng(1)
-    n = 1_440
-    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.006, n)))
-    s = MarketSeries(
-        asset="BTC",
-        ts=np.arange(n) * 3600,
-        low=close * 0.997,
-        high=close * 1.003,
-        close=close,
-        oi_usd=1e9 * np.exp(np.cumsum(rng.normal(0, 0.004, n))),
-        funding_8h=np.full(n, 1e-4),
-        step_days=1 / 24,
-    )
-    p = CohortParams(levered_share=0.05, turnover_per_day=0.3, turnover_lev_exp=1.0)
-    run = run_cohorts(s, p, snapshot_at=tuple(range(n)))
-    books = [run.snapshots[i] for i in range(n)]
+    case = random_walk_books()
+    n = len(case.books)
     xs = default_shocks(100)
-    impact = lambda usd: 0.04 * np.sqrt(usd / 2e9)  # noqa: E731
-    g = book_greeks(books, close, p, impact, xs)  # speed: bench/bench_market_greeks.py
-    naive = [liquidation_curve_naive(books[i], close[i], p, xs) for i in range(0, n, 48)]
-    np.testing.assert_allclose(g.curve[::48], np.array(naive), rtol=1e-9, atol=1e-3)
+    # speed: bench/bench_market_greeks.py
+    g = book_greeks(case.books, case.close, case.params, case.impact, xs)
+    naive = naive_greeks(case.books, case.close, case.params, xs, every=48)
+    np.testing.assert_allclose(g.curve[::48], naive, rtol=1e-9, atol=1e-3)
+    assert naive.shape == (30, 100)
     assert g.curve.shape == (n, 100)
     assert np.all(np.diff(g.curve, axis=1) >= -1e-6)

@@ -24,7 +24,13 @@ import numpy as np
 from backtest.market.cohorts import BookState, CohortParams
 from backtest.market.errors import MarketConfigError
 
-__all__ = ["BookGreeks", "book_greeks", "default_shocks", "liquidation_curve_naive"]
+__all__ = [
+    "BookGreeks",
+    "book_greeks",
+    "default_shocks",
+    "liquidation_curve_naive",
+    "naive_greeks",
+]
 
 
 def default_shocks(n: int = 100) -> np.ndarray:
@@ -150,3 +156,39 @@ def liquidation_curve_naive(
         hit = lp >= price * (1.0 - x)
         out[j] = float((book.long * lp)[hit].sum()) * params.levered_share
     return out
+
+
+def naive_greeks(
+    books: Sequence[BookState],
+    prices: np.ndarray,
+    params: CohortParams,
+    shocks: np.ndarray,
+    *,
+    every: int = 1,
+) -> np.ndarray:
+    """The reference ``L(x)`` of every ``every``-th snapshot by the plain loop.
+
+    The implementation :func:`book_greeks` is checked against (``tests/test_market_greeks.py``)
+    and timed against (``bench/bench_market_greeks.py``): :func:`liquidation_curve_naive` per
+    snapshot, no vectorisation.
+
+    Parameters
+    ----------
+    books : sequence of BookState
+        Snapshots.
+    prices : numpy.ndarray
+        Price of each snapshot.
+    params : CohortParams
+        Parameters of the books.
+    shocks : numpy.ndarray
+        Moves ``x``.
+    every : int, optional
+        Stride over the snapshots (1: all).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(ceil(len(books) / every), len(shocks))`` USD, rows of snapshots ``0, every, …``.
+    """
+    rows = range(0, len(books), every)
+    return np.array([liquidation_curve_naive(books[i], prices[i], params, shocks) for i in rows])
