@@ -10,14 +10,7 @@ from typing import ClassVar, Literal
 import numpy as np
 
 from backtest.errors import PolicyConfigError
-from backtest.policies.base import (
-    BoundRuntime,
-    Env,
-    Policy,
-    Runtime,
-    check_fraction,
-    check_positive,
-)
+from backtest.policies.base import Env, Policy, Runtime, check_fraction, check_positive
 
 __all__ = ["DutchAuction"]
 
@@ -163,9 +156,11 @@ class _Cohort:
         self.price = top  # auction price at the end of the current step
 
 
-class _AuctionRuntime(BoundRuntime):
+class _AuctionRuntime(Runtime):
     def __init__(self, cfg: DutchAuction, env: Env) -> None:
-        super().__init__(cfg, env)
+        self.cfg = cfg
+        self.ledger = env.ledger
+        self.pool = env.pool
         self.dt = env.step_seconds
         self.cap = min(cfg.hole_usd, cfg.global_hole_usd)
         self.dirt = 0.0

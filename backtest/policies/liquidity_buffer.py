@@ -7,14 +7,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from backtest.policies.base import (
-    BoundRuntime,
-    Env,
-    Policy,
-    Runtime,
-    check_fraction,
-    check_positive,
-)
+from backtest.policies.base import Env, Policy, Runtime, check_fraction, check_positive
 
 __all__ = ["LiquidityBuffer"]
 
@@ -61,9 +54,11 @@ class LiquidityBuffer(Policy):
         return _BufferRuntime(self, env)
 
 
-class _BufferRuntime(BoundRuntime):
+class _BufferRuntime(Runtime):
     def __init__(self, cfg: LiquidityBuffer, env: Env) -> None:
-        super().__init__(cfg, env)
+        self.cfg = cfg
+        self.ledger = env.ledger
+        self.pool = env.pool
         cap = cfg.capacity_usd if cfg.capacity_usd is not None else 0.10 * env.total_debt
         self.cash = cap
         rate = cfg.unwind_usd_per_step

@@ -7,6 +7,8 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from pipelines.attribution.printer import latest_market_run, markdown_table, summary_main
+
 __all__ = [
     "adl_table",
     "defi_table",
@@ -15,17 +17,6 @@ __all__ = [
     "policy_table",
     "write_policy_plots",
 ]
-
-
-def latest_market_run(con: duckdb.DuckDBPyConnection) -> str | None:
-    """The most recent ``cascade attribute`` run id (``None`` when there is none)."""
-    try:
-        rows = con.execute(
-            "SELECT run_id FROM market_runs ORDER BY created_at DESC, run_id LIMIT 1"
-        ).fetchall()
-    except duckdb.CatalogException:
-        return None
-    return rows[0][0] if rows else None
 
 
 def policy_table(results: pl.DataFrame) -> pl.DataFrame:
@@ -168,7 +159,7 @@ def write_policy_plots(
 def markdown_tables(results: pl.DataFrame, adl: pl.DataFrame) -> str:
     """The policy overview, the Maker book and the ADL rules as Markdown (docs/market-replay.md)."""
 
-    def fmt(col: str, v: object) -> str:
+    def cell(col: str, v: object) -> str:
         if not isinstance(v, float):
             return str(v)
         if col.endswith("_usd"):
@@ -178,13 +169,7 @@ def markdown_tables(results: pl.DataFrame, adl: pl.DataFrame) -> str:
         return f"{v:g}" if col == "Y" else f"{v:.2f}"
 
     def table(frame: pl.DataFrame) -> str:
-        head = "| " + " | ".join(frame.columns) + " |"
-        sep = "|" + "---|" * len(frame.columns)
-        body = [
-            "| " + " | ".join(fmt(c, v) for c, v in zip(frame.columns, row, strict=True)) + " |"
-            for row in frame.iter_rows()
-        ]
-        return "\n".join([head, sep, *body])
+        return markdown_table(frame, cell)
 
     adl_cols = [c for c in adl_table(adl).columns if c != "ts"]
     return "\n\n".join(
@@ -196,17 +181,11 @@ def markdown_tables(results: pl.DataFrame, adl: pl.DataFrame) -> str:
     )
 
 
-if __name__ == "__main__":  # pragma: no cover - documentation helper
-    import argparse
-
+def _render(con: duckdb.DuckDBPyConnection, rid: str | None) -> str:
     from pipelines.warehouse import attribution_store as store
-    from pipelines.warehouse.connection import connect
 
-    ap = argparse.ArgumentParser(description="print a run's policy results as Markdown")
-    ap.add_argument("--db", required=True)
-    ap.add_argument("--run-id", help="default: the latest run")
-    a = ap.parse_args()
-    con = connect(a.db, read_only=True)
-    rid = a.run_id or latest_market_run(con)
-    print(f"run {rid}\n")
-    print(markdown_tables(store.read_policy_results(con, rid), store.read_adl(con, rid)))
+    return markdown_tables(store.read_policy_results(con, rid), store.read_adl(con, rid))
+
+
+if __name__ == "__main__":  # pragma: no cover - documentation helper
+    summary_main("print a run's policy results as Markdown", _render)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import polars as pl
 from scipy.stats import spearmanr
+
+from pipelines.attribution.printer import markdown_table, millions_cell, summary_main
 
 __all__ = ["markdown_table", "model_check_summary", "write_event_plots"]
 
@@ -85,35 +89,14 @@ def write_event_plots(paths: pl.DataFrame, event_id: str, directory: Path) -> Pa
     return out
 
 
-def markdown_table(frame: pl.DataFrame) -> str:
-    """One frame as a Markdown table (floats: 3 decimals; USD-sized numbers in $M)."""
-
-    def fmt(v: object) -> str:
-        if isinstance(v, float):
-            return f"{v / 1e6:,.0f}M" if abs(v) >= 1e6 else f"{v:.3f}"
-        return "" if v is None else str(v)
-
-    head = "| " + " | ".join(frame.columns) + " |"
-    sep = "|" + "---|" * len(frame.columns)
-    body = ["| " + " | ".join(fmt(v) for v in row) + " |" for row in frame.iter_rows()]
-    return "\n".join([head, sep, *body])
-
-
 def markdown_tables(
     attribution: pl.DataFrame, check: pl.DataFrame, impact: pl.DataFrame | None = None
 ) -> str:
     """The attribution and the model check as Markdown tables (for docs/market-replay.md)."""
-
-    def fmt(v: object) -> str:
-        if isinstance(v, float):
-            return f"{v / 1e6:,.0f}M" if abs(v) >= 1e6 else f"{v:.3f}"
-        return str(v)
+    cell = functools.partial(millions_cell, none="None")
 
     def table(frame: pl.DataFrame) -> str:
-        head = "| " + " | ".join(frame.columns) + " |"
-        sep = "|" + "---|" * len(frame.columns)
-        body = ["| " + " | ".join(fmt(v) for v in row) + " |" for row in frame.iter_rows()]
-        return "\n".join([head, sep, *body])
+        return markdown_table(frame, cell)
 
     cols = [
         "event_id", "asset", "observed_drawdown", "fundamental_drawdown", "replayed_drawdown",
@@ -130,30 +113,16 @@ def markdown_tables(
     return "\n\n".join(parts)
 
 
-if __name__ == "__main__":  # pragma: no cover - documentation helper
-    import argparse
-
+def _render(con: duckdb.DuckDBPyConnection, rid: str | None) -> str:
     from pipelines.warehouse import attribution_store as store
-    from pipelines.warehouse.connection import connect
 
-    ap = argparse.ArgumentParser(description="print a stored attribution run as Markdown")
-    ap.add_argument("--db", required=True)
-    ap.add_argument("--run-id", help="default: the latest run")
-    a = ap.parse_args()
-    con = connect(a.db, read_only=True)
-    rid = (
-        a.run_id
-        or con.execute(
-            "SELECT run_id FROM market_runs ORDER BY created_at DESC LIMIT 1"
-        ).fetchall()[0][0]
+    tables = markdown_tables(
+        store.read_attribution(con, rid),
+        model_check_summary(store.read_model_check(con, rid)),
+        store.read_impact_check(con, rid),
     )
-    print(f"run {rid}\n")
-    print(
-        markdown_tables(
-            store.read_attribution(con, rid),
-            model_check_summary(store.read_model_check(con, rid)),
-            store.read_impact_check(con, rid),
-        )
-    )
-    print()
-    print(markdown_table(store.read_market_books(con, rid)))
+    return tables + "\n\n" + markdown_table(store.read_market_books(con, rid))
+
+
+if __name__ == "__main__":  # pragma: no cover - documentation helper
+    summary_main("print a stored attribution run as Markdown", _render)
