@@ -8,6 +8,7 @@ import duckdb
 import polars as pl
 import pytest
 
+from pipelines.attribution.policy_stress import STRESS_PATHS
 from pipelines.cli.main import main
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -76,7 +77,26 @@ def test_attribute_with_policies_from_a_fresh_run(run_db, capsys, tmp_path):
     )
     paths = _rows(run_db, "SELECT * FROM market_policy_paths WHERE run_id = ?", [run_id])
     assert paths.height == 2 * len(POLICIES) * 24
-    # same warehouse, same config: byte-identical results
+    # intervals over stress paths: every policy after the status quo, both Y, three figures;
+    # the policy table of `--policies` shows them
+    iv_sql = (
+        "SELECT * EXCLUDE (run_id) FROM market_policy_intervals WHERE run_id = ? "
+        "ORDER BY impact_y, policy, metric"
+    )
+    iv = _rows(run_db, iv_sql, [run_id])
+    assert iv.height == 2 * (len(POLICIES) - 1) * 3
+    assert (iv["n_paths"] == STRESS_PATHS).all() and (iv["p5"] <= iv["p50"]).all()
+    assert (iv["p50"] <= iv["p95"]).all()
+    assert (~iv["excludes_zero"] | (iv["p5"] > 0) | (iv["p95"] < 0)).all()
+    real = res.filter(pl.col("policy") == "circuit_breaker", pl.col("impact_y") == 1.0)
+    cb = iv.filter(
+        pl.col("policy") == "circuit_breaker",
+        pl.col("impact_y") == 1.0,
+        pl.col("metric") == "avoided_liq_usd",
+    )
+    assert cb["real"][0] == real["avoided_liq_usd"][0]
+    assert "excludes_zero" in out and "p95" in out
+    # same warehouse, same config: byte-identical results (stress intervals: seeded)
     first = res.drop("run_id").write_csv()
     _attribute(run_db, capsys)
     again = _rows(
@@ -85,6 +105,7 @@ def test_attribute_with_policies_from_a_fresh_run(run_db, capsys, tmp_path):
         [run_id],
     )
     assert again.drop("run_id").write_csv() == first
+    assert _rows(run_db, iv_sql, [run_id]).write_csv() == iv.write_csv()
     # the report's attribution page names the run
     out_dir = tmp_path / "results"
     assert main(["report", "--db", str(run_db), "--markdown", str(out_dir)]) == 0
@@ -104,7 +125,7 @@ def test_a_bad_forecast_is_a_clear_error_and_nothing_is_written(run_db, tmp_path
     shutil.copy(run_db, db)
     con = duckdb.connect(str(db))
     con.execute("DELETE FROM market_runs")
-    for table in ("market_policy_results", "cascade_attribution"):
+    for table in ("market_policy_results", "cascade_attribution", "market_policy_intervals"):
         con.execute(f"DELETE FROM {table}")
     con.execute(
         "UPDATE forecasts SET sigma = -1 WHERE asset = 'ETH' AND model = 'garch' "
@@ -119,6 +140,10 @@ def test_a_bad_forecast_is_a_clear_error_and_nothing_is_written(run_db, tmp_path
     counts = _rows(
         db,
         "SELECT (SELECT count(*) FROM market_policy_results) AS p, "
-        "(SELECT count(*) FROM cascade_attribution) AS a",
+        "(SELECT count(*) FROM cascade_attribution) AS a, "
+        "(SELECT count(*) FROM market_policy_intervals) AS i",
     )
-    assert counts.row(0) == (0, 0)
+    assert counts.row(0) == (0, 0, 0)
+    # a negative number of stress paths is refused before anything runs
+    assert main([*argv, "--stress-paths", "-1"]) == 2
+    assert "--stress-paths -1 must be >= 0" in capsys.readouterr().err

@@ -13,6 +13,7 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from pipelines.attribution.compute import AttributionRun, build_config, compute_attribution
+from pipelines.attribution.policy_stress import policy_stress_paths
 from pipelines.warehouse.attribution_store import write_attribution_run
 from pipelines.warehouse.connection import connect
 
@@ -25,12 +26,18 @@ def run_attribution(
     events: list[str] | None = None,
     assets: list[str] | None = None,
     impact_y: float = 1.0,
+    stress_paths: int | None = None,
 ) -> AttributionRun:
-    """Compute and store a run without Prefect; returns it."""
+    """Compute and store a run without Prefect; returns it.
+
+    ``stress_paths``: stress paths per (event, asset) of the policy intervals (``None``: the
+    default of :mod:`pipelines.attribution.policy_stress`; 0: none).
+    """
     con = connect(db_path, read_only=True)
     try:
         config = build_config(con, events=events, assets=assets, impact_y=impact_y)
-        run = compute_attribution(con, config)
+        with policy_stress_paths(stress_paths):
+            run = compute_attribution(con, config)
     finally:
         con.close()
     con = connect(db_path)
@@ -43,9 +50,15 @@ def run_attribution(
 
 @task(cache_policy=NO_CACHE)
 def _compute(
-    db_path: str, events: list[str] | None, assets: list[str] | None, impact_y: float
+    db_path: str,
+    events: list[str] | None,
+    assets: list[str] | None,
+    impact_y: float,
+    stress_paths: int | None,
 ) -> AttributionRun:
-    return run_attribution(db_path, events=events, assets=assets, impact_y=impact_y)
+    return run_attribution(
+        db_path, events=events, assets=assets, impact_y=impact_y, stress_paths=stress_paths
+    )
 
 
 @flow(name="attribute")
@@ -54,9 +67,10 @@ def attribution_flow(
     events: list[str] | None = None,
     assets: list[str] | None = None,
     impact_y: float = 1.0,
+    stress_paths: int | None = None,
 ) -> str:
     """Fit the leverage books, replay every event, store the attribution; returns the run id."""
-    run = _compute(db_path, events, assets, impact_y)
+    run = _compute(db_path, events, assets, impact_y, stress_paths)
     log = get_run_logger()
     for note in run.notes:
         log.info(note)

@@ -33,6 +33,12 @@ from backtest.market.policies import (
 )
 from backtest.market.policy_replay import PolicyReplayResult, VaultBook, replay_policy
 from backtest.market.replay import cascade_share, decascade, drawdown
+from pipelines.attribution.policy_stress import (
+    StressDeviations,
+    current_stress_paths,
+    interval_rows,
+    stress_deviations,
+)
 from pipelines.errors import CascadeError
 from pipelines.warehouse import attribution_store as store
 
@@ -235,6 +241,18 @@ def _vault_book(con, x: EventReplayInputs):  # noqa: ANN001, ANN202
     return book, flow
 
 
+def _replayer(x: EventReplayInputs, imp: SqrtImpact, exo, vaults, oracle0: float):  # noqa: ANN001, ANN202
+    """``replayer(policy, close, low, high)``: the replay of ``x`` on other fundamental bars."""
+
+    def replayer(pol: MarketPolicy, c: np.ndarray, lo: np.ndarray, hi: np.ndarray):  # noqa: ANN202
+        return replay_policy(
+            x.book, x.params, x.voluntary, c, lo, hi, imp, pol,
+            exo_flow_usd=exo, vaults=vaults, oracle0=oracle0,
+        )  # fmt: skip
+
+    return replayer
+
+
 def _row(x, y, seq, pol, res, dd_f, defi_label, maker_obs) -> dict:  # noqa: ANN001
     dd = drawdown(res.close, res.low)
     return {
@@ -305,8 +323,13 @@ def _adl_rows(con, x, y, run, sq: PolicyReplayResult, notes) -> list[dict]:  # n
 def policy_frames(
     con: duckdb.DuckDBPyConnection, inputs: list[EventReplayInputs], notes: list[str]
 ) -> dict[str, pl.DataFrame]:
-    """Replay every (event, asset) under every policy and prefactor; the three result frames."""
-    rows, paths, adls = [], [], []
+    """Replay every (event, asset) under every policy and prefactor; the four result frames.
+
+    ``market_policy_intervals``: the avoided figures over stress paths
+    (:mod:`pipelines.attribution.policy_stress`; none when the run's stress paths are 0).
+    """
+    rows, paths, adls, intervals = [], [], [], []
+    n_stress = current_stress_paths()
     for x in inputs:
         vaults, maker_obs = _vault_book(con, x)
         defi_label = (
@@ -316,6 +339,11 @@ def policy_frames(
         mm = _mm_ratios(con, x, notes)
         policies = policy_set(x.params, mm)
         oracle0 = float(x.full_close[x.i0 - 1]) if x.i0 > 0 else float(x.close[0])
+        stress: StressDeviations | str | None = None
+        if n_stress > 0:
+            stress = stress_deviations(x.full_close, x.i0, len(x.ts), n_stress)
+            if isinstance(stress, str):
+                notes.append(f"{x.asset} {x.event_id}: no policy intervals: {stress}")
         for y in IMPACT_YS:
             imp = SqrtImpact.from_market(
                 adv_usd=x.adv_usd, sigma_day=x.sigma_day, step_seconds=3600.0,
@@ -360,6 +388,12 @@ def policy_frames(
                     )
                 )
             adls.extend(_adl_rows(con, x, y, run, sq, notes))
+            if isinstance(stress, StressDeviations):
+                key = {"event_id": x.event_id, "asset": x.asset, "impact_y": y}
+                bars = (dc.close, dc.low, dc.high)
+                real = rows[-len(policies) :]
+                replayer = _replayer(x, imp, exo, vaults, oracle0)
+                intervals.extend(interval_rows(key, replayer, policies, bars, stress, real))
     adl_frame = pl.DataFrame(adls) if adls else pl.DataFrame()
     if adl_frame.height:
         adl_frame = adl_frame.with_columns(pl.col("ts").dt.replace_time_zone("UTC"))
@@ -367,4 +401,5 @@ def policy_frames(
         "market_policy_results": pl.DataFrame(rows) if rows else pl.DataFrame(),
         "market_policy_paths": pl.concat(paths) if paths else pl.DataFrame(),
         "market_adl": adl_frame,
+        "market_policy_intervals": pl.DataFrame(intervals) if intervals else pl.DataFrame(),
     }

@@ -12,6 +12,8 @@ from pipelines.attribution.printer import latest_market_run, markdown_table, sum
 __all__ = [
     "adl_table",
     "defi_table",
+    "interval_overview",
+    "interval_table",
     "latest_market_run",
     "policy_overview",
     "policy_table",
@@ -104,6 +106,49 @@ def adl_table(adl: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def interval_table(intervals: pl.DataFrame) -> pl.DataFrame:
+    """One row per (event, asset, Y, policy, metric): real value, p5 / p50 / p95 over the paths.
+
+    ``excludes_zero``: the 5 %–95 % interval over the stress paths lies strictly on one side of 0
+    (``market_policy_intervals``; empty when the run has no intervals).
+    """
+    if intervals.height == 0:
+        return intervals
+    return intervals.select(
+        "event_id",
+        "asset",
+        pl.col("impact_y").alias("Y"),
+        "policy",
+        "metric",
+        "real",
+        "p5",
+        "p50",
+        "p95",
+        "excludes_zero",
+        "n_paths",
+    )
+
+
+def interval_overview(intervals: pl.DataFrame) -> pl.DataFrame:
+    """Per impact Y, policy and metric: intervals, how many exclude 0 above / below it.
+
+    ``real_positive``: how many real-path values are > 0 (to read beside ``above_zero``).
+    """
+    if intervals.height == 0:
+        return intervals
+    return (
+        intervals.group_by(pl.col("impact_y").alias("Y"), "policy", "metric", maintain_order=True)
+        .agg(
+            intervals=pl.len(),
+            n_paths=pl.col("n_paths").max(),
+            above_zero=(pl.col("excludes_zero") & (pl.col("p5") > 0)).sum(),
+            below_zero=(pl.col("excludes_zero") & (pl.col("p95") < 0)).sum(),
+            real_positive=(pl.col("real") > 0).sum(),
+        )
+        .sort("Y", maintain_order=True)
+    )
+
+
 def write_policy_plots(
     paths: pl.DataFrame, policy_paths: pl.DataFrame, event_id: str, directory: Path
 ) -> Path:
@@ -156,8 +201,14 @@ def write_policy_plots(
     return out
 
 
-def markdown_tables(results: pl.DataFrame, adl: pl.DataFrame) -> str:
-    """The policy overview, the Maker book and the ADL rules as Markdown (docs/market-replay.md)."""
+def markdown_tables(
+    results: pl.DataFrame, adl: pl.DataFrame, intervals: pl.DataFrame | None = None
+) -> str:
+    """The policy overview, the Maker book and the ADL rules as Markdown (docs/market-replay.md).
+
+    With ``intervals`` (rows of ``market_policy_intervals``): also the interval overview and the
+    avoided cascade share's interval per (event, asset, Y, policy).
+    """
 
     def cell(col: str, v: object) -> str:
         if not isinstance(v, float):
@@ -172,19 +223,32 @@ def markdown_tables(results: pl.DataFrame, adl: pl.DataFrame) -> str:
         return markdown_table(frame, cell)
 
     adl_cols = [c for c in adl_table(adl).columns if c != "ts"]
-    return "\n\n".join(
-        [
-            table(policy_overview(results)),
-            table(defi_table(results).drop("defi_book")),
-            table(adl_table(adl).select(adl_cols)),
-        ]
-    )
+    parts = [
+        table(policy_overview(results)),
+        table(defi_table(results).drop("defi_book")),
+        table(adl_table(adl).select(adl_cols)),
+    ]
+    if intervals is not None and intervals.height:
+        share = interval_table(intervals).filter(pl.col("metric") == "avoided_cascade_share")
+        parts.append(table(interval_overview(intervals)))
+        parts.append(
+            table(
+                share.drop("metric", "n_paths").rename(
+                    {c: f"avoided_share_{c}" for c in ("real", "p5", "p50", "p95")}
+                )
+            )
+        )
+    return "\n\n".join(parts)
 
 
 def _render(con: duckdb.DuckDBPyConnection, rid: str | None) -> str:
     from pipelines.warehouse import attribution_store as store
 
-    return markdown_tables(store.read_policy_results(con, rid), store.read_adl(con, rid))
+    return markdown_tables(
+        store.read_policy_results(con, rid),
+        store.read_adl(con, rid),
+        store.read_policy_intervals(con, rid),
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover - documentation helper

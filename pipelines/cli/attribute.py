@@ -36,6 +36,13 @@ def _attribute_args(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="also print the market-level policy comparison (impact Y = 1 and 6), ADL and DeFi",
     )
+    p.add_argument(
+        "--stress-paths",
+        type=int,
+        default=None,
+        help="stress paths per (event, asset) for the policy intervals (default "
+        "pipelines.attribution.policy_stress.STRESS_PATHS; 0: none)",
+    )
     p.add_argument("--format", default="table", choices=["table", "csv", "json"])
 
 
@@ -48,6 +55,7 @@ def cmd_attribute(args: argparse.Namespace) -> int:
     from pipelines.attribution.policy_summary import (
         adl_table,
         defi_table,
+        interval_table,
         policy_overview,
         policy_table,
         write_policy_plots,
@@ -59,13 +67,21 @@ def cmd_attribute(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     if not args.impact_y > 0:
         raise CascadeError(f"--impact-y {args.impact_y!r} must be > 0 (order 1)")
+    if args.stress_paths is not None and args.stress_paths < 0:
+        raise CascadeError(f"--stress-paths {args.stress_paths!r} must be >= 0 (0: no intervals)")
     if not Path(args.db).exists():
         raise CascadeError(f"database {str(args.db)!r} does not exist; run `cascade ingest` first")
     events, assets = _split(args.events), _split(args.assets)
     if args.no_prefect:
         from pipelines.attribution.flow import run_attribution
 
-        run = run_attribution(str(args.db), events=events, assets=assets, impact_y=args.impact_y)
+        run = run_attribution(
+            str(args.db),
+            events=events,
+            assets=assets,
+            impact_y=args.impact_y,
+            stress_paths=args.stress_paths,
+        )
         run_id = run.run_id
         for note in run.notes:
             print(f"note: {note}")
@@ -73,7 +89,11 @@ def cmd_attribute(args: argparse.Namespace) -> int:
         from pipelines.attribution.flow import attribution_flow
 
         run_id = attribution_flow(
-            db_path=str(args.db), events=events, assets=assets, impact_y=args.impact_y
+            db_path=str(args.db),
+            events=events,
+            assets=assets,
+            impact_y=args.impact_y,
+            stress_paths=args.stress_paths,
         )
     con = connect(args.db, read_only=True)
     try:
@@ -91,6 +111,7 @@ def cmd_attribute(args: argparse.Namespace) -> int:
             results = store.read_policy_results(con, run_id)
             print_frame(policy_overview(results), args.format)
             print_frame(policy_table(results), args.format)
+            print_frame(interval_table(store.read_policy_intervals(con, run_id)), args.format)
             print_frame(defi_table(results), args.format)
             print_frame(adl_table(store.read_adl(con, run_id)), args.format)
         if args.plots:

@@ -30,6 +30,7 @@ __all__ = [
     "read_adl",
     "read_impact_check",
     "read_market_books",
+    "read_policy_intervals",
     "read_policy_paths",
     "read_policy_results",
     "oi_4h_all",
@@ -48,6 +49,7 @@ ATTRIBUTION_TABLES = (
     "market_policy_results",
     "market_policy_paths",
     "market_adl",
+    "market_policy_intervals",
 )
 
 #: Venue set of the daily open interest and reported liquidations the model is fitted on.
@@ -408,3 +410,16 @@ def read_adl(con: duckdb.DuckDBPyConnection, run_id: str) -> pl.DataFrame:
         "ORDER BY event_id, asset, impact_y, rule",
         params=[run_id],
     ).pl()
+
+
+def read_policy_intervals(con: duckdb.DuckDBPyConnection, run_id: str) -> pl.DataFrame:
+    """The ``market_policy_intervals`` rows of a run (empty for a warehouse without the table)."""
+    try:
+        return con.sql(
+            "SELECT i.* EXCLUDE (run_id) FROM market_policy_intervals i "
+            "JOIN events e USING (event_id) WHERE run_id = ? "
+            "ORDER BY e.start_ts, i.asset, i.impact_y, i.policy, i.metric",
+            params=[run_id],
+        ).pl()
+    except duckdb.CatalogException:
+        return pl.DataFrame()

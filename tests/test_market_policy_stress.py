@@ -1,0 +1,172 @@
+"""Fast tier: intervals of the market-level policies over stress paths, on synthetic books."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from backtest.impact import SqrtImpact
+from backtest.market.cohorts import CohortParams, MarketSeries, PriceGrid, run_cohorts
+from backtest.market.errors import MarketConfigError
+from backtest.market.policies import MarketPolicy
+from backtest.market.policy_replay import replay_policy
+from backtest.market.policy_stress import avoided_on_paths, overlay_bars, replay_figures
+from backtest.market.replay import drawdown
+from pipelines.attribution.policy_stress import (
+    INTERVAL_METRICS,
+    current_stress_paths,
+    interval_rows,
+    policy_stress_paths,
+    stress_deviations,
+)
+
+STEP = 0.005
+N = 24
+
+
+def _setup():
+    """10x/20x longs entered at 100 under a 12 % fundamental decline, with strong impact."""
+    f_close = 100 * np.exp(np.linspace(0, math.log(0.88), N))
+    f_low, f_high = f_close * 0.999, f_close * 1.001
+    p = CohortParams(
+        levered_share=0.5, funding_k=0.0, turnover_per_day=0.0, tiers=(10.0, 20.0), lev_median=14
+    )
+    ts = np.arange(N, dtype=np.int64) * 86_400
+
+    def series(c):
+        c = np.asarray(c, float)
+        k = len(c)
+        return MarketSeries(
+            asset="BTC", ts=ts[:k], low=c, high=c, close=c, oi_usd=np.full(k, 2e9),
+            funding_8h=np.full(k, np.nan), step_days=1.0,
+        )  # fmt: skip
+
+    grid = PriceGrid(g0=math.log(100.0) - 400 * STEP, step=STEP, n=600)
+    book = run_cohorts(series([100.0]), p, grid=grid).final
+    vol = run_cohorts(series(f_close), p, grid=grid, initial=book)
+    imp = SqrtImpact(sigma_day=0.04, adv_usd=2e9, half_life_steps=math.inf)
+
+    def replayer(pol, c, lo, hi):
+        return replay_policy(book, p, vol, c, lo, hi, imp, pol)
+
+    return replayer, (f_close, f_low, f_high)
+
+
+#: A backstop that takes every forced sale off the market and never unwinds in the window.
+FUND = MarketPolicy(
+    name="insurance_fund", fund_capacity_usd=1e15, fund_unwind_usd_per_step=0.0,
+    fund_unwind_delay=10_000,
+)  # fmt: skip
+#: Differs from the status quo only in its name: nothing can be avoided.
+PLACEBO = MarketPolicy(name="placebo")
+POLICIES = [MarketPolicy(), FUND, PLACEBO]
+
+
+def _noise(n_paths: int, seed: int, sigma: float = 0.004) -> np.ndarray:
+    """Random-walk log deviations, 0 at the window start."""
+    z = np.random.default_rng(seed).normal(0.0, sigma, size=(n_paths, N))
+    z[:, 0] = 0.0
+    return np.cumsum(z, axis=1)
+
+
+def test_overlay_keeps_the_bars_at_zero_deviation_and_checks_lengths():
+    c, lo, hi = np.array([100.0, 90.0]), np.array([99.0, 85.0]), np.array([101.0, 95.0])
+    got = overlay_bars(c, lo, hi, np.zeros(2))
+    for a, b in zip(got, (c, lo, hi), strict=True):
+        np.testing.assert_array_equal(a, b)
+    moved = overlay_bars(c, lo, hi, np.array([0.0, math.log(2.0)]))
+    np.testing.assert_allclose(moved[1], [99.0, 170.0])
+    with pytest.raises(MarketConfigError, match="3 steps, the bars 2"):
+        overlay_bars(c, lo, hi, np.zeros(3))
+    with pytest.raises(MarketConfigError, match="NaN"):
+        overlay_bars(c, lo, hi, np.array([0.0, np.nan]))
+
+
+def test_zero_deviation_path_gives_the_real_path_figures():
+    replayer, bars = _setup()
+    dd_f = drawdown(bars[0], bars[1])
+    base = replay_figures(replayer(MarketPolicy(), *bars), dd_f)
+    fund = replay_figures(replayer(FUND, *bars), dd_f)
+    got = avoided_on_paths(replayer, POLICIES, *bars, np.zeros((1, N)))
+    np.testing.assert_array_equal(got[0, 0], base - fund)
+    np.testing.assert_array_equal(got[1, 0], np.zeros(3))
+
+
+def test_known_answer_interval_has_the_real_path_sign():
+    # The status quo cascades: its own forced sales move the price through further cohorts and
+    # fill below bankruptcy prices. A fund that absorbs every forced sale and never unwinds in
+    # the window keeps the impact at 0 (no shorts are liquidated on this declining path), so
+    # its replay IS the fundamental path: cascade share 0 and bad debt 0 on every path. Its
+    # avoided share and bad debt are therefore the status quo's own, > 0 on every path: the
+    # interval lies above 0 and has the real-path figure's sign. The placebo avoids exactly
+    # nothing on every path.
+    replayer, bars = _setup()
+    dd_f = drawdown(bars[0], bars[1])
+    fund_real = replay_figures(replayer(FUND, *bars), dd_f)
+    assert fund_real[0] == 0 and fund_real[2] == 0
+    real = replay_figures(replayer(MarketPolicy(), *bars), dd_f) - fund_real
+    assert real[0] > 0.1 and real[2] > 1e6
+    got = avoided_on_paths(replayer, POLICIES, *bars, _noise(40, seed=3))
+    fund, placebo = got[0], got[1]
+    for f in (0, 2):  # cascade share, bad debt
+        p5, p95 = np.quantile(fund[:, f], [0.05, 0.95])
+        assert np.all(fund[:, f] > 0)
+        assert np.sign(p5) == np.sign(real[f]) == 1
+        assert p5 <= real[f] <= p95  # the real path sits inside the band (this seed)
+    np.testing.assert_array_equal(placebo, np.zeros_like(placebo))
+
+
+def _closes(seed: int, n: int = 2_500) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return 100 * np.exp(np.cumsum(rng.standard_t(5, n) * 0.004))
+
+
+def test_stress_deviations_are_seeded_and_walk_forward():
+    full = _closes(1)
+    i0 = 2_400
+    a = stress_deviations(full, i0, N, 8, seed=11)
+    b = stress_deviations(full, i0, N, 8, seed=11)
+    assert not isinstance(a, str) and not isinstance(b, str)
+    assert a.deviations.tobytes() == b.deviations.tobytes() and a.digest == b.digest
+    assert a.deviations.shape == (8, N) and np.all(a.deviations[:, 0] == 0)
+    c = stress_deviations(full, i0, N, 8, seed=12)
+    assert not isinstance(c, str) and c.digest != a.digest
+    # nothing at or after the window start is read: change and cut it, same paths
+    later = full.copy()
+    later[i0:] *= 0.5
+    d = stress_deviations(later[: i0 + 3], i0, N, 8, seed=11)
+    assert not isinstance(d, str) and d.deviations.tobytes() == a.deviations.tobytes()
+    short = stress_deviations(full[:150], 150, N, 8)
+    assert isinstance(short, str) and "need 200" in short
+
+
+def test_interval_rows_are_deterministic_and_say_whether_they_exclude_zero():
+    replayer, bars = _setup()
+    paths = stress_deviations(_closes(2), 2_400, N, 12, seed=5)
+    assert not isinstance(paths, str)
+    real = [{m: 0.0 for m in INTERVAL_METRICS} for _ in POLICIES]
+    key = {"event_id": "E", "asset": "BTC", "impact_y": 1.0}
+    rows = interval_rows(key, replayer, POLICIES, bars, paths, real)
+    again = interval_rows(key, replayer, POLICIES, bars, paths, real)
+    assert rows == again
+    assert [(r["policy"], r["metric"]) for r in rows] == [
+        (p.name, m) for p in POLICIES[1:] for m in INTERVAL_METRICS
+    ]
+    by = {(r["policy"], r["metric"]): r for r in rows}
+    share = by[("insurance_fund", "avoided_cascade_share")]
+    assert share["p5"] <= share["p50"] <= share["p95"]
+    assert share["excludes_zero"] and share["p5"] > 0 and share["n_paths"] == 12
+    assert not by[("placebo", "avoided_cascade_share")]["excludes_zero"]
+
+
+def test_stress_paths_setting_is_scoped():
+    default = current_stress_paths()
+    with policy_stress_paths(3):
+        assert current_stress_paths() == 3
+        with policy_stress_paths(None):
+            assert current_stress_paths() == 3
+    assert current_stress_paths() == default
+    with pytest.raises(ValueError, match="integer >= 0"), policy_stress_paths(-1):
+        pass
