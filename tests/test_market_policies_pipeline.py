@@ -81,10 +81,11 @@ def test_attribute_with_policies_from_a_fresh_run(run_db, capsys, tmp_path):
     # the policy table of `--policies` shows them
     iv_sql = (
         "SELECT * EXCLUDE (run_id) FROM market_policy_intervals WHERE run_id = ? "
-        "ORDER BY impact_y, policy, metric"
+        "ORDER BY impact_y, policy, versus, metric"
     )
     iv = _rows(run_db, iv_sql, [run_id])
-    assert iv.height == 2 * (len(POLICIES) - 1) * 3
+    # (the forecast margin also against each of its 4 controls)
+    assert iv.height == 2 * (len(POLICIES) - 1 + 4) * 3
     assert (iv["n_paths"] == STRESS_PATHS).all() and (iv["p5"] <= iv["p50"]).all()
     assert (iv["p50"] <= iv["p95"]).all()
     assert (~iv["excludes_zero"] | (iv["p5"] > 0) | (iv["p95"] < 0)).all()
@@ -93,6 +94,7 @@ def test_attribute_with_policies_from_a_fresh_run(run_db, capsys, tmp_path):
         pl.col("policy") == "circuit_breaker",
         pl.col("impact_y") == 1.0,
         pl.col("metric") == "avoided_liq_usd",
+        pl.col("versus") == "status_quo",
     )
     assert cb["real"][0] == real["avoided_liq_usd"][0]
     assert "excludes_zero" in out and "p95" in out

@@ -161,6 +161,34 @@ def test_interval_rows_are_deterministic_and_say_whether_they_exclude_zero():
     assert not by[("placebo", "avoided_cascade_share")]["excludes_zero"]
 
 
+def test_forecast_margin_gets_an_interval_against_each_control():
+    # the "model" here is the fund and its "control" the placebo: model − control on each path is
+    # the fund's avoided figure itself, so both rows have the same interval and real value
+    replayer, bars = _setup()
+    paths = stress_deviations(_closes(2), 2_400, N, 12, seed=5)
+    assert not isinstance(paths, str)
+    model = MarketPolicy(
+        name="forecast_mm:model", fund_capacity_usd=1e15, fund_unwind_usd_per_step=0.0,
+        fund_unwind_delay=10_000,
+    )  # fmt: skip
+    control = MarketPolicy(name="forecast_mm:constant")
+    pols = [MarketPolicy(), model, control]
+    real = [{m: float(k) for m in INTERVAL_METRICS} for k in (0, 5, 2)]
+    key = {"event_id": "E", "asset": "ETH", "impact_y": 6.0}
+    rows = interval_rows(key, replayer, pols, bars, paths, real)
+    pairs = [(r["policy"], r["versus"]) for r in rows[::3]]
+    assert pairs == [
+        ("forecast_mm:model", "status_quo"),
+        ("forecast_mm:constant", "status_quo"),
+        ("forecast_mm:model", "forecast_mm:constant"),
+    ]
+    vs_sq = [r for r in rows if r["versus"] == "status_quo" and r["policy"] == model.name]
+    vs_ctl = [r for r in rows if r["versus"] == control.name]
+    for a, b in zip(vs_sq, vs_ctl, strict=True):
+        assert (a["p5"], a["p50"], a["p95"]) == (b["p5"], b["p50"], b["p95"])
+        assert a["real"] == 5.0 and b["real"] == 3.0  # real: model 5 minus control 2
+
+
 def test_stress_paths_setting_is_scoped():
     default = current_stress_paths()
     with policy_stress_paths(3):

@@ -154,6 +154,22 @@ def stress_deviations(
     return StressDeviations(dev, seed, label, hashlib.sha256(dev.tobytes()).hexdigest()[:16])
 
 
+#: The forecast-driven margin whose gain over each of its controls gets its own interval.
+MODEL_POLICY = "forecast_mm:model"
+#: Prefix of the forecast-driven margin and its controls.
+MARGIN_PREFIX = "forecast_mm:"
+
+
+def _comparisons(names: Sequence[str]) -> list[tuple[int, int | None]]:
+    """``(policy, versus)`` indices into ``names[1:]``; ``None``: versus the status quo."""
+    out: list[tuple[int, int | None]] = [(j, None) for j in range(len(names) - 1)]
+    rest = list(names[1:])
+    if MODEL_POLICY in rest:
+        m = rest.index(MODEL_POLICY)
+        out += [(m, j) for j, n in enumerate(rest) if n.startswith(MARGIN_PREFIX) and j != m]
+    return out
+
+
 def interval_rows(
     key: dict[str, object],
     replayer: Replayer,
@@ -162,7 +178,12 @@ def interval_rows(
     paths: StressDeviations,
     real_rows: Sequence[dict],
 ) -> list[dict]:
-    """One row per policy (after the status quo) and metric: real value and p5 / p50 / p95.
+    """Rows of ``market_policy_intervals``: real value and p5 / p50 / p95 per comparison.
+
+    One row per policy after the status quo and metric (``versus = "status_quo"``: the avoided
+    figure), and, when the forecast-driven margin ``forecast_mm:model`` is replayed, one per
+    control of it (``versus`` = the control): the model's avoided figure minus the control's on
+    each path (positive = the forecast did better than the control).
 
     Parameters
     ----------
@@ -184,20 +205,26 @@ def interval_rows(
     list of dict
     """
     avoided = avoided_on_paths(replayer, policies, *bars, paths.deviations)
+    names = [p.name for p in policies]
     rows = []
-    for j, pol in enumerate(policies[1:]):
+    for j, v in _comparisons(names):
         for f, metric in enumerate(INTERVAL_METRICS):
-            s = stress.interval_summary(avoided[j, :, f], level=0.9)
+            values = avoided[j, :, f] if v is None else avoided[j, :, f] - avoided[v, :, f]
+            real = float(real_rows[j + 1][metric])
+            if v is not None:
+                real -= float(real_rows[v + 1][metric])
+            s = stress.interval_summary(values, level=0.9)
             rows.append(
                 {
                     **key,
-                    "policy": pol.name,
+                    "policy": names[j + 1],
+                    "versus": names[0] if v is None else names[v + 1],
                     "metric": metric,
                     "n_paths": paths.n_paths,
                     "seed": paths.seed,
                     "paths_digest": paths.digest,
                     "fit_label": paths.fit_label,
-                    "real": float(real_rows[j + 1][metric]),
+                    "real": real,
                     "p5": s.lo,
                     "p50": s.median,
                     "p95": s.hi,

@@ -107,10 +107,12 @@ def adl_table(adl: pl.DataFrame) -> pl.DataFrame:
 
 
 def interval_table(intervals: pl.DataFrame) -> pl.DataFrame:
-    """One row per (event, asset, Y, policy, metric): real value, p5 / p50 / p95 over the paths.
+    """One row per (event, asset, Y, policy, versus, metric): real value, p5 / p50 / p95.
 
-    ``excludes_zero``: the 5 %–95 % interval over the stress paths lies strictly on one side of 0
-    (``market_policy_intervals``; empty when the run has no intervals).
+    ``versus``: ``status_quo`` (the avoided figure) or, for ``forecast_mm:model``, one of its
+    controls (the model's avoided figure minus the control's). ``excludes_zero``: the 5 %–95 %
+    interval over the stress paths lies strictly on one side of 0 (``market_policy_intervals``;
+    empty when the run has no intervals).
     """
     if intervals.height == 0:
         return intervals
@@ -119,6 +121,7 @@ def interval_table(intervals: pl.DataFrame) -> pl.DataFrame:
         "asset",
         pl.col("impact_y").alias("Y"),
         "policy",
+        "versus",
         "metric",
         "real",
         "p5",
@@ -130,14 +133,16 @@ def interval_table(intervals: pl.DataFrame) -> pl.DataFrame:
 
 
 def interval_overview(intervals: pl.DataFrame) -> pl.DataFrame:
-    """Per impact Y, policy and metric: intervals, how many exclude 0 above / below it.
+    """Per impact Y, policy, versus and metric: intervals, how many exclude 0 above / below it.
 
     ``real_positive``: how many real-path values are > 0 (to read beside ``above_zero``).
     """
     if intervals.height == 0:
         return intervals
     return (
-        intervals.group_by(pl.col("impact_y").alias("Y"), "policy", "metric", maintain_order=True)
+        intervals.group_by(
+            pl.col("impact_y").alias("Y"), "policy", "versus", "metric", maintain_order=True
+        )
         .agg(
             intervals=pl.len(),
             n_paths=pl.col("n_paths").max(),

@@ -55,6 +55,7 @@ def cmd_attribute(args: argparse.Namespace) -> int:
     from pipelines.attribution.policy_summary import (
         adl_table,
         defi_table,
+        interval_overview,
         interval_table,
         policy_overview,
         policy_table,
@@ -111,7 +112,11 @@ def cmd_attribute(args: argparse.Namespace) -> int:
             results = store.read_policy_results(con, run_id)
             print_frame(policy_overview(results), args.format)
             print_frame(policy_table(results), args.format)
-            print_frame(interval_table(store.read_policy_intervals(con, run_id)), args.format)
+            intervals = store.read_policy_intervals(con, run_id)
+            if intervals.height:  # over stress paths: the overview, the cascade share's intervals
+                print_frame(interval_overview(intervals), args.format)
+                share = pl.col("metric") == "avoided_cascade_share"
+                print_frame(interval_table(intervals).filter(share), args.format)
             print_frame(defi_table(results), args.format)
             print_frame(adl_table(store.read_adl(con, run_id)), args.format)
         if args.plots:

@@ -418,7 +418,7 @@ def read_policy_intervals(con: duckdb.DuckDBPyConnection, run_id: str) -> pl.Dat
         return con.sql(
             "SELECT i.* EXCLUDE (run_id) FROM market_policy_intervals i "
             "JOIN events e USING (event_id) WHERE run_id = ? "
-            "ORDER BY e.start_ts, i.asset, i.impact_y, i.policy, i.metric",
+            "ORDER BY e.start_ts, i.asset, i.impact_y, i.policy, i.versus, i.metric",
             params=[run_id],
         ).pl()
     except duckdb.CatalogException:
