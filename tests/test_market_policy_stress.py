@@ -198,3 +198,39 @@ def test_stress_paths_setting_is_scoped():
     assert current_stress_paths() == default
     with pytest.raises(ValueError, match="integer >= 0"), policy_stress_paths(-1):
         pass
+
+
+def test_summaries_of_the_intervals():
+    import polars as pl
+
+    from pipelines.attribution.policy_summary import (
+        forecast_gain_table,
+        interval_overview,
+        interval_table,
+    )
+    from pipelines.reporting.attribution_section import _interval_section
+    from pipelines.reporting.markdown import markdown_table
+
+    base = {"event_id": "E", "asset": "ETH", "impact_y": 1.0, "n_paths": 10, "seed": 1}
+    rows = [
+        {**base, "policy": "forecast_mm:model", "versus": "status_quo", "metric": m,
+         "real": 0.01, "p5": 0.002, "p50": 0.01, "p95": 0.02, "excludes_zero": True}
+        for m in INTERVAL_METRICS
+    ] + [
+        {**base, "policy": "forecast_mm:model", "versus": "forecast_mm:lagged", "metric": m,
+         "real": 0.001, "p5": -0.003, "p50": 0.0, "p95": 0.004, "excludes_zero": False}
+        for m in INTERVAL_METRICS
+    ]  # fmt: skip
+    iv = pl.DataFrame(rows)
+    assert interval_table(iv).height == 6
+    ov = interval_overview(iv)
+    assert ov.select("versus", "above_zero", "below_zero").rows()[::3] == [
+        ("status_quo", 1, 0),
+        ("forecast_mm:lagged", 0, 0),
+    ]
+    gain = forecast_gain_table(iv)
+    assert gain["versus"].to_list() == ["forecast_mm:lagged"]
+    assert gain["p95_share"].to_list() == [0.004]
+    text = "\n".join(_interval_section(iv, markdown_table))
+    assert "Over 10 seeded stress paths" in text and "0.40 %" in text
+    assert _interval_section(iv.head(0), markdown_table) == []

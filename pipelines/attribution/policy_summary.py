@@ -12,6 +12,7 @@ from pipelines.attribution.printer import latest_market_run, markdown_table, sum
 __all__ = [
     "adl_table",
     "defi_table",
+    "forecast_gain_table",
     "interval_overview",
     "interval_table",
     "latest_market_run",
@@ -151,6 +152,32 @@ def interval_overview(intervals: pl.DataFrame) -> pl.DataFrame:
             real_positive=(pl.col("real") > 0).sum(),
         )
         .sort("Y", maintain_order=True)
+    )
+
+
+def forecast_gain_table(intervals: pl.DataFrame) -> pl.DataFrame:
+    """The forecast margin's cascade-share gain over each control: real value and interval.
+
+    Rows of ``forecast_mm:model`` versus each of its controls (``avoided_cascade_share`` of the
+    model minus the control's; positive = the forecast did better), per (event, asset, Y).
+    """
+    if intervals.height == 0:
+        return intervals
+    return intervals.filter(
+        (pl.col("policy") == "forecast_mm:model")
+        & (pl.col("versus") != "status_quo")
+        & (pl.col("metric") == "avoided_cascade_share")
+    ).select(
+        "event_id",
+        "asset",
+        pl.col("impact_y").alias("Y"),
+        "versus",
+        pl.col("real").alias("real_share"),
+        pl.col("p5").alias("p5_share"),
+        pl.col("p50").alias("p50_share"),
+        pl.col("p95").alias("p95_share"),
+        "excludes_zero",
+        "n_paths",
     )
 
 

@@ -19,6 +19,8 @@ import polars as pl
 from pipelines.attribution.policy_summary import (
     adl_table,
     defi_table,
+    forecast_gain_table,
+    interval_overview,
     latest_market_run,
     policy_overview,
     policy_table,
@@ -96,6 +98,7 @@ FORMATS: dict[str, Callable[[float], str]] = {
     "share_scale": _num, "lev_median": lambda v: f"{v:g}", "lev_spread": lambda v: f"{v:g}",
     "funding_k": lambda v: f"{v:g}", "turnover_per_day": lambda v: f"{v:g}",
     "turnover_lev_exp": lambda v: f"{v:g}", "mmr": lambda v: f"{v:g}",
+    "real_share": _pct, "p5_share": _pct, "p50_share": _pct, "p95_share": _pct,
 }  # fmt: skip
 
 
@@ -110,6 +113,7 @@ def _frames(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, pl.DataFra
         "policies": policy_table(results),
         "defi": defi_table(results),
         "adl": adl_table(store.read_adl(con, run_id)),
+        "intervals": store.read_policy_intervals(con, run_id),
     }
 
 
@@ -122,6 +126,28 @@ def _run_line(con: duckdb.DuckDBPyConnection, run_id: str) -> str:
         f"Attribution run `{run_id}` (`cascade attribute`, created "
         f"{created:%Y-%m-%d %H:%M UTC}, attribution at impact Y = {y})"
     )
+
+
+def _interval_section(intervals: pl.DataFrame, markdown_table: Callable[..., str]) -> list[str]:
+    """Intervals over stress paths: the overview and the forecast margin against its controls."""
+    if intervals.height == 0:
+        return []
+    n = int(intervals["n_paths"].max())
+    return [
+        "### Intervals over stress paths",
+        "",
+        f"Over {n} seeded stress paths per event and asset "
+        "([method](../market-replay.md#intervals-over-stress-paths)): how many 5–95 % intervals "
+        "lie above or below 0, per impact Y, policy and figure (`versus status_quo`: avoided "
+        "figures; `versus` a control: the forecast margin minus that control).",
+        "",
+        markdown_table(interval_overview(intervals), formats=FORMATS),
+        "",
+        "The forecast margin's cascade-share gain over each control, per event and asset:",
+        "",
+        markdown_table(forecast_gain_table(intervals), formats=FORMATS),
+        "",
+    ]
 
 
 def attribution_markdown(
@@ -179,6 +205,7 @@ def attribution_markdown(
         "",
         *[f"* {sentence}" for sentence in policy_reading(f["overview"])],
         "",
+        *_interval_section(f["intervals"], markdown_table),
         "### DeFi book: Maker ETH-B replayed endogenously (status quo)",
         "",
         "Aave v2 and Compound v2 stay observed flow.",
