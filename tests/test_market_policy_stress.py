@@ -6,9 +6,8 @@ import math
 
 import numpy as np
 import pytest
+from test_market_policies import _cascade_setup
 
-from backtest.impact import SqrtImpact
-from backtest.market.cohorts import CohortParams, MarketSeries, PriceGrid, run_cohorts
 from backtest.market.errors import MarketConfigError
 from backtest.market.policies import MarketPolicy
 from backtest.market.policy_replay import replay_policy
@@ -22,31 +21,13 @@ from pipelines.attribution.policy_stress import (
     stress_deviations,
 )
 
-STEP = 0.005
-N = 24
+N = 24  # steps of the cascade setup of test_market_policies
 
 
 def _setup():
     """10x/20x longs entered at 100 under a 12 % fundamental decline, with strong impact."""
-    f_close = 100 * np.exp(np.linspace(0, math.log(0.88), N))
-    f_low, f_high = f_close * 0.999, f_close * 1.001
-    p = CohortParams(
-        levered_share=0.5, funding_k=0.0, turnover_per_day=0.0, tiers=(10.0, 20.0), lev_median=14
-    )
-    ts = np.arange(N, dtype=np.int64) * 86_400
-
-    def series(c):
-        c = np.asarray(c, float)
-        k = len(c)
-        return MarketSeries(
-            asset="BTC", ts=ts[:k], low=c, high=c, close=c, oi_usd=np.full(k, 2e9),
-            funding_8h=np.full(k, np.nan), step_days=1.0,
-        )  # fmt: skip
-
-    grid = PriceGrid(g0=math.log(100.0) - 400 * STEP, step=STEP, n=600)
-    book = run_cohorts(series([100.0]), p, grid=grid).final
-    vol = run_cohorts(series(f_close), p, grid=grid, initial=book)
-    imp = SqrtImpact(sigma_day=0.04, adv_usd=2e9, half_life_steps=math.inf)
+    book, p, vol, f_close, f_low, f_high, imp = _cascade_setup()
+    assert len(f_close) == N
 
     def replayer(pol, c, lo, hi):
         return replay_policy(book, p, vol, c, lo, hi, imp, pol)
@@ -54,11 +35,14 @@ def _setup():
     return replayer, (f_close, f_low, f_high)
 
 
-#: A backstop that takes every forced sale off the market and never unwinds in the window.
-FUND = MarketPolicy(
-    name="insurance_fund", fund_capacity_usd=1e15, fund_unwind_usd_per_step=0.0,
-    fund_unwind_delay=10_000,
-)  # fmt: skip
+def _backstop(name: str) -> MarketPolicy:
+    """A fund that takes every forced sale off the market and never unwinds in the window."""
+    return MarketPolicy(
+        name=name, fund_capacity_usd=1e15, fund_unwind_usd_per_step=0.0, fund_unwind_delay=10_000
+    )
+
+
+FUND = _backstop("insurance_fund")
 #: Differs from the status quo only in its name: nothing can be avoided.
 PLACEBO = MarketPolicy(name="placebo")
 POLICIES = [MarketPolicy(), FUND, PLACEBO]
@@ -167,10 +151,7 @@ def test_forecast_margin_gets_an_interval_against_each_control():
     replayer, bars = _setup()
     paths = stress_deviations(_closes(2), 2_400, N, 12, seed=5)
     assert not isinstance(paths, str)
-    model = MarketPolicy(
-        name="forecast_mm:model", fund_capacity_usd=1e15, fund_unwind_usd_per_step=0.0,
-        fund_unwind_delay=10_000,
-    )  # fmt: skip
+    model = _backstop("forecast_mm:model")
     control = MarketPolicy(name="forecast_mm:constant")
     pols = [MarketPolicy(), model, control]
     real = [{m: float(k) for m in INTERVAL_METRICS} for k in (0, 5, 2)]

@@ -107,6 +107,13 @@ def adl_table(adl: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+#: Columns of :func:`interval_table`.
+_INTERVAL_COLUMNS = (
+    "event_id", "asset", "Y", "policy", "versus", "metric", "real", "p5", "p50", "p95",
+    "excludes_zero", "n_paths",
+)  # fmt: skip
+
+
 def interval_table(intervals: pl.DataFrame) -> pl.DataFrame:
     """One row per (event, asset, Y, policy, versus, metric): real value, p5 / p50 / p95.
 
@@ -117,20 +124,7 @@ def interval_table(intervals: pl.DataFrame) -> pl.DataFrame:
     """
     if intervals.height == 0:
         return intervals
-    return intervals.select(
-        "event_id",
-        "asset",
-        pl.col("impact_y").alias("Y"),
-        "policy",
-        "versus",
-        "metric",
-        "real",
-        "p5",
-        "p50",
-        "p95",
-        "excludes_zero",
-        "n_paths",
-    )
+    return intervals.rename({"impact_y": "Y"}).select(_INTERVAL_COLUMNS)
 
 
 def interval_overview(intervals: pl.DataFrame) -> pl.DataFrame:
@@ -163,22 +157,13 @@ def forecast_gain_table(intervals: pl.DataFrame) -> pl.DataFrame:
     """
     if intervals.height == 0:
         return intervals
-    return intervals.filter(
+    gain = (
         (pl.col("policy") == "forecast_mm:model")
         & (pl.col("versus") != "status_quo")
         & (pl.col("metric") == "avoided_cascade_share")
-    ).select(
-        "event_id",
-        "asset",
-        pl.col("impact_y").alias("Y"),
-        "versus",
-        pl.col("real").alias("real_share"),
-        pl.col("p5").alias("p5_share"),
-        pl.col("p50").alias("p50_share"),
-        pl.col("p95").alias("p95_share"),
-        "excludes_zero",
-        "n_paths",
     )
+    table = interval_table(intervals.filter(gain)).drop("policy", "metric")
+    return table.rename({c: f"{c}_share" for c in ("real", "p5", "p50", "p95")})
 
 
 def write_policy_plots(
