@@ -25,6 +25,7 @@ _REPORT_CODE = (
     "pipelines/reporting/attribution_section.py",
     "pipelines/attribution/summary.py",
     "pipelines/attribution/policy_summary.py",
+    "pipelines/attribution/printer.py",
 )
 _EXPORT_CODE = ("pipelines/warehouse/export.py",)
 
