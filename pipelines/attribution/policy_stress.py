@@ -43,7 +43,7 @@ __all__ = [
 ]
 
 #: Default number of stress paths per (event, asset) (keeps ``cascade attribute`` short).
-STRESS_PATHS = 10
+STRESS_PATHS = 5
 #: Seed of the residual resampling (the backtests' intervals use the same).
 STRESS_SEED = 20_200_312
 #: Days of hourly returns before the window the GARCH-t is fitted on.
