@@ -15,9 +15,7 @@ from backtest.market.policy_stress import avoided_on_paths, overlay_bars, replay
 from backtest.market.replay import drawdown
 from pipelines.attribution.policy_stress import (
     INTERVAL_METRICS,
-    current_stress_paths,
     interval_rows,
-    policy_stress_paths,
     stress_deviations,
 )
 
@@ -170,17 +168,6 @@ def test_forecast_margin_gets_an_interval_against_each_control():
         assert a["real"] == 5.0 and b["real"] == 3.0  # real: model 5 minus control 2
 
 
-def test_stress_paths_setting_is_scoped():
-    default = current_stress_paths()
-    with policy_stress_paths(3):
-        assert current_stress_paths() == 3
-        with policy_stress_paths(None):
-            assert current_stress_paths() == 3
-    assert current_stress_paths() == default
-    with pytest.raises(ValueError, match="integer >= 0"), policy_stress_paths(-1):
-        pass
-
-
 def test_summaries_of_the_intervals():
     import polars as pl
 
@@ -215,3 +202,16 @@ def test_summaries_of_the_intervals():
     text = "\n".join(_interval_section(iv, markdown_table))
     assert "Over 10 seeded stress paths" in text and "0.40 %" in text
     assert _interval_section(iv.head(0), markdown_table) == []
+
+
+def test_the_number_of_stress_paths_is_part_of_the_attribution_run_id() -> None:
+    from pipelines.attribution.compute import AttributionConfig
+    from pipelines.attribution.policy_stress import STRESS_PATHS, check_stress_paths
+
+    assert AttributionConfig().stress_paths == STRESS_PATHS
+    ids = {AttributionConfig(stress_paths=n).run_id for n in (0, 5, 10)}
+    assert len(ids) == 3
+    assert check_stress_paths(0) == 0
+    for bad in (-1, 2.0, True):
+        with pytest.raises(ValueError, match="stress paths"):
+            check_stress_paths(bad)  # type: ignore[arg-type]

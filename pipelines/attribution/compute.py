@@ -39,6 +39,7 @@ from backtest.market.replay import (
     spread_totals,
 )
 from pipelines.attribution.policies import EventReplayInputs, policy_frames
+from pipelines.attribution.policy_stress import STRESS_PATHS
 from pipelines.catalog.hashing import code_digest, config_hash
 from pipelines.errors import CascadeError
 from pipelines.warehouse import attribution_store as store
@@ -80,6 +81,8 @@ class AttributionConfig:
     #: Feature of the crowding rule: ``funding`` per side (sign-aware), ``funding_share`` (one
     #: multiplier of the share) or ``oi_growth`` (share; the forms compared in the docs).
     crowding_feature: str = "funding"
+    #: Stress paths per (event, asset) of the market-policy intervals (0: none).
+    stress_paths: int = STRESS_PATHS
 
     @property
     def run_id(self) -> str:
@@ -693,6 +696,6 @@ def compute_attribution(
         "market_paths": pl.concat(paths) if paths else pl.DataFrame(),
         "book_greeks": pl.concat(greeks) if greeks else pl.DataFrame(),
         "impact_check": pl.DataFrame(impact_rows),
-        **policy_frames(con, replays, notes),
+        **policy_frames(con, replays, notes, stress_paths=config.stress_paths),
     }
     return AttributionRun(config.run_id, config, frames, tuple(notes))

@@ -13,7 +13,7 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from pipelines.attribution.compute import AttributionRun, build_config, compute_attribution
-from pipelines.attribution.policy_stress import policy_stress_paths
+from pipelines.attribution.policy_stress import check_stress_paths
 from pipelines.warehouse.attribution_store import write_attribution_run
 from pipelines.warehouse.connection import connect
 
@@ -35,9 +35,9 @@ def run_attribution(
     """
     con = connect(db_path, read_only=True)
     try:
-        config = build_config(con, events=events, assets=assets, impact_y=impact_y)
-        with policy_stress_paths(stress_paths):
-            run = compute_attribution(con, config)
+        extra = {} if stress_paths is None else {"stress_paths": check_stress_paths(stress_paths)}
+        config = build_config(con, events=events, assets=assets, impact_y=impact_y, **extra)
+        run = compute_attribution(con, config)
     finally:
         con.close()
     con = connect(db_path)

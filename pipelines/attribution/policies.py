@@ -34,8 +34,8 @@ from backtest.market.policies import (
 from backtest.market.policy_replay import PolicyReplayResult, VaultBook, replay_policy
 from backtest.market.replay import cascade_share, decascade, drawdown
 from pipelines.attribution.policy_stress import (
+    STRESS_PATHS,
     StressDeviations,
-    current_stress_paths,
     interval_rows,
     stress_deviations,
 )
@@ -321,15 +321,19 @@ def _adl_rows(con, x, y, run, sq: PolicyReplayResult, notes) -> list[dict]:  # n
 
 
 def policy_frames(
-    con: duckdb.DuckDBPyConnection, inputs: list[EventReplayInputs], notes: list[str]
+    con: duckdb.DuckDBPyConnection,
+    inputs: list[EventReplayInputs],
+    notes: list[str],
+    *,
+    stress_paths: int = STRESS_PATHS,
 ) -> dict[str, pl.DataFrame]:
     """Replay every (event, asset) under every policy and prefactor; the four result frames.
 
     ``market_policy_intervals``: the avoided figures over stress paths
-    (:mod:`pipelines.attribution.policy_stress`; none when the run's stress paths are 0).
+    (:mod:`pipelines.attribution.policy_stress`; none when ``stress_paths`` is 0).
     """
     rows, paths, adls, intervals = [], [], [], []
-    n_stress = current_stress_paths()
+    n_stress = stress_paths
     for x in inputs:
         vaults, maker_obs = _vault_book(con, x)
         defi_label = (

@@ -11,16 +11,14 @@ gets its 5th, 50th and 95th percentile over the paths, beside the real-path valu
 the 90 % interval excludes 0 (beyond :data:`ZERO_TOL`). The same paths serve every policy and
 both impact laws (common random numbers: the differences are not blurred by path-to-path noise).
 
-``N`` is :data:`STRESS_PATHS` unless set for a run with :func:`policy_stress_paths`
-(``cascade attribute --stress-paths N``; 0 = no intervals).
+``N`` is ``AttributionConfig.stress_paths`` (default :data:`STRESS_PATHS`; ``cascade attribute
+--stress-paths N``; 0 = no intervals), so it is part of the attribution run id.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,9 +34,8 @@ __all__ = [
     "STRESS_SEED",
     "ZERO_TOL",
     "StressDeviations",
-    "current_stress_paths",
+    "check_stress_paths",
     "interval_rows",
-    "policy_stress_paths",
     "stress_deviations",
 ]
 
@@ -62,27 +59,18 @@ assert len(INTERVAL_METRICS) == len(AVOIDED_FIGURES)
 #: dollar), so rounding noise of identical replays never counts as a difference.
 ZERO_TOL = {"avoided_cascade_share": 1e-9, "avoided_liq_usd": 1.0, "avoided_bad_debt_usd": 1.0}
 
-_N_PATHS: ContextVar[int] = ContextVar("policy_stress_paths", default=STRESS_PATHS)
 
+def check_stress_paths(n_paths: int) -> int:
+    """``n_paths`` if it is an integer ``>= 0`` (stress paths per event and asset; 0: none).
 
-def current_stress_paths() -> int:
-    """Stress paths per (event, asset) of the run in progress."""
-    return _N_PATHS.get()
-
-
-@contextmanager
-def policy_stress_paths(n_paths: int | None) -> Iterator[None]:
-    """Use ``n_paths`` stress paths inside the block (``None``: the default; 0: none)."""
-    if n_paths is None:
-        yield
-        return
+    Raises
+    ------
+    ValueError
+        For anything else (a bool, a float, a negative number).
+    """
     if isinstance(n_paths, bool) or not isinstance(n_paths, int) or n_paths < 0:
         raise ValueError(f"stress paths must be an integer >= 0, got {n_paths!r}")
-    token = _N_PATHS.set(n_paths)
-    try:
-        yield
-    finally:
-        _N_PATHS.reset(token)
+    return n_paths
 
 
 @dataclass(frozen=True, eq=False)
