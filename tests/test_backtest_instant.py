@@ -6,35 +6,15 @@ import math
 
 import numpy as np
 import pytest
+from builders import book_of, path_of
 
 from backtest import (
-    Book,
     Instant,
     LinearImpact,
     NoImpact,
-    PricePath,
     simulate,
     simulate_dense,
 )
-
-LT = 0.8
-BONUS = 0.05
-
-
-def book_of(coll, debt, lt=LT, bonus=BONUS) -> Book:
-    n = len(debt)
-    return Book(
-        position_id=np.arange(n),
-        collateral=np.asarray(coll, float),
-        debt=np.asarray(debt, float),
-        liquidation_threshold=np.full(n, lt),
-        bonus=np.full(n, bonus),
-    )
-
-
-def path_of(prices) -> PricePath:
-    return PricePath(ts=np.arange(len(prices)) * 60, price=np.asarray(prices, float))
-
 
 # Four positions with 1 unit of collateral each, LT 0.8, bonus 5 %:
 #   A: d=76 → L = 76/0.8 = 95;  B: d=72 → L = 90;  C: d=68 → L = 85;  D: d=40 → L = 50.

@@ -7,11 +7,11 @@ import math
 
 import numpy as np
 import pytest
+from builders import book_of, path_of
 
 from backtest import (
     POLICIES,
     Batch,
-    Book,
     CircuitBreaker,
     Combined,
     DutchAuction,
@@ -22,7 +22,6 @@ from backtest import (
     NoImpact,
     PathValidationError,
     PolicyConfigError,
-    PricePath,
     ResultMismatchError,
     Staged,
     UnknownPolicyError,
@@ -32,21 +31,6 @@ from backtest import (
     simulate_dense,
 )
 from backtest.policies.dynamic_ltv import ramp_limited
-
-
-def book_of(coll, debt, lt=0.8, bonus=0.05) -> Book:
-    n = len(debt)
-    return Book(
-        position_id=np.arange(n),
-        collateral=np.asarray(coll, float),
-        debt=np.asarray(debt, float),
-        liquidation_threshold=np.full(n, lt),
-        bonus=np.full(n, bonus),
-    )
-
-
-def path_of(prices) -> PricePath:
-    return PricePath(ts=np.arange(len(prices)) * 60, price=np.asarray(prices, float))
 
 
 def both(*args, **kw):

@@ -4,33 +4,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from builders import book_of, path_of
 
 from backtest import (
-    Book,
     CircuitBreaker,
     DutchAuction,
     Instant,
     LinearImpact,
     NoImpact,
-    PricePath,
     simulate,
     simulate_dense,
 )
-
-
-def book_of(coll, debt, lt=0.8, bonus=0.05) -> Book:
-    n = len(debt)
-    return Book(
-        position_id=np.arange(n),
-        collateral=np.asarray(coll, float),
-        debt=np.asarray(debt, float),
-        liquidation_threshold=np.full(n, lt),
-        bonus=np.full(n, bonus),
-    )
-
-
-def path_of(prices, step_seconds: int = 60) -> PricePath:
-    return PricePath(ts=np.arange(len(prices)) * step_seconds, price=np.asarray(prices, float))
 
 
 def both(*args, **kw):

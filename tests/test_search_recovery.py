@@ -6,26 +6,11 @@ or into the book's waiting positions is not recovery, whatever the final price.
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
+from builders import book_of, path_of
 
-from backtest import Book, DutchAuction, Instant, NoImpact, PricePath, Staged, simulate
+from backtest import Book, DutchAuction, Instant, NoImpact, Staged, simulate
 from backtest.search import capital_recovery, objectives_from_metrics
-
-
-def book_of(coll: list[float], debt: list[float], lt: float = 0.8, bonus: float = 0.05) -> Book:
-    n = len(debt)
-    return Book(
-        position_id=np.arange(n),
-        collateral=np.asarray(coll, float),
-        debt=np.asarray(debt, float),
-        liquidation_threshold=np.full(n, lt),
-        bonus=np.full(n, bonus),
-    )
-
-
-def path_of(prices: list[float]) -> PricePath:
-    return PricePath(ts=np.arange(len(prices)) * 60, price=np.asarray(prices, float))
 
 
 def recovery_of(book: Book, prices: list[float], policy: object) -> tuple[float, object]:
