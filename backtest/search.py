@@ -65,6 +65,7 @@ __all__ = [
     "OBJECTIVES_VERSION",
     "SPACES",
     "TIE_RTOL",
+    "recovering",
     "Dim",
     "Evaluation",
     "Objectives",
@@ -601,6 +602,16 @@ def knee_candidates(front: Sequence[Evaluation], k: int) -> list[Evaluation]:
     dist = np.sqrt((pts**2).sum(axis=1))
     order = sorted(range(len(front)), key=lambda i: (round(float(dist[i]), 12), front[i].trial))
     return [front[i] for i in order[:k]]
+
+
+def recovering(front: Sequence[Evaluation], floor: float) -> list[Evaluation]:
+    """The points of ``front`` whose capital recovery is at least ``floor``.
+
+    Ties within :data:`TIE_RTOL` count as equal. The knees offered to the robust choice come
+    from these, so they never defer more than the family's default does on that event.
+    """
+    tol = TIE_RTOL * max(abs(floor), 1.0)
+    return [e for e in front if e.objectives.capital_recovery >= floor - tol]
 
 
 @dataclass(frozen=True, kw_only=True)

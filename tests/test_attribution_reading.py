@@ -42,3 +42,19 @@ def test_a_forecast_a_placebo_matches_is_not_called_a_win() -> None:
 
 def test_an_empty_overview_gives_no_reading() -> None:
     assert policy_reading(pl.DataFrame()) == []
+
+
+def test_with_intervals_the_reading_counts_them_instead_of_the_caveat() -> None:
+    rows = [
+        (1.0, "forecast_mm:model", f"forecast_mm:{p}", "avoided_cascade_share", 7, 20, a, b)
+        for p, a, b in (("constant", 1, 0), ("lagged", 0, 2), ("shuffled", 0, 0))
+    ]
+    cols = [
+        "Y", "policy", "versus", "metric", "intervals", "n_paths", "above_zero", "below_zero",
+    ]  # fmt: skip
+    intervals = pl.DataFrame(rows, schema=cols, orient="row")
+    text = "\n".join(policy_reading(_overview(0.0013, 0.0011, -9.4e7), intervals))
+    assert "Over 20 stress paths at Y = 1" in text
+    assert "constant above 0 on 1 and below on 0 of 7" in text
+    assert "lagged above 0 on 0 and below on 2 of 7" in text
+    assert "hint, not evidence" not in text

@@ -179,3 +179,24 @@ def test_the_robust_choice_never_recovers_less_than_the_default() -> None:
     assert ch.candidate in (0, 2) and not ch.within_budget
     with pytest.raises(ValueError, match="reference 7"):
         choose_robust(table, [0, 1, 2], ["a", "b"], "c", budget=1.0, reference=7)
+
+
+def test_knees_are_offered_only_from_points_recovering_what_the_default_does() -> None:
+    from backtest.search import Evaluation, recovering
+
+    def ev(trial: int, rec: float) -> Evaluation:
+        o = Objectives(
+            capital_recovery=rec,
+            peak_price_deviation=0.0,
+            borrower_loss_usd=0.0,
+            total_loss_usd=0.0,
+            bad_debt_usd=0.0,
+            liquidated_usd=1.0,
+            unhealthy_open_debt_usd=0.0,
+        )
+        return Evaluation(event_id="e", policy="batch", params={}, objectives=o, trial=trial)
+
+    front = [ev(0, 0.0), ev(1, 0.98), ev(2, 1.0 - 1e-12), ev(3, 1.0)]
+    assert [e.trial for e in recovering(front, 1.0)] == [2, 3]  # 1e-12 below is a tie
+    assert [e.trial for e in recovering(front, 0.5)] == [1, 2, 3]
+    assert recovering(front[:2], 1.0) == []

@@ -40,6 +40,7 @@ from backtest.search import (
     half_sold_seconds,
     knee_candidates,
     pareto_mask,
+    recovering,
     search,
     space_id,
 )
@@ -341,12 +342,17 @@ def _leave_one_out(
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The robust choice of ``fam`` for every held-out event, and the candidate rows."""
     events = [sc.event_id for sc in scenarios]
-    # candidates: the default parameters (index 0) and the knees of each event's front
+    # candidates: the default parameters (index 0) and the knees of each event's front among
+    # the front points that recover at least what the default recovers on that event
+    default_recovery = {
+        sc.event_id: evaluate(sc, fam, {}, trial=-2).objectives.capital_recovery for sc in scenarios
+    }
     params: list[dict[str, float]] = [{}]
     origins: list[set[str]] = [set(events)]
     index: dict[str, int] = {json.dumps({}, sort_keys=True): 0}
     for ev in events:
-        for cand in knee_candidates(fronts[(ev, fam)], request.knees):
+        offered = recovering(fronts[(ev, fam)], default_recovery[ev]) or fronts[(ev, fam)]
+        for cand in knee_candidates(offered, request.knees):
             key = cand.params_json
             if key not in index:
                 index[key] = len(params)

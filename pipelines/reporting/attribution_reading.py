@@ -19,9 +19,9 @@ MATERIAL_POINTS = 0.5
 
 
 _UNCERTAINTY = (
-    "Each figure is a mean over replays on the real path at one impact law; where no interval "
-    "over stress paths is shown, a difference of a fraction of a point between a policy and its "
-    "controls is a hint, not evidence."
+    "Each figure is a mean over replays on the real path at one impact law, without an interval "
+    "over stress paths: a difference of a fraction of a point between a policy and its controls "
+    "is a hint, not evidence."
 )
 
 
@@ -97,7 +97,28 @@ def _forecast_sentence(overview: pl.DataFrame, y: float) -> str:
     return "".join(parts) + "."
 
 
-def policy_reading(overview: pl.DataFrame) -> list[str]:
+def _interval_sentence(intervals: pl.DataFrame, y: float) -> str:
+    gains = intervals.filter(
+        (pl.col("Y") == y)
+        & (pl.col("policy") == "forecast_mm:model")
+        & pl.col("versus").is_in([f"forecast_mm:{p}" for p in PLACEBOS])
+        & (pl.col("metric") == "avoided_cascade_share")
+    ).sort("versus")
+    if gains.height == 0:
+        return ""
+    listed = ", ".join(
+        f"{r['versus'].split(':', 1)[1]} above 0 on {r['above_zero']} and below on "
+        f"{r['below_zero']} of {r['intervals']}"
+        for r in gains.iter_rows(named=True)
+    )
+    n = int(gains["n_paths"].max())
+    return (
+        f"Over {n} stress paths at Y = {y:g}, the 5–95 % interval of the forecast margin's "
+        f"cascade-share gain over each placebo lies {listed} replays."
+    )
+
+
+def policy_reading(overview: pl.DataFrame, intervals: pl.DataFrame | None = None) -> list[str]:
     """Sentences, one per finding, read off the policy overview (``policy_overview``).
 
     Parameters
@@ -105,12 +126,16 @@ def policy_reading(overview: pl.DataFrame) -> list[str]:
     overview
         Columns ``Y, policy, replays, mean_cascade_share, mean_avoided_share, lower_share,
         avoided_liq_usd, avoided_bad_debt_usd`` (one row per impact Y and policy).
+    intervals
+        ``market_policy_intervals`` rows of the same run (``Y`` = ``impact_y``), optional: with
+        them, one sentence per Y on the forecast margin's gain over each placebo.
 
     Returns
     -------
     list of str
         Markdown bullet texts (without the bullet), in the order status quo, breaker,
-        forecast margin, each per impact Y; empty when the overview is empty.
+        forecast margin, each per impact Y, then the intervals (or a caveat without them);
+        empty when the overview is empty.
     """
     if overview.height == 0:
         return []
@@ -118,5 +143,8 @@ def policy_reading(overview: pl.DataFrame) -> list[str]:
     sentences = []
     for build in (_status_quo_sentence, _breaker_sentence, _forecast_sentence):
         sentences += [build(overview, y) for y in ys]
-    sentences.append(_UNCERTAINTY)
+    if intervals is not None and intervals.height:
+        sentences += [_interval_sentence(intervals, y) for y in ys]
+    else:
+        sentences.append(_UNCERTAINTY)
     return [s for s in sentences if s]

@@ -128,6 +128,11 @@ def _run_line(con: duckdb.DuckDBPyConnection, run_id: str) -> str:
     )
 
 
+def _overview_of(f: dict[str, pl.DataFrame]) -> pl.DataFrame | None:
+    """The interval overview of a run's frames (``None`` without intervals)."""
+    return interval_overview(f["intervals"]) if f["intervals"].height else None
+
+
 def _interval_section(intervals: pl.DataFrame, markdown_table: Callable[..., str]) -> list[str]:
     """Intervals over stress paths: the overview and the forecast margin against its controls."""
     if intervals.height == 0:
@@ -203,7 +208,7 @@ def attribution_markdown(
         "",
         "Reading (generated from the overview):",
         "",
-        *[f"* {sentence}" for sentence in policy_reading(f["overview"])],
+        *[f"* {sentence}" for sentence in policy_reading(f["overview"], _overview_of(f))],
         "",
         *_interval_section(f["intervals"], markdown_table),
         "### DeFi book: Maker ETH-B replayed endogenously (status quo)",
