@@ -290,6 +290,73 @@ def _fit_runs(con, asset, series, d, config):  # noqa: ANN001, ANN202
     )
 
 
+@dataclass(frozen=True)
+class FitDays:
+    """The day sets one asset's fits use (the base fit and every leave-one-event-out fit).
+
+    Attributes
+    ----------
+    long, short : numpy.ndarray
+        Reported daily long / short liquidations (0 where nothing is reported).
+    reported : numpy.ndarray
+        Days with reported liquidations.
+    masks : dict
+        ``event_id →`` the event's days (padded by :data:`EVENT_PAD_DAYS`).
+    starts : dict
+        ``event_id →`` index of the event's first day.
+    calib : numpy.ndarray
+        Reported non-event days (the level rule's days).
+    moved : numpy.ndarray
+        Crash-like days: low at least ``config.fit_min_drop`` below the previous close.
+    select_kw : dict
+        The keyword arguments of :meth:`backtest.market.fit.CohortFit.select`.
+    """
+
+    long: np.ndarray
+    short: np.ndarray
+    reported: np.ndarray
+    masks: dict[str, np.ndarray]
+    starts: dict[str, int]
+    calib: np.ndarray
+    moved: np.ndarray
+    select_kw: dict[str, object]
+
+    @classmethod
+    def of(cls, d: pl.DataFrame, events: pl.DataFrame, config: AttributionConfig) -> FitDays:
+        """The day sets of the daily frame ``d`` (from ``_daily_series``) and the events."""
+        has = d["reported_long_usd"].is_not_null().to_numpy()
+        rows = list(events.iter_rows(named=True))
+        masks = {r["event_id"]: _event_mask(d["day"], r["start_ts"], r["end_ts"], EVENT_PAD_DAYS)
+                 for r in rows}  # fmt: skip
+        any_event = np.zeros(d.height, bool)
+        for m in masks.values():
+            any_event |= m
+        calib = has & ~any_event
+        return cls(
+            long=d["reported_long_usd"].fill_null(0.0).to_numpy(),
+            short=d["reported_short_usd"].fill_null(0.0).to_numpy(),
+            reported=has,
+            masks=masks,
+            starts={r["event_id"]: _day_index(d["day"], r["start_ts"]) for r in rows},
+            calib=calib,
+            moved=intraday_drop(d["low"].to_numpy(), d["close"].to_numpy()) >= config.fit_min_drop,
+            select_kw={
+                "calib_mask": calib,
+                "windows": tuple(config.level_windows),
+                "crowding": _crowding(d, config),
+            },
+        )
+
+    def select_base(self, fit: CohortFit) -> Selection:
+        """The base fit: crash-like reported non-event days."""
+        return fit.select(self.long, self.short, self.calib & self.moved, **self.select_kw)
+
+    def select_without(self, fit: CohortFit, event_id: str) -> Selection:
+        """The fit with ``event_id``'s days left out (crash-like reported days)."""
+        days = self.reported & ~self.masks[event_id] & self.moved
+        return fit.select(self.long, self.short, days, **self.select_kw)
+
+
 def _fit_asset(con, asset, events, config, notes, fit=None):  # noqa: ANN001, ANN202
     """Fit on non-event days and leave-one-event-out; the model-check rows.
 
@@ -301,41 +368,27 @@ def _fit_asset(con, asset, events, config, notes, fit=None):  # noqa: ANN001, AN
     series, d = _daily_series(daily, asset)
     if fit is None:
         fit = _fit_runs(con, asset, series, d, config)
-    rl = d["reported_long_usd"].fill_null(0.0).to_numpy()
-    rs = d["reported_short_usd"].fill_null(0.0).to_numpy()
-    has = d["reported_long_usd"].is_not_null().to_numpy()
-    rows = list(events.iter_rows(named=True))
-    masks = {r["event_id"]: _event_mask(d["day"], r["start_ts"], r["end_ts"], EVENT_PAD_DAYS)
-             for r in rows}  # fmt: skip
-    starts = {r["event_id"]: _day_index(d["day"], r["start_ts"]) for r in rows}
-    any_event = np.zeros(d.height, bool)
-    for m in masks.values():
-        any_event |= m
-    calib = has & ~any_event
-    moved = intraday_drop(d["low"].to_numpy(), d["close"].to_numpy()) >= config.fit_min_drop
-    kw = {
-        "calib_mask": calib,
-        "windows": tuple(config.level_windows),
-        "crowding": _crowding(d, config),
-    }
-    base = fit.select(rl, rs, calib & moved, **kw)
+    days = FitDays.of(d, events, config)
+    rl, rs, has, calib = days.long, days.short, days.reported, days.calib
+    base = days.select_base(fit)
     n = d.height
     params: dict[str | None, CohortParams] = {None: base.params}
     mults: dict[str | None, tuple[float, float]] = {None: base.multipliers_at(n)}
     held: set[str] = set()
     books = [_param_row(base, None, base.params.levered_share, n)]
     checks = [_check_frame(d, fit.predict(base), rl, rs, calib, None)]
-    for eid, m in masks.items():
+    for eid, m in days.masks.items():
+        start = days.starts[eid]
         if not (has & m).any():
             notes.append(f"{asset} {eid}: no reported daily liquidations; base fit used")
-            params[eid] = base.params_at(starts[eid])
-            mults[eid] = base.multipliers_at(starts[eid])
+            params[eid] = base.params_at(start)
+            mults[eid] = base.multipliers_at(start)
             continue
-        sel = fit.select(rl, rs, has & ~m & moved, **kw)
-        params[eid] = sel.params_at(starts[eid])
-        mults[eid] = sel.multipliers_at(starts[eid])
+        sel = days.select_without(fit, eid)
+        params[eid] = sel.params_at(start)
+        mults[eid] = sel.multipliers_at(start)
         held.add(eid)
-        books.append(_param_row(sel, eid, params[eid].levered_share, starts[eid]))
+        books.append(_param_row(sel, eid, params[eid].levered_share, start))
         checks.append(_check_frame(d, fit.predict(sel), rl, rs, has & m, eid))
     check = pl.concat(
         [c.with_columns(pl.lit(asset).alias("asset")) for c in checks], how="diagonal_relaxed"

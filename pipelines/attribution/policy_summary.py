@@ -7,7 +7,12 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from pipelines.attribution.printer import latest_market_run, markdown_table, summary_main
+from pipelines.attribution.printer import (
+    latest_market_run,
+    markdown_table,
+    save_time_figure,
+    summary_main,
+)
 
 __all__ = [
     "adl_table",
@@ -209,13 +214,7 @@ def write_policy_plots(
         ax.set_ylabel("net forced sales, $M / hour")
         ax.set_title("liquidation flow by venue", fontsize=9)
         ax.legend(fontsize=7)
-    fig.autofmt_xdate()
-    fig.tight_layout()
-    directory.mkdir(parents=True, exist_ok=True)
-    out = directory / f"policies-{event_id}.png"
-    fig.savefig(out, dpi=80)
-    plt.close(fig)
-    return out
+    return save_time_figure(fig, directory / f"policies-{event_id}.png", dpi=80)
 
 
 def markdown_tables(

@@ -9,14 +9,35 @@ tables with :func:`markdown_table` and run as ``python -m … --db W [--run-id R
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import duckdb
 import polars as pl
 
-__all__ = ["Cell", "latest_market_run", "markdown_table", "millions_cell", "summary_main"]
+__all__ = [
+    "Cell",
+    "latest_market_run",
+    "markdown_table",
+    "millions_cell",
+    "save_time_figure",
+    "summary_main",
+]
 
 #: Formats one cell: ``cell(column name, value) -> text``.
 Cell = Callable[[str, object], str]
+
+
+def save_time_figure(fig: Any, path: Path, dpi: int) -> Path:
+    """Date-formatted x axis, tight layout, write ``path`` (creating its folder), close ``fig``."""
+    import matplotlib.pyplot as plt
+
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return path
 
 
 def millions_cell(col: str, v: object, *, none: str = "") -> str:

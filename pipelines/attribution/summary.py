@@ -10,7 +10,12 @@ import numpy as np
 import polars as pl
 from scipy.stats import spearmanr
 
-from pipelines.attribution.printer import markdown_table, millions_cell, summary_main
+from pipelines.attribution.printer import (
+    markdown_table,
+    millions_cell,
+    save_time_figure,
+    summary_main,
+)
 
 __all__ = ["markdown_table", "model_check_summary", "write_event_plots"]
 
@@ -80,13 +85,7 @@ def write_event_plots(paths: pl.DataFrame, event_id: str, directory: Path) -> Pa
         ax.plot(ts, p["replayed_flow_usd"].to_numpy() / 1e6, "r.", ms=3, label="CEX replayed")
         ax.set_ylabel("net forced sales, $M / hour")
         ax.legend(fontsize=8)
-    fig.autofmt_xdate()
-    fig.tight_layout()
-    directory.mkdir(parents=True, exist_ok=True)
-    out = directory / f"attribution-{event_id}.png"
-    fig.savefig(out, dpi=90)
-    plt.close(fig)
-    return out
+    return save_time_figure(fig, directory / f"attribution-{event_id}.png", dpi=90)
 
 
 def markdown_tables(

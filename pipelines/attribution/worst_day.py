@@ -17,14 +17,12 @@ import numpy as np
 import polars as pl
 
 from backtest.market.cohorts import MarketSeries, PriceGrid, run_cohorts
-from backtest.market.fit import CohortFit, Selection, intraday_drop
+from backtest.market.fit import CohortFit, Selection
 from backtest.market.greeks import book_greeks
 from pipelines.attribution.compute import (
-    EVENT_PAD_DAYS,
     AttributionConfig,
-    _crowding,
+    FitDays,
     _daily_series,
-    _event_mask,
     _fit_runs,
     _hourly_fit_series,
 )
@@ -129,30 +127,17 @@ def worst_day_table(  # noqa: ANN001
         hourly = _hourly_fit_series(con, asset, d)
         grid = PriceGrid.covering(float(np.min(hourly.low)), float(np.max(hourly.high)))
         fit: CohortFit = _fit_runs(con, asset, series, d, config)
-        rl = d["reported_long_usd"].fill_null(0.0).to_numpy()
-        rs = d["reported_short_usd"].fill_null(0.0).to_numpy()
-        has = d["reported_long_usd"].is_not_null().to_numpy()
-        masks = {
-            r["event_id"]: _event_mask(d["day"], r["start_ts"], r["end_ts"], EVENT_PAD_DAYS)
-            for r in events.iter_rows(named=True)
-        }
-        any_event = np.logical_or.reduce(list(masks.values()))
-        calib = has & ~any_event
-        moved = intraday_drop(d["low"].to_numpy(), d["close"].to_numpy()) >= config.fit_min_drop
-        kw = {
-            "calib_mask": calib,
-            "windows": tuple(config.level_windows),
-            "crowding": _crowding(d, config),
-        }
-        for eid, m in masks.items():
+        days = FitDays.of(d, events, config)
+        rl, has = days.long, days.reported
+        for eid, m in days.masks.items():
             if not (has & m).any():
                 continue
-            sel = fit.select(rl, rs, has & ~m & moved, **kw)
+            sel = days.select_without(fit, eid)
             idx = np.flatnonzero(has & m)
             day = int(idx[np.argmax(rl[idx])])
             rows.append(_row("event worst day", eid, asset, d, hourly, fit, sel, day, grid))
-        base = fit.select(rl, rs, calib & moved, **kw)
-        idx = np.flatnonzero(calib)
+        base = days.select_base(fit)
+        idx = np.flatnonzero(days.calib)
         day = int(idx[np.argmax(rl[idx])])
         rows.append(_row("largest non-event day", None, asset, d, hourly, fit, base, day, grid))
     return pl.DataFrame(rows)
