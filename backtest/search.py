@@ -135,7 +135,11 @@ class Dim:
 #: ``batch`` and ``staged`` reach one day of delay (interval, wait between stages): with at most
 #: four hours (two for ``staged``) the fronts of the events without losses sat on that bound —
 #: an hourly path had only one or two stage waits to choose from — and the longer delays are
-#: where deferring starts to cost (docs/optimize.md, "Front sizes").
+#: where deferring starts to cost (docs/optimize.md, "Front sizes"). ``dutch_auction`` searches
+#: LIQ 2.0's throughput cap ``hole`` as a share of the book's debt (``hole_share``): with the
+#: auction clock alone, an hourly path let the auctions end in few distinct ways (two liquidated
+#: volumes on Celsius), while the cap sets how much debt can be in auction at once — the lever
+#: LIQ 2.0 added against cascades.
 SPACES: Mapping[str, tuple[Dim, ...]] = {
     "batch": (
         Dim("interval_seconds", 60.0, 86_400.0, log=True, steps_field="interval_steps"),
@@ -151,6 +155,7 @@ SPACES: Mapping[str, tuple[Dim, ...]] = {
         Dim("step_seconds", 10.0, 600.0, log=True),
         Dim("tail_seconds", 600.0, 14_400.0, log=True),
         Dim("cusp", 0.2, 0.9),
+        Dim("hole_share", 0.005, 1.0, log=True),
     ),
     "circuit_breaker": (
         Dim("drop_threshold", 0.02, 0.30),
@@ -349,6 +354,8 @@ def library_params(
             out[dim.steps_field] = steps_for_seconds(float(value), step_seconds)
         elif name == "capacity_share":
             out["capacity_usd"] = float(value) * total_debt
+        elif name == "hole_share":
+            out["hole_usd"] = max(float(value) * total_debt, 1.0)
         elif name == "unwind_hours":
             continue
         elif name in _INTEGER_PARAMS:

@@ -76,6 +76,15 @@ def test_seconds_become_steps_of_the_bar() -> None:
     )
     assert buf["capacity_usd"] == pytest.approx(1e5)
     assert buf["unwind_usd_per_step"] == pytest.approx(1e5 / 120)
+    hole = library_params("dutch_auction", {"hole_share": 0.25}, step_seconds=60.0, total_debt=4e6)
+    assert hole == {"hole_usd": pytest.approx(1e6)}
+
+
+def test_the_auction_cap_limits_what_is_in_auction_at_once() -> None:
+    sc = _scenario()
+    wide = evaluate(sc, "dutch_auction", {"hole_share": 1.0})
+    narrow = evaluate(sc, "dutch_auction", {"hole_share": 0.005})
+    assert narrow.objectives.liquidated_usd < wide.objectives.liquidated_usd
 
 
 def test_base_params_rebuild_the_same_policy() -> None:
