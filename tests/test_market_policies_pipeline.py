@@ -116,6 +116,12 @@ def test_attribute_with_policies_from_a_fresh_run(run_db, capsys, tmp_path):
     assert "## Impact check" in page and "forecast_mm:lagged" in page
     assert "## Liquidation model check" in page and "## Fitted books" in page
     assert "Forecast-driven margin at Y = 1" in page  # the generated reading
+    # the HTML report shows the same model check, reading and intervals
+    html_dir = tmp_path / "html"
+    assert main(["report", "--db", str(run_db), "--out", str(html_dir), "--force"]) == 0
+    index = (html_dir / "index.html").read_text()
+    assert "Liquidation model check" in index and "Intervals over stress paths" in index
+    assert "Forecast-driven margin at Y = 1" in index
     plots = tmp_path / "plots"
     argv = ["attribute", "--db", str(run_db), "--events", "W4", "--assets", "ETH"]
     assert main([*argv, "--no-prefect", "--plots", str(plots)]) == 0

@@ -155,6 +155,23 @@ def _interval_section(intervals: pl.DataFrame, markdown_table: Callable[..., str
     ]
 
 
+def _interval_html(intervals: pl.DataFrame, html_table: Callable[..., str]) -> list[str]:
+    """The HTML counterpart of :func:`_interval_section` (nothing without intervals)."""
+    if intervals.height == 0:
+        return []
+    n = int(intervals["n_paths"].max())
+    return [
+        "<h3>Intervals over stress paths</h3>",
+        f"<p>Over {n} seeded stress paths per event and asset: how many 5–95 % intervals lie "
+        "above or below 0, per impact Y, policy and figure (<code>versus status_quo</code>: "
+        "avoided figures; <code>versus</code> a control: the forecast margin minus that "
+        "control).</p>",
+        html_table(interval_overview(intervals), FORMATS),
+        "<p>The forecast margin's cascade-share gain over each control, per event and asset:</p>",
+        html_table(forecast_gain_table(intervals), FORMATS),
+    ]
+
+
 def attribution_markdown(
     con: duckdb.DuckDBPyConnection, header: str, markdown_table: Callable[..., str]
 ) -> str:
@@ -250,9 +267,19 @@ def attribution_html(
         _html_table(f["attribution"], FORMATS),
         "<h3>Impact check</h3>",
         _html_table(f["impact"], FORMATS),
+        "<h3>Liquidation model check</h3>",
+        _html_table(f["check"], FORMATS),
         "<h3>Market-level policies</h3>",
         f"<p>{html.escape(_POLICY_INTRO)}</p>",
         _html_table(f["overview"], FORMATS, signed=True),
+        "<p>Reading (generated from the overview):</p>",
+        "<ul>",
+        *[
+            f"<li>{html.escape(sentence)}</li>"
+            for sentence in policy_reading(f["overview"], _overview_of(f))
+        ],
+        "</ul>",
+        *_interval_html(f["intervals"], _html_table),
         "<h3>Maker ETH-B as an endogenous book (Aave v2, Compound v2: observed flow)</h3>",
         _html_table(f["defi"], FORMATS),
         "<h3>Auto-deleveraging on W7: queue vs pro rata</h3>",
