@@ -17,6 +17,7 @@ import polars as pl
 from backtest.impact import SqrtImpact
 from backtest.market.check import impact_slope, predicted_returns
 from backtest.market.cohorts import CohortParams, MarketSeries, PriceGrid, run_cohorts
+from backtest.market.crash_level import CrashLevelRule
 from backtest.market.fit import (
     DEFAULT_CROWDING_BETAS,
     DEFAULT_CROWDING_DAYS,
@@ -81,6 +82,11 @@ class AttributionConfig:
     #: Feature of the crowding rule: ``funding`` per side (sign-aware), ``funding_share`` (one
     #: multiplier of the share) or ``oi_growth`` (share; the forms compared in the docs).
     crowding_feature: str = "funding"
+    #: Candidate ``k`` of the crash-day level (previous crash-like non-event days a crash-like
+    #: day is calibrated on; ``(0,)``: no crash-day level; docs, section 1).
+    crash_level_ks: tuple[int, ...] = (0,)
+    #: Form of the crash-day level: ``excess`` (multiplies the trailing level) or ``level``.
+    crash_level_mode: str = "excess"
     #: Stress paths per (event, asset) of the market-policy intervals (0: none).
     stress_paths: int = STRESS_PATHS
 
@@ -169,6 +175,13 @@ def _crowding(d: pl.DataFrame, config: AttributionConfig) -> CrowdingRule | None
         raise CascadeError(f"crowding_feature={config.crowding_feature!r}: unknown")
     f = d["funding_8h"].fill_null(float("nan")).to_numpy()
     return funding_crowding(f, k, betas, sign_aware=config.crowding_feature == "funding")
+
+
+def _crash_level(moved: np.ndarray, config: AttributionConfig) -> CrashLevelRule | None:
+    """The crash-day level rule on the crash-like days ``moved`` (``None`` when off)."""
+    if tuple(config.crash_level_ks) in ((), (0,)):
+        return None
+    return CrashLevelRule(moved, tuple(config.crash_level_ks), mode=config.crash_level_mode)
 
 
 def _param_row(sel: Selection, held_out: str | None, share: float, day: int) -> dict:
@@ -332,6 +345,7 @@ class FitDays:
         for m in masks.values():
             any_event |= m
         calib = has & ~any_event
+        moved = intraday_drop(d["low"].to_numpy(), d["close"].to_numpy()) >= config.fit_min_drop
         return cls(
             long=d["reported_long_usd"].fill_null(0.0).to_numpy(),
             short=d["reported_short_usd"].fill_null(0.0).to_numpy(),
@@ -339,11 +353,12 @@ class FitDays:
             masks=masks,
             starts={r["event_id"]: _day_index(d["day"], r["start_ts"]) for r in rows},
             calib=calib,
-            moved=intraday_drop(d["low"].to_numpy(), d["close"].to_numpy()) >= config.fit_min_drop,
+            moved=moved,
             select_kw={
                 "calib_mask": calib,
                 "windows": tuple(config.level_windows),
                 "crowding": _crowding(d, config),
+                "crash": _crash_level(moved, config),
             },
         )
 
@@ -381,11 +396,11 @@ def _fit_asset(con, asset, events, config, notes, fit=None):  # noqa: ANN001, AN
         start = days.starts[eid]
         if not (has & m).any():
             notes.append(f"{asset} {eid}: no reported daily liquidations; base fit used")
-            params[eid] = base.params_at(start)
+            params[eid] = base.crash_params_at(start)
             mults[eid] = base.multipliers_at(start)
             continue
         sel = days.select_without(fit, eid)
-        params[eid] = sel.params_at(start)
+        params[eid] = sel.crash_params_at(start)
         mults[eid] = sel.multipliers_at(start)
         held.add(eid)
         books.append(_param_row(sel, eid, params[eid].levered_share, start))
