@@ -8,7 +8,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from backtest.market.cohorts import CohortParams, MarketSeries, PriceGrid
+from backtest.market.cohorts import CohortParams, MarketSeries, PriceGrid, run_cohorts
 from backtest.market.crash_level import CrashLevelRule, trailing_crash_mean
 from backtest.market.errors import MarketConfigError
 from backtest.market.fit import CohortFit, fit_cohorts, intraday_drop, trailing_level
@@ -169,3 +169,30 @@ def test_trailing_level_is_what_a_zero_k_crash_rule_leaves():
                        rep_l + rep_s, mask, 30)  # fmt: skip
     np.testing.assert_allclose(a.share, a.scale * c, rtol=1e-12)
     assert math.isclose(a.loss, b.loss)
+
+
+@pytest.mark.parametrize("rho", [0.5, 1.0])
+def test_intraday_reentry_is_liquidated_again_by_the_next_leg_by_hand(rho: float):
+    # one tier (10x), no maintenance margin, no turnover, constant open interest: step 1 falls
+    # to 89 and liquidates every long (entered at 100, liquidation price 90); a share rho of
+    # them re-opens at once at 89 and step 2's fall to 80 liquidates it again (at 0.9 x the
+    # entry bin's price) on top of what the open-interest refill put there
+    step = 0.005
+    grid = PriceGrid(g0=math.log(100.0) - 500 * step, step=step, n=1000)
+    close = np.array([100.0, 89.0, 80.0])
+    s = MarketSeries(
+        asset="BTC", ts=np.arange(3) * 3600, low=close, high=close, close=close,
+        oi_usd=np.full(3, 1e6), funding_8h=np.full(3, np.nan), step_days=1 / 24,
+    )  # fmt: skip
+    p0 = CohortParams(tiers=(10.0,), mmr=0.0, turnover_per_day=0.0, lev_spread=0.7)
+    base = run_cohorts(s, p0, grid=grid)
+    re = run_cohorts(s, replace(p0, reentry=rho), grid=grid)
+    q0 = 1e6 / 100.0  # long coins at the start
+    assert base.liq_long_usd[1] == pytest.approx(q0 * 90.0, rel=1e-9)
+    assert re.liq_long_usd[1] == pytest.approx(q0 * 90.0, rel=1e-9)
+    p_liq = 0.9 * grid.prices[grid.bin_of(89.0)]
+    assert re.liq_long_usd[2] - base.liq_long_usd[2] == pytest.approx(rho * q0 * p_liq, rel=1e-9)
+    # the re-entry is recorded as an opening (the replay's voluntary flow)
+    assert re.open_long[1] - base.open_long[1] == pytest.approx(rho * q0, rel=1e-9)
+    with pytest.raises(MarketConfigError, match="reentry"):
+        CohortParams(reentry=1.5)

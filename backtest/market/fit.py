@@ -49,19 +49,22 @@ __all__ = [
     "fit_scale",
     "funding_crowding",
     "oi_growth_crowding",
+    "select_pooled",
     "intraday_drop",
     "log_loss",
     "trailing_level",
     "trailing_mean",
 ]
 
-#: Candidate values per parameter searched by default (the hourly fit: 8 candidates).
+#: Candidate values per parameter searched by default (the hourly fit: 24 candidates; the
+#: intraday re-entry share ``reentry`` was added in session 5 to the 8 before it).
 DEFAULT_GRID: dict[str, tuple[float, ...]] = {
     "lev_median": (10.0, 20.0),
     "lev_spread": (1.5,),
     "funding_k": (0.0,),
     "turnover_per_day": (0.3, 1.0),
     "turnover_lev_exp": (1.0, 2.0),
+    "reentry": (0.0, 0.5, 1.0),
 }
 
 #: Trailing windows (days) of the level rule searched by default; ``None`` = constant share.
@@ -542,3 +545,58 @@ def fit_cohorts(
         pl_.append(run.liq_long_usd)
         ps_.append(run.liq_short_usd)
     return CohortFit(cands, np.array(pl_), np.array(ps_))
+
+
+def select_pooled(
+    fits: list[CohortFit],
+    select_args: list[tuple[np.ndarray, np.ndarray, np.ndarray, dict]],
+    *,
+    pool_candidate: bool = False,
+) -> list[Selection]:
+    """One crowding ``β`` (and optionally one candidate) for several assets' fits.
+
+    Every asset keeps its own level window and scale (and candidate unless pooled); ``β`` is the
+    one of the common grid with the smallest loss over all assets' fit days together (each
+    asset's :meth:`CohortFit.select` loss weighted by its number of fit days).
+
+    Parameters
+    ----------
+    fits : list of CohortFit
+        One per asset, over the same candidate grid.
+    select_args : list of tuple
+        Per asset ``(rep_long, rep_short, fit_mask, kwargs)`` of :meth:`CohortFit.select`;
+        ``kwargs["crowding"]`` must be a :class:`CrowdingRule` with the same ``betas`` for all.
+    pool_candidate : bool
+        Also one candidate (same index of the grid) for every asset.
+
+    Returns
+    -------
+    list of Selection
+        One per asset, in the order of ``fits``.
+    """
+    if len(fits) != len(select_args) or not fits:
+        raise MarketConfigError("select_pooled needs one set of select arguments per fit")
+    rules = [kw.get("crowding") for *_, kw in select_args]
+    if any(r is None for r in rules):
+        raise MarketConfigError("pooling needs a crowding rule for every asset")
+    betas = rules[0].betas  # type: ignore[union-attr]
+    if any(r.betas != betas for r in rules):  # type: ignore[union-attr]
+        raise MarketConfigError("pooled assets must share the crowding beta grid")
+    n_cand = len(fits[0].candidates)
+    if pool_candidate and any(f.candidates != fits[0].candidates for f in fits):
+        raise MarketConfigError("pooled candidates need the same grid for every asset")
+    groups = [None] if not pool_candidate else list(range(n_cand))
+    best: tuple[float, list[Selection]] | None = None
+    for beta, j in itertools.product(betas, groups):
+        sels = []
+        for fit, (rl, rs, m, kw) in zip(fits, select_args):
+            f = fit if j is None else CohortFit([fit.candidates[j]], fit.pred_long[j : j + 1],
+                                                fit.pred_short[j : j + 1])  # fmt: skip
+            kw1 = {**kw, "crowding": replace(kw["crowding"], betas=(beta,))}
+            s = f.select(rl, rs, m, **kw1)
+            sels.append(s if j is None else replace(s, candidate=j))
+        loss = sum(s.loss * s.n_days for s in sels) / sum(s.n_days for s in sels)
+        if best is None or loss < best[0]:
+            best = (loss, sels)
+    assert best is not None
+    return best[1]

@@ -30,6 +30,7 @@ from backtest.market.fit import (
     funding_crowding,
     intraday_drop,
     oi_growth_crowding,
+    select_pooled,
 )
 from backtest.market.greeks import book_greeks, default_shocks
 from backtest.market.replay import (
@@ -87,6 +88,10 @@ class AttributionConfig:
     crash_level_ks: tuple[int, ...] = (0,)
     #: Form of the crash-day level: ``excess`` (multiplies the trailing level) or ``level``.
     crash_level_mode: str = "excess"
+    #: Pool the crowding response across the assets: ``""`` (each asset its own ``β``),
+    #: ``"beta"`` (one ``β`` for all, per fit set) or ``"beta_candidate"`` (one ``β`` and one
+    #: candidate); the level window and scale stay per asset (docs, section 1).
+    pool_assets: str = ""
     #: Stress paths per (event, asset) of the market-policy intervals (0: none).
     stress_paths: int = STRESS_PATHS
 
@@ -203,6 +208,7 @@ def _param_row(sel: Selection, held_out: str | None, share: float, day: int) -> 
         "crowding_beta": sel.crowding_beta,
         "crowding_long_mult": m_long,
         "crowding_short_mult": m_short,
+        "reentry": p.reentry,
     }
 
 
@@ -372,12 +378,51 @@ class FitDays:
         return fit.select(self.long, self.short, days, **self.select_kw)
 
 
-def _fit_asset(con, asset, events, config, notes, fit=None):  # noqa: ANN001, ANN202
+def _pooled_selections(con, assets, events, config, fits=None):  # noqa: ANN001, ANN202
+    """Per asset ``(fit, {fit set: Selection})`` with the crowding response pooled.
+
+    A fit set is the base fit (key ``None``) or the fit without one event (its id); an event
+    without reports for an asset leaves that asset's fit set out of the pool.
+    """
+    if config.pool_assets not in ("beta", "beta_candidate"):
+        raise CascadeError(
+            f"pool_assets={config.pool_assets!r}: use '', 'beta' or 'beta_candidate'"
+        )
+    prep = {}
+    for asset in assets:
+        series, d = _daily_series(store.daily_inputs(con, asset), asset)
+        fit = (fits or {}).get(asset) or _fit_runs(con, asset, series, d, config)
+        prep[asset] = (fit, FitDays.of(d, events, config))
+    keys: list[str | None] = [None, *prep[assets[0]][1].masks]
+    out: dict[str, tuple[CohortFit, dict]] = {a: (prep[a][0], {}) for a in assets}
+    for key in keys:
+        args, members = [], []
+        for a in assets:
+            days = prep[a][1]
+            if key is None:
+                m = days.calib & days.moved
+            elif (days.reported & days.masks[key]).any():
+                m = days.reported & ~days.masks[key] & days.moved
+            else:
+                continue
+            args.append((days.long, days.short, m, days.select_kw))
+            members.append(a)
+        if not members:
+            continue
+        sels = select_pooled([prep[a][0] for a in members], args,
+                             pool_candidate=config.pool_assets == "beta_candidate")  # fmt: skip
+        for a, sel in zip(members, sels):
+            out[a][1][key] = sel
+    return out
+
+
+def _fit_asset(con, asset, events, config, notes, fit=None, pooled=None):  # noqa: ANN001, ANN202
     """Fit on non-event days and leave-one-event-out; the model-check rows.
 
     The trailing level of the levered share (``backtest.market.fit``) only ever uses non-event
     reported days, for the base and for every held-out fit. ``fit`` (the candidates' runs of
-    this asset and config) is computed when not given.
+    this asset and config) is computed when not given; ``pooled`` (fit set → selection, from
+    :func:`_pooled_selections`) replaces the asset's own selections.
     """
     daily = store.daily_inputs(con, asset)
     series, d = _daily_series(daily, asset)
@@ -385,7 +430,7 @@ def _fit_asset(con, asset, events, config, notes, fit=None):  # noqa: ANN001, AN
         fit = _fit_runs(con, asset, series, d, config)
     days = FitDays.of(d, events, config)
     rl, rs, has, calib = days.long, days.short, days.reported, days.calib
-    base = days.select_base(fit)
+    base = days.select_base(fit) if pooled is None else pooled[None]
     n = d.height
     params: dict[str | None, CohortParams] = {None: base.params}
     mults: dict[str | None, tuple[float, float]] = {None: base.multipliers_at(n)}
@@ -399,7 +444,7 @@ def _fit_asset(con, asset, events, config, notes, fit=None):  # noqa: ANN001, AN
             params[eid] = base.crash_params_at(start)
             mults[eid] = base.multipliers_at(start)
             continue
-        sel = days.select_without(fit, eid)
+        sel = days.select_without(fit, eid) if pooled is None else pooled[eid]
         params[eid] = sel.crash_params_at(start)
         mults[eid] = sel.multipliers_at(start)
         held.add(eid)
@@ -741,8 +786,12 @@ def compute_attribution(
     notes: list[str] = []
     checks, books, rows, paths, greeks, impact_rows = [], [], [], [], [], []
     replays: list[EventReplayInputs] = []
+    pooled = {}
+    if config.pool_assets:
+        pooled = _pooled_selections(con, config.assets, events, config)
     for asset in config.assets:
-        params, check, book_frame, d = _fit_asset(con, asset, events, config, notes)
+        fit, sels = pooled.get(asset, (None, None))
+        params, check, book_frame, d = _fit_asset(con, asset, events, config, notes, fit, sels)
         checks.append(check)
         books.append(book_frame)
         impact_rows.extend(_impact_check(con, asset, d, events, config))
