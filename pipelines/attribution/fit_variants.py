@@ -114,14 +114,26 @@ VARIANTS: dict[str, dict] = {
     "... 90-day + intraday re-entry share 0, 0.5 or 1 with the candidate (final)": {
         "crowding_days": DEFAULT_CROWDING_DAYS, "grid": DEFAULT_GRID,
     },
+    # sensitivity of the adopted form, computed after it was adopted
+    **{
+        f"... 90-day + intraday re-entry share {rho} forced": {
+            "crowding_days": DEFAULT_CROWDING_DAYS, "grid": {**HOURLY_GRID, "reentry": (rho,)},
+        }
+        for rho in (0.25, 0.5, 1.0)
+    },
+    "... 90-day + intraday re-entry share 0, 0.25, 0.5, 0.75 or 1 with the candidate": {
+        "crowding_days": DEFAULT_CROWDING_DAYS,
+        "grid": {**HOURLY_GRID, "reentry": (0.0, 0.25, 0.5, 0.75, 1.0)},
+    },
 }  # fmt: skip
 
 
 def variant_table(  # noqa: ANN001
     con, assets: tuple[str, ...] = ("BTC", "ETH"), match: str = ""
 ) -> pl.DataFrame:
-    """One row per variant and asset: Spearman (all reported days) and worst-day ratios.
+    """One row per variant and asset: Spearman, worst-day ratios, base loss and re-entry share.
 
+    Spearman over all reported days; ``fit_loss`` and ``reentry`` are the base fit's.
     ``match``: only the variants whose name contains it.
     """
     events = store.event_windows(con)
@@ -160,6 +172,7 @@ def variant_table(  # noqa: ANN001
                     **{f"ratio {k}": v for k, v in ratios.items()},
                     "within_2x": sum(0.5 <= v <= 2 for v in ratios.values()),
                     "fit_loss": base["fit_loss"],
+                    "reentry": base["reentry"],
                 }
             )
     return pl.DataFrame(rows)
