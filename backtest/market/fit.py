@@ -57,14 +57,15 @@ __all__ = [
 ]
 
 #: Candidate values per parameter searched by default (the hourly fit: 24 candidates; the
-#: intraday re-entry share ``reentry`` was added in session 5 to the 8 before it).
+#: intraday re-entry share ``reentry`` was added in session 5 to the 8 before it; its grid
+#: brackets the share with the smallest non-event loss, docs).
 DEFAULT_GRID: dict[str, tuple[float, ...]] = {
     "lev_median": (10.0, 20.0),
     "lev_spread": (1.5,),
     "funding_k": (0.0,),
     "turnover_per_day": (0.3, 1.0),
     "turnover_lev_exp": (1.0, 2.0),
-    "reentry": (0.0, 0.5, 1.0),
+    "reentry": (0.0, 0.25, 0.5),
 }
 
 #: Trailing windows (days) of the level rule searched by default; ``None`` = constant share.

@@ -111,19 +111,23 @@ VARIANTS: dict[str, dict] = {
     "... 90-day, crowding beta and candidate pooled across the assets": {
         "crowding_days": DEFAULT_CROWDING_DAYS, "pool_assets": "beta_candidate",
     },
-    "... 90-day + intraday re-entry share 0, 0.5 or 1 with the candidate (final)": {
-        "crowding_days": DEFAULT_CROWDING_DAYS, "grid": DEFAULT_GRID,
+    "... 90-day + intraday re-entry share 0, 0.5 or 1 with the candidate (first grid)": {
+        "crowding_days": DEFAULT_CROWDING_DAYS,
+        "grid": {**HOURLY_GRID, "reentry": (0.0, 0.5, 1.0)},
     },
-    # sensitivity of the adopted form, computed after it was adopted
+    # the loss profile over the share (each forced), then a finer grid
     **{
         f"... 90-day + intraday re-entry share {rho} forced": {
             "crowding_days": DEFAULT_CROWDING_DAYS, "grid": {**HOURLY_GRID, "reentry": (rho,)},
         }
-        for rho in (0.25, 0.5, 1.0)
+        for rho in (0.1, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1.0)
     },
     "... 90-day + intraday re-entry share 0, 0.25, 0.5, 0.75 or 1 with the candidate": {
         "crowding_days": DEFAULT_CROWDING_DAYS,
         "grid": {**HOURLY_GRID, "reentry": (0.0, 0.25, 0.5, 0.75, 1.0)},
+    },
+    "... 90-day + intraday re-entry share 0, 0.25 or 0.5 with the candidate (final)": {
+        "crowding_days": DEFAULT_CROWDING_DAYS, "grid": DEFAULT_GRID,
     },
 }  # fmt: skip
 
