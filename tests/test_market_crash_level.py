@@ -114,47 +114,54 @@ def _series(n: int, seed: int = 5) -> MarketSeries:
     )
 
 
-def _walk_forward_predict(s: MarketSeries, rep_l, rep_s, t: int, mode: str):  # noqa: ANN001, ANN202
-    """The fit on days before ``t`` with a crash-day level; the predictions of every day."""
+def _walk_forward_predict(s: MarketSeries, rep_l, rep_s, t, mode, reentry):  # noqa: ANN001, ANN202
+    """The fit on days before ``t`` (crash-day level unless ``mode="none"``); every day's
+    predictions."""
     # a fixed entry-price grid: the default one covers the whole series' range, so its bin
     # alignment would move with later prices (a grid effect, not the level rule's)
     grid = PriceGrid.covering(10.0, 1000.0)
-    fit = fit_cohorts(s, grid={"lev_median": (5.0, 20.0)}, price_grid=grid)
+    fit = fit_cohorts(s, grid={"lev_median": (5.0, 20.0), "reentry": reentry}, price_grid=grid)
     crash = intraday_drop(s.low, s.close) >= 0.05
     n = len(s)
     before = np.arange(n) < t
-    rule = CrashLevelRule(crash, (2, 5), mode=mode)  # no k = 0: the rule always in use
+    # no k = 0: the rule always in use
+    rule = None if mode == "none" else CrashLevelRule(crash, (2, 5), mode=mode)
     sel = fit.select(
         rep_l, rep_s, before, calib_mask=np.ones(n, bool), windows=(None, 14), crash=rule
     )
     return fit.predict(sel), sel
 
 
-@pytest.mark.parametrize("mode", ["excess", "level"])
-def test_crash_level_prediction_at_t_ignores_reports_from_t_on_and_prices_after_t(mode: str):
+@pytest.mark.parametrize(
+    ("mode", "reentry"), [("excess", (0.0,)), ("level", (0.0,)), ("none", (0.5,))]
+)
+def test_prediction_at_t_ignores_reports_from_t_on_and_prices_after_t(mode, reentry):  # noqa: ANN001
+    # the crash-day level (both forms) and the intraday re-entry share (forced to 0.5)
     n, t = 160, 110
     s = _series(n)
     rng = np.random.default_rng(1)
     rep_l = 1e7 * rng.lognormal(0, 1, n)
     rep_s = 1e7 * rng.lognormal(0, 1, n)
-    (pl0, ps0), sel = _walk_forward_predict(s, rep_l, rep_s, t, mode)
-    assert sel.crash_k > 0  # the rule is in use (else the test could not fail)
+    (pl0, ps0), sel = _walk_forward_predict(s, rep_l, rep_s, t, mode, reentry)
+    # the rule is in use (else the test could not fail)
+    assert sel.crash_k > 0 if mode != "none" else sel.params.reentry == 0.5
     # reported liquidations changed on and after day t (and the fit still ends before t)
     rep_l2, rep_s2 = rep_l.copy(), rep_s.copy()
     rep_l2[t:] *= 50.0
     rep_s2[t:] = 0.0
-    (pl1, ps1), _ = _walk_forward_predict(s, rep_l2, rep_s2, t, mode)
+    (pl1, ps1), _ = _walk_forward_predict(s, rep_l2, rep_s2, t, mode, reentry)
     np.testing.assert_array_equal(pl1[: t + 1], pl0[: t + 1])
     np.testing.assert_array_equal(ps1[: t + 1], ps0[: t + 1])
     # prices after day t: a crash on every later day (more crash-like days, other books)
     low2 = s.low.copy()
     low2[t + 1 :] = s.close[t + 1 :] * 0.8
     s2 = replace(s, low=low2)
-    (pl2, ps2), _ = _walk_forward_predict(s2, rep_l, rep_s, t, mode)
+    (pl2, ps2), _ = _walk_forward_predict(s2, rep_l, rep_s, t, mode, reentry)
     np.testing.assert_array_equal(pl2[: t + 1], pl0[: t + 1])
     np.testing.assert_array_equal(ps2[: t + 1], ps0[: t + 1])
-    # the changes do reach later days
-    assert not np.allclose(pl1[t + 1 :], pl0[t + 1 :])
+    # the changes do reach later days (reports only through a level that reads them)
+    if sel.crash_k > 0 or sel.window_days is not None:
+        assert not np.allclose(pl1[t + 1 :], pl0[t + 1 :])
     assert not np.allclose(pl2[t + 1 :], pl0[t + 1 :])
 
 
