@@ -74,6 +74,10 @@ def test_leverage_book_check_on_real_data(attribution_db):
     assert check.filter(pl.col("reported_long_usd") > 0).height > 1_700
     assert val["spearman_long"] >= 0.7 and val["spearman_long_non_event"] >= 0.7
     assert 0.5 <= val["worst_day_ratio:2024-08-05-yen-carry-unwind"] <= 2.0
+    # W2 (2021-05-19), held out: within a factor 2 with the intraday re-entry share (0.43x
+    # without it), which every BTC fit selects (docs/market-replay.md, section 1)
+    assert 0.5 <= val["worst_day_ratio:2021-05-19-china-ban-crash"] <= 2.0
+    assert set(books["reentry"]) == {0.25}
     # the held-out fits use the walk-forward level: a share per event start, not one constant
     held = books.filter(pl.col("held_out_event").is_not_null())
     assert held.height == 5 and held["levered_share"].n_unique() == 5

@@ -4,6 +4,7 @@ answers."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -17,6 +18,7 @@ from backtest.market.fit import (
     funding_crowding,
     intraday_drop,
     oi_growth_crowding,
+    select_pooled,
     trailing_level,
     trailing_mean,
 )
@@ -254,3 +256,40 @@ def test_share_forms_of_the_crowding_rule_by_hand():
     # mean daily log growth over the 2 days before t, ending at day t-1's close
     ln2 = math.log(2.0)
     np.testing.assert_allclose(g.x_long, [0.0, 0.0, ln2, ln2, ln2 / 2], atol=1e-12)
+
+
+def test_select_pooled_finds_the_common_beta_and_weights_assets_by_their_days():
+    # asset A's truth is beta 0.2, asset B's 0.3 with three times the fit days: alone each
+    # recovers its own; pooled, the common beta is the one of the larger asset (by days)
+    fa, _, rule_a, rl_a, rs_a = _crowded_truth(0.2, n=200, seed=3)
+    fb, _, rule_b, rl_b, rs_b = _crowded_truth(0.3, n=600, seed=4)
+    args = [
+        (rl_a, rs_a, np.ones(200, bool), {"crowding": rule_a}),
+        (rl_b, rs_b, np.ones(600, bool), {"crowding": rule_b}),
+    ]
+    alone = [f.select(rl, rs, m, **kw) for f, (rl, rs, m, kw) in zip((fa, fb), args)]
+    assert [s.crowding_beta for s in alone] == [0.2, 0.3]
+    pooled = select_pooled([fa, fb], args)
+    assert [s.crowding_beta for s in pooled] == [0.3, 0.3]
+    assert pooled[1].loss < 1e-12 < pooled[0].loss
+
+    # the pooled loss (day-weighted) is the smallest over the grid: beta 0.2 for both is worse
+    def pooled_loss(sels):  # noqa: ANN001, ANN202
+        return sum(s.loss * s.n_days for s in sels) / sum(s.n_days for s in sels)
+
+    at_02 = [
+        f.select(rl, rs, m, crowding=replace(kw["crowding"], betas=(0.2,)))
+        for f, (rl, rs, m, kw) in zip((fa, fb), args)
+    ]
+    assert pooled_loss(pooled) < pooled_loss(at_02)
+    # one candidate for both: the truth is candidate 1 for both, so it is kept
+    both = select_pooled([fa, fb], args, pool_candidate=True)
+    assert [s.candidate for s in both] == [1, 1]
+    pl_, _ = fb.predict(both[1])
+    np.testing.assert_allclose(pl_, rl_b, rtol=1e-6)
+    with pytest.raises(MarketConfigError, match="crowding rule"):
+        select_pooled([fa], [(rl_a, rs_a, np.ones(200, bool), {})])
+    with pytest.raises(MarketConfigError, match="beta grid"):
+        select_pooled(
+            [fa, fb], [args[0], (*args[1][:3], {"crowding": replace(rule_b, betas=(0.0,))})]
+        )

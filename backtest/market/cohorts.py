@@ -20,6 +20,11 @@ funding rate):
    (``f`` the 8-hour funding rate in basis points, ``f₀`` = 1 bp, the rate's interest part: longs
    crowd in when they pay to hold), and over the tiers by a log-normal leverage mixture
    (median ``lev_median``, log-spread ``lev_spread``).
+5. **Intraday re-entry** (``reentry`` = ρ, 0 by default). A share ρ of the coins liquidated in
+   step 1 re-opens at once at the bar's close on the same side (over the tiers by the mixture),
+   on top of the open-interest target: the target of step 3 is ``2 · levered_share · OI``
+   plus the re-entered coins still standing, which relax back with a one-day time constant
+   (daily open interest cannot show positions liquidated and re-opened within the day).
 
 Every flow is homogeneous of degree one in the book, so predicted liquidations are exactly
 proportional to ``levered_share``: :func:`fit_scale` solves it in closed form for any other
@@ -81,6 +86,9 @@ class CohortParams:
         8 h): when longs pay a lot to hold, more of the open interest is levered.
     mmr : float
         Maintenance-margin rate (fraction of notional).
+    reentry : float
+        Share ρ of liquidated coins re-opened at once on the same side (module docstring,
+        step 5; 0 = none).
     tiers : tuple of float
         Leverage tiers (each > 1).
     """
@@ -94,6 +102,7 @@ class CohortParams:
     turnover_lev_exp: float = 0.0
     funding_lev_k: float = 0.0
     mmr: float = 0.005
+    reentry: float = 0.0
     tiers: tuple[float, ...] = DEFAULT_TIERS
 
     def __post_init__(self) -> None:
@@ -103,6 +112,7 @@ class CohortParams:
             "lev_spread": self.lev_spread > 0,
             "turnover_per_day": self.turnover_per_day >= 0,
             "mmr": 0 <= self.mmr < 0.5,
+            "reentry": 0 <= self.reentry <= 1,
         }
         for name, ok in checks.items():
             if not ok:
@@ -477,6 +487,8 @@ def run_cohorts(
     want = set(snapshot_at)
     snaps: dict[int, BookState] = {}
     low, high, close = series.low.tolist(), series.high.tolist(), series.close.tolist()
+    rho, relax = params.reentry, math.exp(-series.step_days)
+    extra = 0.0  # re-entered coins still counted on top of the target (step 5)
     hi, lo = liq.bounds(book)
     scale = np.ones(len(tiers))  # book = scale[t] · raw arrays of tier t
     tot_l, tot_s = book.long.sum(axis=1), book.short.sum(axis=1)  # raw, per tier
@@ -504,6 +516,20 @@ def run_cohorts(
         tot_l = np.maximum(tot_l - ql, 0.0)
         tot_s = np.maximum(tot_s - qs, 0.0)
         target = 2.0 * oi_list[i]
+        re_l = re_s = 0.0
+        if rho > 0:
+            re_l = rho * float(np.asarray(ql) @ scale)
+            re_s = rho * float(np.asarray(qs) @ scale)
+            extra = extra * relax + re_l + re_s
+            target += extra
+            if re_l + re_s > 0:
+                b = bins[i]
+                add_l, add_s = w * re_l / scale, w * re_s / scale
+                book.long[:, b] += add_l
+                book.short[:, b] += add_s
+                tot_l, tot_s = tot_l + add_l, tot_s + add_s
+                for t in range(len(hi)):
+                    hi[t], lo[t] = max(hi[t], b + 1), min(lo[t], b)
         per_tier = (tot_l + tot_s) * scale
         kept = float(per_tier @ turn_keep)
         keep = turn_keep
@@ -527,6 +553,8 @@ def run_cohorts(
                 if b < lo[t]:
                     lo[t] = b
             out["ol"][i], out["os"][i] = gap * sh, gap * (1.0 - sh)
+        out["ol"][i] += re_l
+        out["os"][i] += re_s
         if scale.min() < 1e-150:
             book = _scaled(book, scale)
             tot_l, tot_s, scale = tot_l * scale, tot_s * scale, np.ones(len(tiers))

@@ -20,6 +20,10 @@ long and short predictions of day ``t`` are multiplied by ``exp(β · x^long_t)`
 open-interest growth over the previous days; :class:`CrowdingRule`), ``β`` chosen from a grid
 by the same loss as the rest. The level ``c_t`` is then the geometric mean of reported /
 (unit-predicted × multiplier), so the level carries what the crowding term does not explain.
+
+Crash-day level. Optionally a crash-like day is calibrated on the last ``k`` crash-like
+non-event days before it instead of on every recent non-event day
+(:class:`backtest.market.crash_level.CrashLevelRule`; ``k`` chosen from a grid by the same loss).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from backtest.market.cohorts import CohortParams, MarketSeries, PriceGrid, run_cohorts
+from backtest.market.crash_level import CrashLevelRule
 from backtest.market.errors import MarketConfigError
 
 __all__ = [
@@ -44,19 +49,23 @@ __all__ = [
     "fit_scale",
     "funding_crowding",
     "oi_growth_crowding",
+    "select_pooled",
     "intraday_drop",
     "log_loss",
     "trailing_level",
     "trailing_mean",
 ]
 
-#: Candidate values per parameter searched by default (the hourly fit: 8 candidates).
+#: Candidate values per parameter searched by default (the hourly fit: 24 candidates; the
+#: intraday re-entry share ``reentry`` was added in session 5 to the 8 before it; its grid
+#: brackets the share with the smallest non-event loss, docs).
 DEFAULT_GRID: dict[str, tuple[float, ...]] = {
     "lev_median": (10.0, 20.0),
     "lev_spread": (1.5,),
     "funding_k": (0.0,),
     "turnover_per_day": (0.3, 1.0),
     "turnover_lev_exp": (1.0, 2.0),
+    "reentry": (0.0, 0.25, 0.5),
 }
 
 #: Trailing windows (days) of the level rule searched by default; ``None`` = constant share.
@@ -338,6 +347,12 @@ class Selection:
         ``β`` of the crowding rule (0 without one).
     mult_long, mult_short : numpy.ndarray or None
         Crowding multipliers per day ``t = 0 .. n`` (``None`` without a crowding rule).
+    crash_k : int
+        ``k`` of the crash-day level (0 without one); :attr:`share` then holds the crash-day
+        share on crash-like days.
+    crash_share : numpy.ndarray or None
+        The share a crash-like day ``t`` would get, for every ``t = 0 .. n`` (``None`` without
+        a crash-day level; :meth:`crash_params_at`).
     """
 
     params: CohortParams
@@ -350,6 +365,8 @@ class Selection:
     crowding_beta: float = 0.0
     mult_long: np.ndarray | None = None
     mult_short: np.ndarray | None = None
+    crash_k: int = 0
+    crash_share: np.ndarray | None = None
 
     def multipliers_at(self, day: int) -> tuple[float, float]:
         """Crowding multipliers ``(m_long, m_short)`` in force on step ``day`` (1 if none).
@@ -370,6 +387,16 @@ class Selection:
         """
         i = min(max(int(day), 0), len(self.share) - 1)
         return replace(self.params, levered_share=float(self.share[i]))
+
+    def crash_params_at(self, day: int) -> CohortParams:
+        """The candidate with the share a crash on step ``day`` would get (the replay's share).
+
+        Without a crash-day level it is :meth:`params_at`.
+        """
+        if self.crash_share is None:
+            return self.params_at(day)
+        i = min(max(int(day), 0), len(self.crash_share) - 1)
+        return replace(self.params, levered_share=float(self.crash_share[i]))
 
 
 @dataclass(frozen=True)
@@ -397,8 +424,9 @@ class CohortFit:
         windows: tuple[int | None, ...] = (None,),
         floor: float = LOG_FLOOR_USD,
         crowding: CrowdingRule | None = None,
+        crash: CrashLevelRule | None = None,
     ) -> Selection:
-        """Best candidate, level window, crowding ``β`` and scale on the days of ``fit_mask``.
+        """Best candidate, level window, crowding ``β``, crash ``k`` and scale on ``fit_mask``.
 
         Parameters
         ----------
@@ -414,9 +442,13 @@ class CohortFit:
             Floor of :func:`log_loss`.
         crowding : CrowdingRule, optional
             Crowding multipliers searched over their ``betas`` (module docstring).
+        crash : CrashLevelRule, optional
+            Crash-day level searched over its ``ks`` (module docstring).
         """
         m = np.asarray(fit_mask, dtype=bool)
         n = self.pred_long.shape[1]
+        if crash is not None and len(crash.crash) != n:
+            raise MarketConfigError(f"crash mask has {len(crash.crash)} days; need {n}")
         if crowding is not None and len(crowding.x_long) != n + 1:
             raise MarketConfigError(
                 f"crowding feature has {len(crowding.x_long)} values; need {n + 1} (days + 1)"
@@ -426,6 +458,8 @@ class CohortFit:
             raise MarketConfigError(f"only {int(m.sum())} fit days; need at least 10")
         calib = m if calib_mask is None else np.asarray(calib_mask, dtype=bool)
         rep = np.concatenate([rep_long[m], rep_short[m]])
+        rep_tot = rep_long + rep_short
+        ks = (0,) if crash is None else crash.ks
         best: Selection | None = None
         for j, cand in enumerate(self.candidates):
             for beta in betas:
@@ -434,13 +468,21 @@ class CohortFit:
                 else:
                     ml, ms = crowding.multipliers(beta)
                 ul, us = self.pred_long[j] * ml[:-1], self.pred_short[j] * ms[:-1]
-                for w in windows:
-                    c = trailing_level(ul + us, rep_long + rep_short, calib, w)
+                levels = {w: trailing_level(ul + us, rep_tot, calib, w) for w in windows}
+                for w, k in itertools.product(windows, ks):
+                    c0 = levels[w]
+                    c = c0 if crash is None else crash.level(ul + us, rep_tot, calib, c0, k)
                     pu = np.concatenate([ul[m] * c[:-1][m], us[m] * c[:-1][m]])
                     b = fit_scale(pu, rep, floor)
                     loss = log_loss(b * pu, rep, floor)
                     if best is None or loss < best.loss:
                         share = b * c
+                        crash_share = None
+                        if crash is not None and k > 0:
+                            everywhere = crash.level(
+                                ul + us, rep_tot, calib, c0, k, everywhere=True
+                            )
+                            crash_share = b * everywhere
                         best = Selection(
                             params=replace(cand, levered_share=float(share[-1])),
                             candidate=j,
@@ -452,6 +494,8 @@ class CohortFit:
                             crowding_beta=float(beta),
                             mult_long=None if crowding is None else ml,
                             mult_short=None if crowding is None else ms,
+                            crash_k=int(k),
+                            crash_share=crash_share,
                         )
         assert best is not None
         return best
@@ -502,3 +546,58 @@ def fit_cohorts(
         pl_.append(run.liq_long_usd)
         ps_.append(run.liq_short_usd)
     return CohortFit(cands, np.array(pl_), np.array(ps_))
+
+
+def select_pooled(
+    fits: list[CohortFit],
+    select_args: list[tuple[np.ndarray, np.ndarray, np.ndarray, dict]],
+    *,
+    pool_candidate: bool = False,
+) -> list[Selection]:
+    """One crowding ``β`` (and optionally one candidate) for several assets' fits.
+
+    Every asset keeps its own level window and scale (and candidate unless pooled); ``β`` is the
+    one of the common grid with the smallest loss over all assets' fit days together (each
+    asset's :meth:`CohortFit.select` loss weighted by its number of fit days).
+
+    Parameters
+    ----------
+    fits : list of CohortFit
+        One per asset, over the same candidate grid.
+    select_args : list of tuple
+        Per asset ``(rep_long, rep_short, fit_mask, kwargs)`` of :meth:`CohortFit.select`;
+        ``kwargs["crowding"]`` must be a :class:`CrowdingRule` with the same ``betas`` for all.
+    pool_candidate : bool
+        Also one candidate (same index of the grid) for every asset.
+
+    Returns
+    -------
+    list of Selection
+        One per asset, in the order of ``fits``.
+    """
+    if len(fits) != len(select_args) or not fits:
+        raise MarketConfigError("select_pooled needs one set of select arguments per fit")
+    rules = [kw.get("crowding") for *_, kw in select_args]
+    if any(r is None for r in rules):
+        raise MarketConfigError("pooling needs a crowding rule for every asset")
+    betas = rules[0].betas  # type: ignore[union-attr]
+    if any(r.betas != betas for r in rules):  # type: ignore[union-attr]
+        raise MarketConfigError("pooled assets must share the crowding beta grid")
+    n_cand = len(fits[0].candidates)
+    if pool_candidate and any(f.candidates != fits[0].candidates for f in fits):
+        raise MarketConfigError("pooled candidates need the same grid for every asset")
+    groups = [None] if not pool_candidate else list(range(n_cand))
+    best: tuple[float, list[Selection]] | None = None
+    for beta, j in itertools.product(betas, groups):
+        sels = []
+        for fit, (rl, rs, m, kw) in zip(fits, select_args):
+            f = fit if j is None else CohortFit([fit.candidates[j]], fit.pred_long[j : j + 1],
+                                                fit.pred_short[j : j + 1])  # fmt: skip
+            kw1 = {**kw, "crowding": replace(kw["crowding"], betas=(beta,))}
+            s = f.select(rl, rs, m, **kw1)
+            sels.append(s if j is None else replace(s, candidate=j))
+        loss = sum(s.loss * s.n_days for s in sels) / sum(s.n_days for s in sels)
+        if best is None or loss < best[0]:
+            best = (loss, sels)
+    assert best is not None
+    return best[1]

@@ -16,7 +16,8 @@ CREATE TABLE IF NOT EXISTS market_books (
     levered_share DOUBLE, lev_median DOUBLE, lev_spread DOUBLE, funding_k DOUBLE,
     turnover_per_day DOUBLE, turnover_lev_exp DOUBLE, mmr DOUBLE, fit_loss DOUBLE,
     fit_days INTEGER, level_window_days INTEGER, share_scale DOUBLE,
-    crowding_beta DOUBLE, crowding_long_mult DOUBLE, crowding_short_mult DOUBLE
+    crowding_beta DOUBLE, crowding_long_mult DOUBLE, crowding_short_mult DOUBLE,
+    reentry DOUBLE
 );
 
 CREATE TABLE IF NOT EXISTS liquidation_model_check (

@@ -17,6 +17,7 @@ import polars as pl
 from backtest.impact import SqrtImpact
 from backtest.market.check import impact_slope, predicted_returns
 from backtest.market.cohorts import CohortParams, MarketSeries, PriceGrid, run_cohorts
+from backtest.market.crash_level import CrashLevelRule
 from backtest.market.fit import (
     DEFAULT_CROWDING_BETAS,
     DEFAULT_CROWDING_DAYS,
@@ -29,6 +30,7 @@ from backtest.market.fit import (
     funding_crowding,
     intraday_drop,
     oi_growth_crowding,
+    select_pooled,
 )
 from backtest.market.greeks import book_greeks, default_shocks
 from backtest.market.replay import (
@@ -81,6 +83,15 @@ class AttributionConfig:
     #: Feature of the crowding rule: ``funding`` per side (sign-aware), ``funding_share`` (one
     #: multiplier of the share) or ``oi_growth`` (share; the forms compared in the docs).
     crowding_feature: str = "funding"
+    #: Candidate ``k`` of the crash-day level (previous crash-like non-event days a crash-like
+    #: day is calibrated on; ``(0,)``: no crash-day level; docs, section 1).
+    crash_level_ks: tuple[int, ...] = (0,)
+    #: Form of the crash-day level: ``excess`` (multiplies the trailing level) or ``level``.
+    crash_level_mode: str = "excess"
+    #: Pool the crowding response across the assets: ``""`` (each asset its own ``β``),
+    #: ``"beta"`` (one ``β`` for all, per fit set) or ``"beta_candidate"`` (one ``β`` and one
+    #: candidate); the level window and scale stay per asset (docs, section 1).
+    pool_assets: str = ""
     #: Stress paths per (event, asset) of the market-policy intervals (0: none).
     stress_paths: int = STRESS_PATHS
 
@@ -171,6 +182,13 @@ def _crowding(d: pl.DataFrame, config: AttributionConfig) -> CrowdingRule | None
     return funding_crowding(f, k, betas, sign_aware=config.crowding_feature == "funding")
 
 
+def _crash_level(moved: np.ndarray, config: AttributionConfig) -> CrashLevelRule | None:
+    """The crash-day level rule on the crash-like days ``moved`` (``None`` when off)."""
+    if tuple(config.crash_level_ks) in ((), (0,)):
+        return None
+    return CrashLevelRule(moved, tuple(config.crash_level_ks), mode=config.crash_level_mode)
+
+
 def _param_row(sel: Selection, held_out: str | None, share: float, day: int) -> dict:
     p = sel.params
     m_long, m_short = sel.multipliers_at(day)
@@ -190,6 +208,7 @@ def _param_row(sel: Selection, held_out: str | None, share: float, day: int) -> 
         "crowding_beta": sel.crowding_beta,
         "crowding_long_mult": m_long,
         "crowding_short_mult": m_short,
+        "reentry": p.reentry,
     }
 
 
@@ -332,6 +351,7 @@ class FitDays:
         for m in masks.values():
             any_event |= m
         calib = has & ~any_event
+        moved = intraday_drop(d["low"].to_numpy(), d["close"].to_numpy()) >= config.fit_min_drop
         return cls(
             long=d["reported_long_usd"].fill_null(0.0).to_numpy(),
             short=d["reported_short_usd"].fill_null(0.0).to_numpy(),
@@ -339,11 +359,12 @@ class FitDays:
             masks=masks,
             starts={r["event_id"]: _day_index(d["day"], r["start_ts"]) for r in rows},
             calib=calib,
-            moved=intraday_drop(d["low"].to_numpy(), d["close"].to_numpy()) >= config.fit_min_drop,
+            moved=moved,
             select_kw={
                 "calib_mask": calib,
                 "windows": tuple(config.level_windows),
                 "crowding": _crowding(d, config),
+                "crash": _crash_level(moved, config),
             },
         )
 
@@ -357,12 +378,51 @@ class FitDays:
         return fit.select(self.long, self.short, days, **self.select_kw)
 
 
-def _fit_asset(con, asset, events, config, notes, fit=None):  # noqa: ANN001, ANN202
+def _pooled_selections(con, assets, events, config, fits=None):  # noqa: ANN001, ANN202
+    """Per asset ``(fit, {fit set: Selection})`` with the crowding response pooled.
+
+    A fit set is the base fit (key ``None``) or the fit without one event (its id); an event
+    without reports for an asset leaves that asset's fit set out of the pool.
+    """
+    if config.pool_assets not in ("beta", "beta_candidate"):
+        raise CascadeError(
+            f"pool_assets={config.pool_assets!r}: use '', 'beta' or 'beta_candidate'"
+        )
+    prep = {}
+    for asset in assets:
+        series, d = _daily_series(store.daily_inputs(con, asset), asset)
+        fit = (fits or {}).get(asset) or _fit_runs(con, asset, series, d, config)
+        prep[asset] = (fit, FitDays.of(d, events, config))
+    keys: list[str | None] = [None, *prep[assets[0]][1].masks]
+    out: dict[str, tuple[CohortFit, dict]] = {a: (prep[a][0], {}) for a in assets}
+    for key in keys:
+        args, members = [], []
+        for a in assets:
+            days = prep[a][1]
+            if key is None:
+                m = days.calib & days.moved
+            elif (days.reported & days.masks[key]).any():
+                m = days.reported & ~days.masks[key] & days.moved
+            else:
+                continue
+            args.append((days.long, days.short, m, days.select_kw))
+            members.append(a)
+        if not members:
+            continue
+        sels = select_pooled([prep[a][0] for a in members], args,
+                             pool_candidate=config.pool_assets == "beta_candidate")  # fmt: skip
+        for a, sel in zip(members, sels):
+            out[a][1][key] = sel
+    return out
+
+
+def _fit_asset(con, asset, events, config, notes, fit=None, pooled=None):  # noqa: ANN001, ANN202
     """Fit on non-event days and leave-one-event-out; the model-check rows.
 
     The trailing level of the levered share (``backtest.market.fit``) only ever uses non-event
     reported days, for the base and for every held-out fit. ``fit`` (the candidates' runs of
-    this asset and config) is computed when not given.
+    this asset and config) is computed when not given; ``pooled`` (fit set → selection, from
+    :func:`_pooled_selections`) replaces the asset's own selections.
     """
     daily = store.daily_inputs(con, asset)
     series, d = _daily_series(daily, asset)
@@ -370,7 +430,7 @@ def _fit_asset(con, asset, events, config, notes, fit=None):  # noqa: ANN001, AN
         fit = _fit_runs(con, asset, series, d, config)
     days = FitDays.of(d, events, config)
     rl, rs, has, calib = days.long, days.short, days.reported, days.calib
-    base = days.select_base(fit)
+    base = days.select_base(fit) if pooled is None else pooled[None]
     n = d.height
     params: dict[str | None, CohortParams] = {None: base.params}
     mults: dict[str | None, tuple[float, float]] = {None: base.multipliers_at(n)}
@@ -381,11 +441,11 @@ def _fit_asset(con, asset, events, config, notes, fit=None):  # noqa: ANN001, AN
         start = days.starts[eid]
         if not (has & m).any():
             notes.append(f"{asset} {eid}: no reported daily liquidations; base fit used")
-            params[eid] = base.params_at(start)
+            params[eid] = base.crash_params_at(start)
             mults[eid] = base.multipliers_at(start)
             continue
-        sel = days.select_without(fit, eid)
-        params[eid] = sel.params_at(start)
+        sel = days.select_without(fit, eid) if pooled is None else pooled[eid]
+        params[eid] = sel.crash_params_at(start)
         mults[eid] = sel.multipliers_at(start)
         held.add(eid)
         books.append(_param_row(sel, eid, params[eid].levered_share, start))
@@ -726,8 +786,12 @@ def compute_attribution(
     notes: list[str] = []
     checks, books, rows, paths, greeks, impact_rows = [], [], [], [], [], []
     replays: list[EventReplayInputs] = []
+    pooled = {}
+    if config.pool_assets:
+        pooled = _pooled_selections(con, config.assets, events, config)
     for asset in config.assets:
-        params, check, book_frame, d = _fit_asset(con, asset, events, config, notes)
+        fit, sels = pooled.get(asset, (None, None))
+        params, check, book_frame, d = _fit_asset(con, asset, events, config, notes, fit, sels)
         checks.append(check)
         books.append(book_frame)
         impact_rows.extend(_impact_check(con, asset, d, events, config))

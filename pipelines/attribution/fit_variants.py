@@ -11,8 +11,15 @@ from __future__ import annotations
 
 import polars as pl
 
-from backtest.market.fit import DEFAULT_CROWDING_BETAS, DEFAULT_CROWDING_DAYS
-from pipelines.attribution.compute import AttributionConfig, _daily_series, _fit_asset, _fit_runs
+from backtest.market.crash_level import CRASH_LEVEL_KS
+from backtest.market.fit import DEFAULT_CROWDING_BETAS, DEFAULT_CROWDING_DAYS, DEFAULT_GRID
+from pipelines.attribution.compute import (
+    AttributionConfig,
+    _daily_series,
+    _fit_asset,
+    _fit_runs,
+    _pooled_selections,
+)
 from pipelines.attribution.summary import model_check_summary
 from pipelines.warehouse import attribution_store as store
 
@@ -37,11 +44,18 @@ WIDE_HOURLY_GRID: dict[str, tuple[float, ...]] = {
     "turnover_lev_exp": (1.0, 2.0),
 }
 
+#: The default hourly grid before the intraday re-entry share (8 candidates): every variant
+#: uses it unless it sets ``grid``.
+HOURLY_GRID: dict[str, tuple[float, ...]] = {
+    k: v for k, v in DEFAULT_GRID.items() if k != "reentry"
+}
+
 #: Trailing windows (days) of the funding crowding forms compared.
 CROWDING_WINDOWS = (7, 14, 30, 60, 90, 120, 180)
 
 #: Variant name → config overrides (everything else as in :class:`AttributionConfig`, without
-#: the crowding rule unless the variant sets ``crowding_days``).
+#: the crowding rule unless the variant sets ``crowding_days`` and on :data:`HOURLY_GRID` unless
+#: it sets ``grid``).
 VARIANTS: dict[str, dict] = {
     "daily bars, constant share (first version)": {
         "fit_bar_hours": 24, "grid": DAILY_GRID, "level_windows": (None,), "fit_min_drop": 0.0,
@@ -72,26 +86,83 @@ VARIANTS: dict[str, dict] = {
         for k in (14, 30)
     },
     **{
-        f"... + sign-aware funding crowding, {k}-day trailing funding"
-        + (" (final)" if k == DEFAULT_CROWDING_DAYS else ""): {"crowding_days": k}
+        f"... + sign-aware funding crowding, {k}-day trailing funding": {"crowding_days": k}
         for k in CROWDING_WINDOWS
+    },
+    # session 5, for W2 BTC, in this order, each on top of the 90-day sign-aware form above
+    **{
+        f"... 90-day + crash-day level ({mode}), k selected from {{0, 3, 5, 10}}": {
+            "crowding_days": DEFAULT_CROWDING_DAYS, "crash_level_ks": CRASH_LEVEL_KS,
+            "crash_level_mode": mode,
+        }
+        for mode in ("excess", "level")
+    },
+    **{
+        f"... 90-day + crash-day level ({mode}), k = {k} forced": {
+            "crowding_days": DEFAULT_CROWDING_DAYS, "crash_level_ks": (k,),
+            "crash_level_mode": mode,
+        }
+        for mode in ("excess", "level")
+        for k in CRASH_LEVEL_KS[1:]
+    },
+    "... 90-day, crowding beta pooled across the assets": {
+        "crowding_days": DEFAULT_CROWDING_DAYS, "pool_assets": "beta",
+    },
+    "... 90-day, crowding beta and candidate pooled across the assets": {
+        "crowding_days": DEFAULT_CROWDING_DAYS, "pool_assets": "beta_candidate",
+    },
+    "... 90-day + intraday re-entry share 0, 0.5 or 1 with the candidate (first grid)": {
+        "crowding_days": DEFAULT_CROWDING_DAYS,
+        "grid": {**HOURLY_GRID, "reentry": (0.0, 0.5, 1.0)},
+    },
+    # the loss profile over the share (each forced), then a finer grid
+    **{
+        f"... 90-day + intraday re-entry share {rho} forced": {
+            "crowding_days": DEFAULT_CROWDING_DAYS, "grid": {**HOURLY_GRID, "reentry": (rho,)},
+        }
+        for rho in (0.1, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1.0)
+    },
+    "... 90-day + intraday re-entry share 0, 0.25, 0.5, 0.75 or 1 with the candidate": {
+        "crowding_days": DEFAULT_CROWDING_DAYS,
+        "grid": {**HOURLY_GRID, "reentry": (0.0, 0.25, 0.5, 0.75, 1.0)},
+    },
+    "... 90-day + intraday re-entry share 0, 0.25 or 0.5 with the candidate (final)": {
+        "crowding_days": DEFAULT_CROWDING_DAYS, "grid": DEFAULT_GRID,
     },
 }  # fmt: skip
 
 
-def variant_table(con, assets: tuple[str, ...] = ("BTC", "ETH")) -> pl.DataFrame:  # noqa: ANN001
-    """One row per variant and asset: Spearman (all reported days) and worst-day ratios."""
+def variant_table(  # noqa: ANN001
+    con, assets: tuple[str, ...] = ("BTC", "ETH"), match: str = ""
+) -> pl.DataFrame:
+    """One row per variant and asset: Spearman, worst-day ratios, base loss and re-entry share.
+
+    Spearman over all reported days; ``fit_loss`` and ``reentry`` are the base fit's.
+    ``match``: only the variants whose name contains it.
+    """
     events = store.event_windows(con)
     rows = []
     runs: dict[tuple, object] = {}  # the candidates' runs, shared by variants of the same grid
     for name, overrides in VARIANTS.items():
-        config = AttributionConfig(assets=assets, **{"crowding_days": None, **overrides})
-        for asset in assets:
-            key = (asset, config.fit_bar_hours, repr(sorted(config.grid.items())))
+        if match not in name:
+            continue
+        config = AttributionConfig(
+            assets=assets, **{"crowding_days": None, "grid": HOURLY_GRID, **overrides}
+        )
+        keys = {a: (a, config.fit_bar_hours, repr(sorted(config.grid.items()))) for a in assets}
+        for asset, key in keys.items():
             if key not in runs:
                 series, d = _daily_series(store.daily_inputs(con, asset), asset)
                 runs[key] = _fit_runs(con, asset, series, d, config)
-            _, check, books, _ = _fit_asset(con, asset, events, config, [], fit=runs[key])
+        pooled = {}
+        if config.pool_assets:
+            fits = {a: runs[k] for a, k in keys.items()}
+            pooled = _pooled_selections(con, assets, events, config, fits)
+        for asset in assets:
+            _, check, books, _ = _fit_asset(
+                con, asset, events, config, [], fit=runs[keys[asset]],
+                pooled=pooled.get(asset, (None, None))[1],
+            )  # fmt: skip
             s = model_check_summary(check)
             val = dict(zip(s["scope"], s["value"]))
             ratios = {k.split(":", 1)[1][:10]: v for k, v in val.items() if ":" in k}
@@ -105,6 +176,7 @@ def variant_table(con, assets: tuple[str, ...] = ("BTC", "ETH")) -> pl.DataFrame
                     **{f"ratio {k}": v for k, v in ratios.items()},
                     "within_2x": sum(0.5 <= v <= 2 for v in ratios.values()),
                     "fit_loss": base["fit_loss"],
+                    "reentry": base["reentry"],
                 }
             )
     return pl.DataFrame(rows)
@@ -119,6 +191,7 @@ if __name__ == "__main__":  # pragma: no cover - documentation helper
     ap = argparse.ArgumentParser(description="the fit's model check under each rule variant")
     ap.add_argument("--db", required=True)
     ap.add_argument("--assets", default="BTC,ETH")
+    ap.add_argument("--match", default="", help="only the variants whose name contains this")
     a = ap.parse_args()
     con = connect(a.db, read_only=True)
-    print(markdown_table(variant_table(con, tuple(a.assets.upper().split(",")))))
+    print(markdown_table(variant_table(con, tuple(a.assets.upper().split(",")), a.match)))

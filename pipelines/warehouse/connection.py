@@ -14,7 +14,7 @@ import polars as pl
 from pipelines.catalog.registry import DATA_DIR, load_events
 from pipelines.errors import CascadeError, WarehouseLockedError
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 # Results are derived data: a schema upgrade drops and recreates them (re-run forecast/backtest);
 # raw data is never dropped.
 _DERIVED_VIEWS = (
