@@ -117,8 +117,8 @@ def _series(n: int, seed: int = 5) -> MarketSeries:
 def _walk_forward_predict(s: MarketSeries, rep_l, rep_s, t, mode, reentry):  # noqa: ANN001, ANN202
     """The fit on days before ``t`` (crash-day level unless ``mode="none"``); every day's
     predictions."""
-    # a fixed entry-price grid: the default one covers the whole series' range, so its bin
-    # alignment would move with later prices (a grid effect, not the level rule's)
+    # a fixed entry-price grid (the default one's reach moves with later prices; its bins do
+    # not: test_the_default_entry_grid_does_not_move_with_later_prices)
     grid = PriceGrid.covering(10.0, 1000.0)
     fit = fit_cohorts(s, grid={"lev_median": (5.0, 20.0), "reentry": reentry}, price_grid=grid)
     crash = intraday_drop(s.low, s.close) >= 0.05
@@ -203,3 +203,26 @@ def test_intraday_reentry_is_liquidated_again_by_the_next_leg_by_hand(rho: float
     assert re.open_long[1] - base.open_long[1] == pytest.approx(rho * q0, rel=1e-9)
     with pytest.raises(MarketConfigError, match="reentry"):
         CohortParams(reentry=1.5)
+
+
+@pytest.mark.parametrize("reentry", [0.0, 0.25])
+def test_the_default_entry_grid_does_not_move_with_later_prices(reentry: float) -> None:
+    # the default grid covers the whole series; its bins sit at fixed log prices, so a later
+    # price far outside the earlier range (which extends the grid) leaves every earlier step's
+    # book and liquidations as they were
+    n, t = 120, 70
+    s = _series(n, seed=9)
+    p = CohortParams(reentry=reentry)
+    before = run_cohorts(s, p)
+    low2, high2 = s.low.copy(), s.high.copy()
+    low2[t + 1 :] = s.close[t + 1 :] * 0.2  # a far lower low → the grid reaches further down
+    high2[t + 1 :] = s.close[t + 1 :] * 3.0
+    after = run_cohorts(replace(s, low=low2, high=high2), p)
+    assert (
+        PriceGrid.covering(low2.min(), high2.max()).n
+        > PriceGrid.covering(s.low.min(), s.high.max()).n
+    )
+    for name in ("liq_long_usd", "liq_short_usd", "long_usd", "short_usd"):
+        a, b = getattr(before, name)[: t + 1], getattr(after, name)[: t + 1]
+        np.testing.assert_allclose(b, a, rtol=1e-12, atol=0.0, err_msg=name)
+    assert not np.allclose(after.liq_long_usd[t + 1 :], before.liq_long_usd[t + 1 :])

@@ -158,10 +158,17 @@ class PriceGrid:
 
     @classmethod
     def covering(cls, low: float, high: float, *, step: float = 0.005, margin: float = 0.7):
-        """A grid covering ``[low · e^-margin, high · e^margin]``."""
+        """A grid covering ``[low · e^-margin, high · e^margin]``.
+
+        The bins sit at fixed log prices, whole multiples of ``step`` (``g0 = k0 · step``), so
+        the range only decides how far the grid reaches, never where its bins are: a series
+        extended by later prices gets the same bins for the earlier ones (walk-forward: what the
+        book holds at ``t`` does not depend on prices after ``t``).
+        """
         if not (low > 0 and high >= low):
             raise MarketConfigError(f"price range [{low!r}, {high!r}] must be positive")
-        g0 = math.log(low) - margin
+        k0 = math.floor((math.log(low) - margin) / step)
+        g0 = k0 * step
         n = int(math.ceil((math.log(high) + margin - g0) / step)) + 1
         return cls(g0=g0, step=step, n=n)
 
