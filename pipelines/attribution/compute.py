@@ -368,14 +368,23 @@ class FitDays:
             },
         )
 
+    def fit_mask(self, event_id: str | None = None) -> np.ndarray:
+        """Days of a fit, crash-like and reported.
+
+        ``None``: the base fit's (outside every event); an event id: its held-out fit's
+        (outside that event's window).
+        """
+        if event_id is None:
+            return self.calib & self.moved
+        return self.reported & ~self.masks[event_id] & self.moved
+
     def select_base(self, fit: CohortFit) -> Selection:
-        """The base fit: crash-like reported non-event days."""
-        return fit.select(self.long, self.short, self.calib & self.moved, **self.select_kw)
+        """The base fit (:meth:`fit_mask` with no event)."""
+        return fit.select(self.long, self.short, self.fit_mask(), **self.select_kw)
 
     def select_without(self, fit: CohortFit, event_id: str) -> Selection:
-        """The fit with ``event_id``'s days left out (crash-like reported days)."""
-        days = self.reported & ~self.masks[event_id] & self.moved
-        return fit.select(self.long, self.short, days, **self.select_kw)
+        """The fit with ``event_id``'s days left out (:meth:`fit_mask`)."""
+        return fit.select(self.long, self.short, self.fit_mask(event_id), **self.select_kw)
 
 
 def _pooled_selections(con, assets, events, config, fits=None):  # noqa: ANN001, ANN202
@@ -399,13 +408,9 @@ def _pooled_selections(con, assets, events, config, fits=None):  # noqa: ANN001,
         args, members = [], []
         for a in assets:
             days = prep[a][1]
-            if key is None:
-                m = days.calib & days.moved
-            elif (days.reported & days.masks[key]).any():
-                m = days.reported & ~days.masks[key] & days.moved
-            else:
+            if key is not None and not (days.reported & days.masks[key]).any():
                 continue
-            args.append((days.long, days.short, m, days.select_kw))
+            args.append((days.long, days.short, days.fit_mask(key), days.select_kw))
             members.append(a)
         if not members:
             continue
